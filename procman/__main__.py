@@ -1,0 +1,3 @@
+from procman.cli import main
+
+raise SystemExit(main())

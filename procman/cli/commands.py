@@ -1,0 +1,151 @@
+"""Command-line parsing only: each command builds options and calls one library function."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from procman import __version__
+from procman.settings import AppOptions
+from procman.supervisor.output import StreamStyle
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def app_options(command: F) -> F:
+    """-f, -d, -e and -p, shared by every command that works on an app."""
+    decorators = [
+        click.option("-f", "--procfile", type=click.Path(path_type=Path), help="Procfile to use."),
+        click.option(
+            "-d",
+            "--root",
+            type=click.Path(path_type=Path),
+            help="App directory [default: the Procfile's directory].",
+        ),
+        click.option(
+            "-e",
+            "--env",
+            "env_files",
+            multiple=True,
+            help="Env file to load; repeat, or separate with commas; later files win "
+            "[default: .env in the app directory, if present].",
+        ),
+        click.option("-p", "--port", type=int, help="Base port [default: $PORT, else 5000]."),
+    ]
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return command
+
+
+def to_app_options(
+    procfile: Path | None, root: Path | None, env_files: tuple[str, ...], port: int | None
+) -> AppOptions:
+    paths = tuple(Path(p) for spec in env_files for p in spec.split(",") if p)
+    return AppOptions(procfile=procfile, root=root, env_files=paths, port=port)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="procman")
+@click.option("--traceback", is_flag=True, help="Show a traceback on errors (for bug reports).")
+def cli(traceback: bool) -> None:
+    """Run a Procfile app: locally with one log stream, and on your own servers."""
+
+
+@cli.command()
+@app_options
+@click.argument("names", nargs=-1)
+@click.option(
+    "-m",
+    "--formation",
+    help="Instances per type, like 'all=1,web=2,worker=3' [default: one of each].",
+)
+@click.option("-c", "--concurrency", help="Same as --formation (honcho's spelling).")
+@click.option(
+    "-t",
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=5.0,
+    show_default=True,
+    help="Seconds between SIGTERM and SIGKILL when stopping.",
+)
+@click.option(
+    "--color/--no-color",
+    default=None,
+    help="Colour the prefixes [default: on a terminal, unless NO_COLOR is set].",
+)
+@click.option("--timestamp/--no-timestamp", default=True, help="Show HH:MM:SS on each line.")
+@click.option("--prefix/--no-prefix", default=True, help="Show 'time name |' on each line.")
+@click.option("--tty", is_flag=True, help="Run each process on its own pseudo-terminal.")
+def start(
+    procfile: Path | None,
+    root: Path | None,
+    env_files: tuple[str, ...],
+    port: int | None,
+    names: tuple[str, ...],
+    formation: str | None,
+    concurrency: str | None,
+    timeout: float,
+    color: bool | None,
+    timestamp: bool,
+    prefix: bool,
+    tty: bool,
+) -> int:
+    """Start the app's processes (all types, or the NAMES given)."""
+    from procman.start import StartOptions
+    from procman.start import start as start_app
+
+    if color is None:
+        color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    options = StartOptions(
+        app=to_app_options(procfile, root, env_files, port),
+        names=names,
+        formation=formation if formation is not None else concurrency,
+        formation_option="-m/--formation" if formation is not None else "-c/--concurrency",
+        stop_timeout=timeout,
+        style=StreamStyle(color=color, timestamp=timestamp, prefix=prefix),
+        tty=tty,
+    )
+    return start_app(options)
+
+
+@cli.command()
+@app_options
+@click.option("--json", "as_json", is_flag=True, help="Print what was parsed, as JSON.")
+def check(
+    procfile: Path | None,
+    root: Path | None,
+    env_files: tuple[str, ...],
+    port: int | None,
+    as_json: bool,
+) -> int:
+    """Validate the Procfile and env files without running anything."""
+    from procman.check import check as check_app
+
+    report = check_app(to_app_options(procfile, root, env_files, port))
+    if as_json:
+        click.echo(json.dumps(report.as_json(), indent=2))
+    else:
+        click.echo(report.summary())
+    return 0
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@app_options
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def run(
+    procfile: Path | None,
+    root: Path | None,
+    env_files: tuple[str, ...],
+    port: int | None,
+    command: tuple[str, ...],
+) -> None:
+    """Run COMMAND once with the app's environment (.env, PORT), like foreman run."""
+    from procman.oneoff import run as run_command
+
+    run_command(to_app_options(procfile, root, env_files, port), command)

@@ -1,0 +1,83 @@
+"""The one error family every procman failure belongs to.
+
+Library code raises these; only ``procman.cli.main`` turns them into a message and an exit code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from procman.exitcodes import ExitStatus
+
+T = TypeVar("T")
+
+
+class ProcmanError(Exception):
+    """A failure the user can act on: ``message`` says what, ``hint`` says what to do next."""
+
+    exit_status: ExitStatus = ExitStatus.ERROR
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} ({self.hint})"
+        return self.message
+
+
+class ConfigError(ProcmanError):
+    """A file or option the user wrote is wrong (Procfile, env file, formation, port...)."""
+
+
+class ProcfileError(ConfigError):
+    pass
+
+
+class EnvFileError(ConfigError):
+    pass
+
+
+class FormationError(ConfigError):
+    pass
+
+
+class UsageError(ConfigError):
+    """A command-line argument is wrong."""
+
+    exit_status = ExitStatus.USAGE
+
+
+class ManyErrors(ConfigError):
+    """Several independent problems found while validating; each is reported on its own line."""
+
+    def __init__(self, errors: list[ProcmanError]) -> None:
+        super().__init__("; ".join(str(e) for e in errors))
+        self.errors = errors
+
+
+def excerpt(text: str, limit: int = 60) -> str:
+    """The first line of ``text``, cut to ``limit`` characters, for quoting in a message."""
+    first = text.splitlines()[0] if text else text
+    return first if len(first) <= limit else first[: limit - 3] + "..."
+
+
+def collect(load: Callable[[], T], errors: list[ProcmanError]) -> T | None:
+    """Run ``load``; on a config error, note it in ``errors`` and return None."""
+    try:
+        return load()
+    except ManyErrors as many:
+        errors.extend(many.errors)
+    except ConfigError as error:
+        errors.append(error)
+    return None
+
+
+def raise_collected(errors: list[ProcmanError]) -> None:
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise ManyErrors(errors)

@@ -1,0 +1,110 @@
+"""Formations (how many instances of each process type) and the instances they expand to."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from procman.errors import FormationError, UsageError, excerpt
+from procman.procfile import Procfile
+
+ALL = "all"
+DEFAULT_PORT = 5000
+MAX_PORT = 65535
+PORT_STEP = 100
+_ENTRY = re.compile(r"(?P<name>[A-Za-z0-9_-]+)\s*=\s*(?P<count>\S*)")
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """One process to run: ``web.2`` is instance 2 of type ``web``."""
+
+    type: str
+    number: int
+    command: str
+    port: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.type}.{self.number}"
+
+
+def parse_formation(spec: str, option: str = "-m/--formation") -> dict[str, int]:
+    """Parse ``all=1,web=2,worker=3`` into counts; ``all`` sets the default for unnamed types."""
+    counts: dict[str, int] = {}
+    for raw in spec.split(","):
+        part = raw.strip()
+        if not part:
+            continue
+        match = _ENTRY.fullmatch(part)
+        if match is None:
+            raise FormationError(
+                f"{option}: cannot read '{excerpt(part)}'",
+                "write TYPE=COUNT pairs separated by commas, like 'web=2,worker=3' or 'all=1'",
+            )
+        name, count = match["name"], match["count"]
+        if not count.isascii() or not count.isdigit():
+            raise FormationError(
+                f"{option}: count for {name!r} must be a whole number 0 or more, "
+                f"got '{excerpt(count)}'",
+                f"write it like '{name}=2'",
+            )
+        if name in counts:
+            raise FormationError(f"{option}: {name!r} is given twice", "give each type once")
+        counts[name] = int(count)
+    if not counts:
+        raise FormationError(f"{option}: is empty", "write TYPE=COUNT pairs like 'web=2,worker=3'")
+    return counts
+
+
+def check_types(counts: Mapping[str, int], procfile: Procfile, option: str) -> None:
+    """Reject counts for types the Procfile does not define."""
+    for name in counts:
+        if name != ALL and procfile.get(name) is None:
+            raise FormationError(
+                f"{option}: unknown process type {name!r}",
+                f"{procfile.path} defines: {', '.join(procfile.names)}",
+            )
+
+
+def check_names(names: Iterable[str], procfile: Procfile) -> None:
+    """Reject process names (as given to ``procman start NAME...``) the Procfile lacks."""
+    for name in names:
+        if procfile.get(name) is None:
+            raise UsageError(
+                f"unknown process type {name!r}",
+                f"{procfile.path} defines: {', '.join(procfile.names)}",
+            )
+
+
+def check_port(port: int, option: str = "-p/--port") -> int:
+    if not 1 <= port <= MAX_PORT:
+        raise UsageError(f"{option}: port {port} is out of range", "use a port from 1 to 65535")
+    return port
+
+
+def expand(
+    procfile: Procfile,
+    counts: Mapping[str, int],
+    base_port: int,
+    only: Iterable[str] = (),
+) -> list[Instance]:
+    """The instances to run, in Procfile order, with ports by foreman's rule."""
+    selected = set(only)
+    instances: list[Instance] = []
+    for position, process in enumerate(procfile.processes):
+        if selected and process.name not in selected:
+            continue
+        count = counts.get(process.name, counts.get(ALL, 1))
+        for number in range(1, count + 1):
+            port = base_port + PORT_STEP * position + number - 1
+            if port > MAX_PORT:
+                raise FormationError(
+                    f"{process.name}.{number} would get port {port}, above {MAX_PORT}",
+                    "pass a lower base port with -p/--port or fewer instances",
+                )
+            instances.append(
+                Instance(type=process.name, number=number, command=process.command, port=port)
+            )
+    return instances

@@ -1,0 +1,38 @@
+"""``procman run``: one command with the app's environment, replacing procman (foreman run)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from procman.errors import UsageError
+from procman.procfile import load_procfile
+from procman.settings import AppOptions, load_app, procfile_path
+
+SHELL = "/bin/sh"
+
+
+def command_line(argv: Sequence[str], procfile_commands: dict[str, str]) -> str:
+    """One argument is shell text (``"echo $PORT"``); several are quoted as given; a lone
+    Procfile type name runs that type's command, as in foreman."""
+    if len(argv) == 1:
+        return procfile_commands.get(argv[0], argv[0])
+    return shlex.join(argv)
+
+
+def run(options: AppOptions, argv: Sequence[str]) -> NoReturn:
+    if not argv:
+        raise UsageError("no command given", "write it after run, like 'procman run python -V'")
+    app = load_app(options)
+    path = procfile_path(options)
+    commands: dict[str, str] = {}
+    if path.exists():
+        commands = {p.name: p.command for p in load_procfile(path).processes}
+    env = app.process_env({"PORT": str(app.base_port), "PS": "run.1"}, unbuffered=False)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.chdir(app.root)
+    os.execve(SHELL, [SHELL, "-c", command_line(argv, commands)], env)

@@ -1,0 +1,125 @@
+"""Procfile parsing: ``name: command`` per line, as foreman and honcho read it, but strict.
+
+A malformed line, a duplicate name or an empty file is an error naming ``file:line``; nothing is
+skipped silently.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from procman.errors import ProcfileError, ProcmanError, excerpt, raise_collected
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
+_LINE = re.compile(r"(?P<name>[^:\s]*)\s*:(?P<command>.*)")
+EXAMPLE_LINE = "web: python -m http.server $PORT"
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessType:
+    name: str
+    command: str
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class Procfile:
+    path: str
+    processes: tuple[ProcessType, ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [process.name for process in self.processes]
+
+    def get(self, name: str) -> ProcessType | None:
+        for process in self.processes:
+            if process.name == name:
+                return process
+        return None
+
+    def position(self, name: str) -> int:
+        return self.names.index(name)
+
+
+def parse_procfile(text: str, path: str = "Procfile") -> Procfile:
+    """Parse Procfile text; raise ProcfileError (or ManyErrors) naming every bad line."""
+    errors: list[ProcmanError] = []
+    processes: list[ProcessType] = []
+    first_line: dict[str, int] = {}
+    for number, raw in enumerate(text.split("\n"), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        where = f"{path}:{number}"
+        match = _LINE.fullmatch(line)
+        if match is None:
+            errors.append(
+                ProcfileError(
+                    f"{where}: expected 'name: command', got '{excerpt(line)}'",
+                    f"write it like '{EXAMPLE_LINE}', or comment it out with '#'",
+                )
+            )
+            continue
+        name, command = match["name"], match["command"].strip()
+        if not NAME_PATTERN.fullmatch(name):
+            errors.append(
+                ProcfileError(
+                    f"{where}: bad process name {name!r}",
+                    "names may use only letters, digits, '_' and '-'",
+                )
+            )
+            continue
+        if not command:
+            errors.append(
+                ProcfileError(
+                    f"{where}: process {name!r} has no command",
+                    f"give it one after the colon, like '{EXAMPLE_LINE}'",
+                )
+            )
+            continue
+        if name in first_line:
+            errors.append(
+                ProcfileError(
+                    f"{where}: duplicate process name {name!r} (first defined on line "
+                    f"{first_line[name]})",
+                    "rename or remove one of them",
+                )
+            )
+            continue
+        first_line[name] = number
+        processes.append(ProcessType(name=name, command=command, line=number))
+    if not processes and not errors:
+        errors.append(
+            ProcfileError(
+                f"{path}: defines no processes",
+                f"add a line like '{EXAMPLE_LINE}'",
+            )
+        )
+    raise_collected(errors)
+    return Procfile(path=path, processes=tuple(processes))
+
+
+def load_procfile(path: Path) -> Procfile:
+    """Read and parse the Procfile at ``path``."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ProcfileError(
+            f"{path}: no such file",
+            "create a Procfile with lines like "
+            f"'{EXAMPLE_LINE}', or point to one with -f/--procfile",
+        ) from None
+    except IsADirectoryError:
+        raise ProcfileError(f"{path}: is a directory", "pass the Procfile itself to -f") from None
+    except OSError as error:
+        raise ProcfileError(f"{path}: cannot read: {error.strerror}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise ProcfileError(
+            f"{path}:{line}: not valid UTF-8", "save the Procfile as UTF-8 text"
+        ) from None
+    return parse_procfile(text, str(path))

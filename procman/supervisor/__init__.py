@@ -1,0 +1,1 @@
+"""Running a formation: spawning children, multiplexing their output, stopping them all."""

@@ -1,0 +1,72 @@
+"""A guard that outlives procman: if procman dies without stopping its children (SIGKILL, a crash),
+the guard kills their process groups.
+
+The guard is a few lines of ``sh`` (about 1 MB resident, where a second Python would cost 10 MB). It
+reads ``+PGID`` and ``-PGID`` lines from a pipe only procman holds; ``done`` means procman stopped
+everything itself. End of file without ``done`` means procman is gone: the guard sends SIGTERM to
+every group it was told about, waits up to a second, then sends SIGKILL.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+_GUARD_SCRIPT = r"""
+trap '' INT TERM HUP PIPE
+groups=
+while IFS= read -r line; do
+  case $line in
+    +*) groups="$groups ${line#+}" ;;
+    -*) kept=; for g in $groups; do [ "$g" = "${line#-}" ] || kept="$kept $g"; done; groups=$kept ;;
+    done) exit 0 ;;
+  esac
+done
+[ -n "$groups" ] || exit 0
+for g in $groups; do kill -s TERM -- "-$g" 2>/dev/null; done
+for tick in 1 2 3 4 5 6 7 8 9 10; do
+  alive=
+  for g in $groups; do kill -s 0 -- "-$g" 2>/dev/null && alive=1; done
+  [ -n "$alive" ] || exit 0
+  sleep 0.1
+done
+for g in $groups; do kill -s KILL -- "-$g" 2>/dev/null; done
+"""
+
+
+class Watchdog:
+    def __init__(self) -> None:
+        self._process = subprocess.Popen(
+            ["/bin/sh", "-c", _GUARD_SCRIPT],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        assert self._process.stdin is not None
+        self._fd = self._process.stdin.fileno()
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    def guard(self, pgid: int) -> None:
+        self._send(f"+{pgid}\n")
+
+    def release(self, pgid: int) -> None:
+        self._send(f"-{pgid}\n")
+
+    def stand_down(self) -> None:
+        """procman stopped everything itself: let the guard exit without killing anything."""
+        self._send("done\n")
+        assert self._process.stdin is not None
+        self._process.stdin.close()
+
+    def reaped(self, returncode: int) -> None:
+        self._process.returncode = returncode
+
+    def _send(self, line: str) -> None:
+        try:
+            os.write(self._fd, line.encode())
+        except OSError:
+            pass  # the guard is gone; procman still stops its children itself
