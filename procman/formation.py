@@ -50,6 +50,12 @@ def parse_formation(spec: str, option: str = "-m/--formation") -> dict[str, int]
                 f"got '{excerpt(count)}'",
                 f"write it like '{name}=2'",
             )
+        if len(count.lstrip("0")) > len(str(MAX_PORT)) or int(count) > MAX_PORT:
+            raise FormationError(
+                f"{option}: count for {name!r} is {excerpt(count)}, more than the {MAX_PORT} "
+                "ports there are",
+                f"write a smaller count, like '{name}=2'",
+            )
         if name in counts:
             raise FormationError(f"{option}: {name!r} is given twice", "give each type once")
         counts[name] = int(count)

@@ -79,6 +79,14 @@ def parse_procfile(text: str, path: str = "Procfile") -> Procfile:
                 )
             )
             continue
+        if "\x00" in command:
+            errors.append(
+                ProcfileError(
+                    f"{where}: the command for {name!r} contains a NUL character",
+                    "remove it; a command line cannot carry one",
+                )
+            )
+            continue
         if name in first_line:
             errors.append(
                 ProcfileError(

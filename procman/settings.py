@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from procman.envfile import load_env_files
-from procman.errors import UsageError
-from procman.formation import DEFAULT_PORT, check_port
+from procman.errors import UsageError, excerpt
+from procman.formation import DEFAULT_PORT, MAX_PORT, check_port
 from procman.procfile import Procfile, load_procfile
 
 DEFAULT_ENV_FILE = ".env"
@@ -107,10 +107,16 @@ def _base_port(
         raw = values.get("PORT")
         if raw is None or raw == "":
             continue
-        if not raw.strip().isascii() or not raw.strip().isdigit():
+        digits = raw.strip()
+        if not digits.isascii() or not digits.isdigit():
             raise UsageError(
                 f"PORT={raw!r} from {source} is not a port number",
                 "set PORT to a number from 1 to 65535, or pass -p/--port",
             )
-        return check_port(int(raw), f"PORT from {source}")
+        if len(digits.lstrip("0")) > len(str(MAX_PORT)):  # int() refuses over 4300 digits
+            raise UsageError(
+                f"PORT from {source}: port {excerpt(digits)} is out of range",
+                "use a port from 1 to 65535",
+            )
+        return check_port(int(digits), f"PORT from {source}")
     return DEFAULT_PORT

@@ -100,8 +100,9 @@ class Supervisor:
         """Run until every process has stopped; return the exit status for procman."""
         signal_reader, previous_handlers = self._install_signal_handlers()
         _become_subreaper()
+        self._watchdog = Watchdog()
+        stopped_cleanly = False
         try:
-            self._watchdog = Watchdog()
             for instance in self._instances:
                 if self._stopping:
                     break
@@ -111,11 +112,13 @@ class Supervisor:
                 self._turn(signal_reader)
             self._drain_all()
             self._sink.flush()
+            stopped_cleanly = True
         finally:
             self._restore_signal_handlers(signal_reader, previous_handlers)
             self._close_outputs()
-            if self._watchdog is not None:
-                self._watchdog.stand_down()
+            # After a crash of our own, the watchdog sees its pipe close without "done" and stops
+            # whatever is still running.
+            self._watchdog.close(stand_down=stopped_cleanly)
         return self._exit_status
 
     def _turn(self, signal_reader: socket.socket) -> None:
@@ -175,6 +178,8 @@ class Supervisor:
 
     def _read(self, managed: Managed) -> bool:
         """Read once from a child's output; return whether more may be waiting."""
+        if not managed.output_open:  # closed earlier in this turn, after its exit
+            return False
         try:
             data = os.read(managed.child.output_fd, READ_SIZE)
         except BlockingIOError:

@@ -56,9 +56,10 @@ class Watchdog:
     def release(self, pgid: int) -> None:
         self._send(f"-{pgid}\n")
 
-    def stand_down(self) -> None:
-        """procman stopped everything itself: let the guard exit without killing anything."""
-        self._send("done\n")
+    def close(self, *, stand_down: bool) -> None:
+        """``stand_down``: procman stopped everything itself, so the guard exits without killing."""
+        if stand_down:
+            self._send("done\n")
         assert self._process.stdin is not None
         self._process.stdin.close()
 

@@ -1,0 +1,52 @@
+# Shared set-up for scripts/example and scripts/test: system packages (only when missing) and the
+# project's virtualenv in .venv. Sourced, not run.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+PYTHON="${PYTHON:-python3}"
+
+# apt_install CMD PACKAGE...: install PACKAGEs with apt-get when CMD is not on PATH.
+apt_install() {
+  local probe="$1"; shift
+  if command -v "$probe" >/dev/null 2>&1 || [ -x "/usr/sbin/$probe" ]; then
+    return 0
+  fi
+  echo "procman setup: installing $* (apt-get)" >&2
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if [ -z "${APT_UPDATED:-}" ]; then
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get update -qq >/dev/null
+    APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# ensure_venv EXTRA...: create .venv (installing python3-venv when Debian's Python lacks it) and
+# install procman into it, editable, with the given extras.
+ensure_venv() {
+  if ! "$PYTHON" -c "import ensurepip, venv" >/dev/null 2>&1; then
+    local version
+    version="$("$PYTHON" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+    apt_install __never_on_path__ "python${version}-venv"
+  fi
+  if [ ! -x "$VENV/bin/python" ]; then
+    "$PYTHON" -m venv "$VENV"
+  fi
+  local spec="$ROOT"
+  [ $# -eq 0 ] || spec="$ROOT[$(IFS=,; echo "$*")]"
+  local stamp="$VENV/.installed-$(IFS=-; echo "${*:-base}")"
+  if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$spec"
+    touch "$stamp"
+  fi
+}
+
+# ensure_requirements FILE: pip install -r FILE into .venv, again only when FILE changes.
+ensure_requirements() {
+  local file="$1" stamp="$VENV/.installed-$(basename "$(dirname "$1")")-requirements"
+  if [ ! -f "$stamp" ] || [ "$file" -nt "$stamp" ]; then
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$file"
+    touch "$stamp"
+  fi
+}
