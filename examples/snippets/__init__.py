@@ -1,0 +1,1 @@
+"""Snippets: a small pastebin that shows procman running a real app (web + clock)."""
