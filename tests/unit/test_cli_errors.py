@@ -1,0 +1,224 @@
+"""The error funnel: ``procman.cli.main`` in-process, turning bad input into one line per problem.
+
+``procman start`` is only called with input that must fail validation; Supervisor is replaced so
+that a regression cannot spawn anything from a unit test.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+import procman.start
+from procman.cli import main
+from procman.exitcodes import ExitStatus
+
+
+class NotSupervised(AssertionError):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def app_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PORT", raising=False)
+    monkeypatch.delenv("PROCMAN_TRACEBACK", raising=False)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise NotSupervised("validation passed: start would have spawned processes")
+
+    monkeypatch.setattr(procman.start, "Supervisor", refuse)
+    (tmp_path / "Procfile").write_text("web: python -m http.server $PORT\nworker: python w.py\n")
+    return tmp_path
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[str]]:
+    status = main(list(argv))
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    return status, captured.err.splitlines()
+
+
+def fails(capsys: pytest.CaptureFixture[str], argv: Sequence[str], *expected: str) -> list[str]:
+    """Run ``argv``; expect a non-zero exit and exactly the ``expected`` error lines (prefixes)."""
+    status, lines = run(capsys, *argv)
+    assert status != 0
+    assert len(lines) == len(expected), lines
+    for line, start in zip(lines, expected, strict=True):
+        assert line.startswith(f"procman: error: {start}"), line
+    return lines
+
+
+@pytest.mark.parametrize("command", ["check", "start"])
+def test_bad_procfile_line(app_dir: Path, capsys: pytest.CaptureFixture[str], command: str) -> None:
+    (app_dir / "Procfile").write_text("web: serve\nnot a line\n")
+    [line] = fails(capsys, [command], "Procfile:2: expected 'name: command'")
+    assert line.endswith("comment it out with '#')")
+
+
+def test_several_problems_one_line_each(app_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (app_dir / "Procfile").write_text("web serve\nweb: a\nweb: b\n")
+    (app_dir / ".env").write_text("A=1\nBROKEN\n")
+    fails(
+        capsys,
+        ["check"],
+        f"{app_dir.resolve() / '.env'}:2: 'BROKEN' has no '='",
+        "Procfile:1: expected 'name: command'",
+        "Procfile:3: duplicate process name 'web' (first defined on line 2)",
+    )
+
+
+def test_missing_procfile(app_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (app_dir / "Procfile").unlink()
+    fails(capsys, ["start"], "Procfile: no such file")
+
+
+def test_unknown_process_name(capsys: pytest.CaptureFixture[str]) -> None:
+    status, lines = run(capsys, "start", "wbe")
+    assert status == ExitStatus.USAGE
+    assert lines == ["procman: error: unknown process type 'wbe' (Procfile defines: web, worker)"]
+
+
+def test_unknown_type_in_formation(capsys: pytest.CaptureFixture[str]) -> None:
+    fails(capsys, ["start", "-m", "web=1,clock=1"], "-m/--formation: unknown process type 'clock'")
+
+
+def test_negative_count(capsys: pytest.CaptureFixture[str]) -> None:
+    status, lines = run(capsys, "start", "-m", "web=-1")
+    assert status == ExitStatus.ERROR
+    assert lines == [
+        "procman: error: -m/--formation: count for 'web' must be a whole number 0 or more, "
+        "got '-1' (write it like 'web=2')"
+    ]
+
+
+def test_word_count(capsys: pytest.CaptureFixture[str]) -> None:
+    fails(capsys, ["start", "-m", "web=two"], "-m/--formation: count for 'web' must be")
+
+
+def test_concurrency_spelling_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    fails(capsys, ["start", "-c", "web=two"], "-c/--concurrency: count for 'web' must be")
+
+
+def test_formation_starting_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    fails(capsys, ["start", "-m", "all=0"], "the formation starts no process")
+
+
+def test_port_out_of_range(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ("check", "start"):
+        status, lines = run(capsys, command, "-p", "70000")
+        assert status == ExitStatus.USAGE
+        assert lines == [
+            "procman: error: -p/--port: port 70000 is out of range (use a port from 1 to 65535)"
+        ]
+
+
+def test_port_not_a_number(capsys: pytest.CaptureFixture[str]) -> None:
+    status, lines = run(capsys, "start", "-p", "http")
+    assert status == ExitStatus.USAGE
+    assert len(lines) == 1
+    assert lines[0].startswith("procman: error: Invalid value for '-p' / '--port'")
+
+
+def test_formation_ports_above_65535(capsys: pytest.CaptureFixture[str]) -> None:
+    fails(capsys, ["start", "-p", "65500"], "worker.1 would get port 65600, above 65535")
+
+
+def test_bad_port_in_env_file(app_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (app_dir / ".env").write_text("PORT=web\n")
+    fails(capsys, ["start"], f"PORT='web' from {app_dir.resolve() / '.env'} is not a port")
+
+
+def test_missing_env_file(capsys: pytest.CaptureFixture[str]) -> None:
+    status, lines = run(capsys, "start", "-e", "missing.env")
+    assert status == ExitStatus.ERROR
+    assert lines == [
+        "procman: error: missing.env: no such env file (check the path given to -e/--env)"
+    ]
+
+
+def test_env_file_list_reports_each_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
+    fails(
+        capsys,
+        ["check", "-e", "a.env,b.env"],
+        "a.env: no such env file",
+        "b.env: no such env file",
+    )
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can read any file")
+def test_unreadable_env_file(app_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (app_dir / "secret.env").write_text("A=1\n")
+    (app_dir / "secret.env").chmod(0)
+    fails(capsys, ["check", "-e", "secret.env"], "secret.env: cannot read: Permission denied")
+
+
+def test_env_file_is_a_directory(app_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (app_dir / "conf").mkdir()
+    fails(capsys, ["check", "-e", "conf"], "conf: is a directory")
+
+
+def test_non_utf8_env_file(app_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (app_dir / "x.env").write_bytes(b"A=\xff\n")
+    fails(capsys, ["start", "-e", "x.env"], "x.env:1: not valid UTF-8")
+
+
+def test_unknown_option(capsys: pytest.CaptureFixture[str]) -> None:
+    status, lines = run(capsys, "start", "--bogus")
+    assert status == ExitStatus.USAGE
+    assert lines == ["procman: error: No such option '--bogus'. (see 'procman start --help')"]
+
+
+def test_unknown_command(capsys: pytest.CaptureFixture[str]) -> None:
+    status, lines = run(capsys, "strat")
+    assert status == ExitStatus.USAGE
+    assert len(lines) == 1 and lines[0].startswith("procman: error: No such command 'strat'")
+
+
+def test_traceback_flag_shows_one(capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["--traceback", "check", "-p", "70000"])
+    err = capsys.readouterr().err
+    assert status == ExitStatus.USAGE
+    assert err.count("Traceback (most recent call last)") == 1
+    assert err.splitlines()[-1] == (
+        "procman: error: -p/--port: port 70000 is out of range (use a port from 1 to 65535)"
+    )
+
+
+def test_traceback_environment_variable(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROCMAN_TRACEBACK", "1")
+    assert main(["check", "-m"]) == ExitStatus.USAGE
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_check_of_a_valid_app(app_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (app_dir / ".env").write_text("A=1\nB=2\n")
+    assert main(["check"]) == ExitStatus.OK
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert captured.out == (
+        f"valid Procfile: web, worker; valid env file {app_dir.resolve() / '.env'}; 2 variables\n"
+    )
+
+
+def test_unreadable_env_file_simulated(
+    app_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_read_bytes = Path.read_bytes
+
+    def read_bytes(self: Path) -> bytes:
+        if self.name == "secret.env":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read_bytes(self)
+
+    (app_dir / "secret.env").write_text("A=1\n")
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    status, lines = run(capsys, "start", "-e", "secret.env")
+    assert status == ExitStatus.ERROR
+    assert lines == ["procman: error: secret.env: cannot read: Permission denied"]
