@@ -246,3 +246,9 @@ def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     with pytest.raises(EnvFileError) as caught:
         load_env_files([path], {})
     assert str(caught.value) == f"{path}: cannot read: Permission denied"
+
+
+def test_default_applies_only_when_unset_as_in_python_dotenv() -> None:
+    # python-dotenv's documented order: file, environment, default, "". Unlike POSIX sh, a
+    # variable that is set but empty keeps its empty value.
+    assert values("A=${EMPTY:-fallback}\n", {"EMPTY": ""}) == {"A": ""}

@@ -166,3 +166,10 @@ def test_check_port_rejects(port: int) -> None:
 def test_check_port_names_its_source() -> None:
     with pytest.raises(UsageError, match=r"^PORT from \.env: port 0 is out of range"):
         check_port(0, "PORT from .env")
+
+
+def test_more_than_100_instances_reuse_the_next_types_ports_as_in_foreman() -> None:
+    # Foreman's rule gives each type 100 ports; web.101 and worker.1 both get base + 100.
+    # Kept for compatibility (workers usually ignore PORT); pinned so a change is deliberate.
+    instances = expand(PROCFILE, {"web": 101, "clock": 0}, 5000)
+    assert summary(instances)[-2:] == [("web.101", 5100), ("worker.1", 5100)]
