@@ -114,3 +114,84 @@ def expand(
                 Instance(type=process.name, number=number, command=process.command, port=port)
             )
     return instances
+
+
+_CHANGE = re.compile(r"(?P<name>[A-Za-z0-9_-]+)\s*(?P<op>[=+-])\s*(?P<amount>\S*)")
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleChange:
+    """``web=3`` sets a count; ``worker+1`` and ``worker-1`` change it."""
+
+    type: str
+    op: str
+    amount: int
+
+    def __str__(self) -> str:
+        return f"{self.type}{self.op}{self.amount}"
+
+
+def parse_scale(specs: Iterable[str]) -> list[ScaleChange]:
+    changes: list[ScaleChange] = []
+    for spec in specs:
+        for raw in spec.split(","):
+            part = raw.strip()
+            if not part:
+                continue
+            match = _CHANGE.fullmatch(part)
+            if match is None:
+                raise FormationError(
+                    f"cannot read '{excerpt(part)}'",
+                    "write TYPE=N, TYPE+N or TYPE-N, like 'worker=3' or 'worker+1'",
+                )
+            amount = match["amount"]
+            if not amount.isascii() or not amount.isdigit():
+                raise FormationError(
+                    f"{part}: the count must be a whole number 0 or more",
+                    f"write it like '{match['name']}=2' or '{match['name']}+1'",
+                )
+            changes.append(ScaleChange(match["name"], match["op"], int(amount)))
+    if not changes:
+        raise FormationError("no change given", "write TYPE=N, like 'procman scale worker=3'")
+    return changes
+
+
+def apply_scale(current: Mapping[str, int], changes: Iterable[ScaleChange]) -> dict[str, int]:
+    """The formation after ``changes``; a count below zero is an error, nothing half-applied."""
+    counts = dict(current)
+    for change in changes:
+        before = counts.get(change.type, 0)
+        if change.op == "=":
+            after = change.amount
+        elif change.op == "+":
+            after = before + change.amount
+        else:
+            after = before - change.amount
+        if after < 0:
+            raise FormationError(
+                f"{change}: {change.type} has {before} instance{'s' if before != 1 else ''}, "
+                "cannot go below 0",
+                f"use '{change.type}=0' to stop them all",
+            )
+        counts[change.type] = after
+    return counts
+
+
+def resolve_counts(procfile: Procfile, counts: Mapping[str, int]) -> dict[str, int]:
+    """Explicit counts for every type: ``all=N`` and missing types filled in (default 1)."""
+    default = counts.get(ALL, 1)
+    return {name: counts.get(name, default) for name in procfile.names}
+
+
+def format_formation(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{name}={count}" for name, count in counts.items())
+
+
+def scaled(
+    procfile: Procfile, current: Mapping[str, int], changes: Iterable[ScaleChange], base_port: int
+) -> dict[str, int]:
+    """The formation after ``changes``, checked against the Procfile and the port range."""
+    counts = apply_scale(current, changes)
+    check_types(counts, procfile, "scale")
+    expand(procfile, counts, base_port)
+    return counts

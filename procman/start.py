@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 
-from procman.errors import ConfigError, ProcmanError, collect, raise_collected
-from procman.formation import Instance, check_names, check_types, expand, parse_formation
+from procman.errors import ConfigError, ProcmanError, UsageError, collect, raise_collected
+from procman.formation import (
+    ALL,
+    check_names,
+    check_types,
+    expand,
+    parse_formation,
+    resolve_counts,
+)
 from procman.procfile import Procfile, load_procfile
+from procman.rundir import RunDir
 from procman.settings import App, AppOptions, load_app, procfile_path
+from procman.supervisor.control.server import ControlServer
 from procman.supervisor.output import Prefixer, Sink, StreamStyle
 from procman.supervisor.spawn import Spawner
-from procman.supervisor.supervisor import Supervisor
+from procman.supervisor.supervisor import Policy, Supervisor
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +34,16 @@ class StartOptions:
     style: StreamStyle = StreamStyle()  # noqa: RUF009 (frozen, so sharing it is safe)
     tty: bool = False
     output_fd: int = 1
+    restart: str | None = None
+    can_die: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    app: App
+    procfile: Procfile
+    counts: dict[str, int]
+    policy: Policy
 
 
 def load_app_and_procfile(options: AppOptions) -> tuple[App, Procfile]:
@@ -36,37 +56,76 @@ def load_app_and_procfile(options: AppOptions) -> tuple[App, Procfile]:
     return app, procfile
 
 
-def plan(options: StartOptions) -> tuple[App, Procfile, list[Instance]]:
+def plan(options: StartOptions) -> Plan:
     """Everything checked before the first process starts."""
     app, procfile = load_app_and_procfile(options.app)
     check_names(options.names, procfile)
-    counts: dict[str, int] = {}
-    if options.formation is not None:
-        counts = parse_formation(options.formation, options.formation_option)
-        check_types(counts, procfile, options.formation_option)
-    instances = expand(procfile, counts, app.base_port, options.names)
-    if not instances:
+    policy = Policy(
+        restart=parse_policy(options.restart, procfile, "--restart"),
+        can_die=parse_policy(options.can_die, procfile, "--can-die"),
+    )
+    counts = resolve_counts(procfile, _requested_counts(options, app, procfile))
+    if options.names:
+        counts = {name: (counts[name] or 1) if name in options.names else 0 for name in counts}
+    if not expand(procfile, counts, app.base_port):
         raise ConfigError(
             "the formation starts no process",
-            f"give at least one type a count above 0 in {options.formation_option}",
+            f"give a type a count above 0 with {options.formation_option}",
         )
-    return app, procfile, instances
+    return Plan(app=app, procfile=procfile, counts=counts, policy=policy)
+
+
+def parse_policy(spec: str | None, procfile: Procfile, option: str) -> frozenset[str]:
+    """``web,worker`` or ``all``: the types a policy applies to."""
+    if spec is None:
+        return frozenset()
+    names = {name.strip() for name in spec.split(",") if name.strip()}
+    if ALL in names:
+        return frozenset(procfile.names)
+    for name in names:
+        if procfile.get(name) is None:
+            raise UsageError(
+                f"{option}: unknown process type {name!r}",
+                f"{procfile.path} defines: {', '.join(procfile.names)}; or use 'all'",
+            )
+    return frozenset(names)
 
 
 def start(options: StartOptions) -> int:
-    app, procfile, instances = plan(options)
-    prefixer = Prefixer(options.style)
-    columns, rows = shutil.get_terminal_size()
-    name_width = max(len(i.name) for i in instances)
-    supervisor = Supervisor(
-        instances,
-        spawner=Spawner(app.root, tty=options.tty, columns=columns - name_width - 12, rows=rows),
-        environment=lambda instance: app.process_env(
-            {"PORT": str(instance.port), "PS": instance.name}
-        ),
-        prefixer=prefixer,
-        sink=Sink(options.output_fd),
-        stop_timeout=options.stop_timeout,
-        type_order=procfile.names,
-    )
-    return supervisor.run()
+    chosen = plan(options)
+    app, procfile = chosen.app, chosen.procfile
+    run_dir = RunDir(app.root)
+    lock = run_dir.lock()
+    try:
+        columns, rows = shutil.get_terminal_size()
+        name_width = max(len(f"{name}.{count}") for name, count in chosen.counts.items())
+        supervisor = Supervisor(
+            procfile,
+            chosen.counts,
+            base_port=app.base_port,
+            spawner=Spawner(
+                app.root, tty=options.tty, columns=columns - name_width - 12, rows=rows
+            ),
+            environment=lambda instance: app.process_env(
+                {"PORT": str(instance.port), "PS": instance.name}
+            ),
+            prefixer=Prefixer(options.style),
+            sink=Sink(options.output_fd),
+            stop_timeout=options.stop_timeout,
+            policy=chosen.policy,
+            control=lambda selector, handler: ControlServer(run_dir.socket_path, selector, handler),
+            save_formation=run_dir.save_formation,
+        )
+        return supervisor.run()
+    finally:
+        os.close(lock)
+
+
+def _requested_counts(options: StartOptions, app: App, procfile: Procfile) -> dict[str, int]:
+    """-m wins; else the formation saved by ``procman scale``; else one of each."""
+    if options.formation is not None:
+        counts = parse_formation(options.formation, options.formation_option)
+        check_types(counts, procfile, options.formation_option)
+        return counts
+    saved = RunDir(app.root).load_formation() or {}
+    return {name: count for name, count in saved.items() if procfile.get(name) is not None}

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import click
 
+from procman.cli import control as _control  # noqa: F401 (registers the client commands)
 from procman.cli.commands import cli
 from procman.errors import ManyErrors, ProcmanError
 from procman.exitcodes import ExitStatus

@@ -82,6 +82,18 @@ def cli(traceback: bool) -> None:
 @click.option("--timestamp/--no-timestamp", default=True, help="Show HH:MM:SS on each line.")
 @click.option("--prefix/--no-prefix", default=True, help="Show 'time name |' on each line.")
 @click.option("--tty", is_flag=True, help="Run each process on its own pseudo-terminal.")
+@click.option(
+    "--restart",
+    "restart_types",
+    metavar="TYPES",
+    help="Restart these types (comma-separated, or 'all') when they exit, with backoff.",
+)
+@click.option(
+    "--can-die",
+    "can_die_types",
+    metavar="TYPES",
+    help="Let these types (comma-separated, or 'all') exit without stopping the rest.",
+)
 def start(
     procfile: Path | None,
     root: Path | None,
@@ -95,6 +107,8 @@ def start(
     timestamp: bool,
     prefix: bool,
     tty: bool,
+    restart_types: str | None,
+    can_die_types: str | None,
 ) -> int:
     """Start the app's processes (all types, or the NAMES given)."""
     from procman.start import StartOptions
@@ -110,6 +124,8 @@ def start(
         stop_timeout=timeout,
         style=StreamStyle(color=color, timestamp=timestamp, prefix=prefix),
         tty=tty,
+        restart=restart_types,
+        can_die=can_die_types,
     )
     return start_app(options)
 

@@ -67,10 +67,11 @@ class Prefixer:
         }
         self._cache.clear()
 
-    def prefix(self, name: str, type_name: str) -> bytes:
+    def prefix(self, name: str, type_name: str, at: float | None = None) -> bytes:
+        """``at`` (seconds since the epoch) defaults to now."""
         if not self.style.prefix:
             return b""
-        second = int(self.clock())
+        second = int(self.clock() if at is None else at)
         if second != self._cache_second:
             self._cache.clear()
             self._cache_second = second
@@ -88,9 +89,9 @@ class Prefixer:
         color = SYSTEM_COLOR if name == SYSTEM else self._colors.get(type_name, PALETTE[0])
         return color + text + RESET
 
-    def render(self, name: str, type_name: str, lines: bytes) -> bytes:
+    def render(self, name: str, type_name: str, lines: bytes, at: float | None = None) -> bytes:
         """``lines`` is one or more complete lines, each ending in ``\\n``."""
-        prefix = self.prefix(name, type_name)
+        prefix = self.prefix(name, type_name, at)
         body = to_text(lines)
         if not prefix:
             return body

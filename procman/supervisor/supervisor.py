@@ -1,11 +1,12 @@
-"""The supervisor: one event loop that starts the formation, multiplexes output and stops it all.
+"""The supervisor: one event loop that runs the formation, multiplexes its output and answers the
+control socket.
 
-A single thread waits on every child's output and on a self-pipe that turns signals (SIGCHLD,
-SIGINT, SIGTERM, SIGHUP) into readable bytes, so no lock, thread or queue sits between a child's
-write and our stdout.
+A single thread waits on every child's output, on the control socket and on a socket that turns
+signals into readable bytes, so no lock, thread or queue sits between a child's write and stdout.
 
-Lifecycle, as foreman: when any process exits, every other process group gets SIGTERM, then SIGKILL
-after the timeout. Ctrl-C, SIGTERM and SIGHUP do the same; a second one kills at once.
+Lifecycle, as foreman: when a process exits, every other process group gets SIGTERM, then SIGKILL
+after the timeout; Ctrl-C, SIGTERM and SIGHUP do the same and a second one kills at once. Types
+named in the restart policy are restarted with backoff instead, and types that may die just stop.
 """
 
 from __future__ import annotations
@@ -14,269 +15,280 @@ import errno
 import os
 import selectors
 import signal
-import socket
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
+from procman.errors import ProcmanError, UsageError
 from procman.exitcodes import status_for_signal
-from procman.formation import Instance
-from procman.supervisor.output import SYSTEM, LineSplitter, Prefixer, Sink
-from procman.supervisor.spawn import Child, Spawner
+from procman.formation import Instance, expand, parse_scale, scaled
+from procman.procfile import Procfile
+from procman.supervisor.control.protocol import Request
+from procman.supervisor.control.server import Connection, ControlServer
+from procman.supervisor.logbook import Entry, Logbook
+from procman.supervisor.output import SYSTEM, Prefixer, Sink
+from procman.supervisor.process import (
+    BACKOFF_RESET_AFTER,
+    Run,
+    Slot,
+    State,
+    Then,
+    backoff_delay,
+    describe_exit,
+    exit_status,
+)
+from procman.supervisor.signals import (
+    STOP_SIGNALS,
+    SignalPipe,
+    become_subreaper,
+    group_exists,
+    signal_group,
+)
+from procman.supervisor.spawn import Spawner
 from procman.supervisor.watchdog import Watchdog
 
 READ_SIZE = 1024 * 1024
 PARTIAL_LINE_DELAY = 0.1
 """Seconds a line without its newline (a prompt) waits for the rest before it is shown."""
-STOPPING_POLL = 0.05
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+GROUP_POLL = 0.05
+"""While an exited process may have left grandchildren in its group, look again this often."""
 EXIT_STATUS_OUTPUT_GONE = status_for_signal(signal.SIGPIPE)
 
 
-@dataclass(eq=False, slots=True)
-class Managed:
-    """A started instance and what we know of its process."""
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Per-type behaviour when an instance exits on its own (foreman's default: stop all)."""
 
-    instance: Instance
-    child: Child
-    started_at: float
-    splitter: LineSplitter = field(default_factory=LineSplitter)
-    returncode: int | None = None
-    output_open: bool = True
-    group_alive: bool = True
-
-    @property
-    def name(self) -> str:
-        return self.instance.name
-
-
-def describe_exit(returncode: int) -> str:
-    if returncode < 0:
-        return f"terminated by {signal.Signals(-returncode).name}"
-    return f"exited with code {returncode}"
-
-
-def exit_status(returncode: int) -> int:
-    return status_for_signal(-returncode) if returncode < 0 else returncode
+    restart: frozenset[str] = frozenset()
+    can_die: frozenset[str] = frozenset()
 
 
 class Supervisor:
     def __init__(
         self,
-        instances: Iterable[Instance],
+        procfile: Procfile,
+        counts: Mapping[str, int],
         *,
+        base_port: int,
         spawner: Spawner,
         environment: Callable[[Instance], Mapping[str, str]],
         prefixer: Prefixer,
         sink: Sink,
         stop_timeout: float,
-        type_order: list[str],
+        policy: Policy = Policy(),
+        control: Callable[[selectors.BaseSelector, Callable[..., Any]], ControlServer]
+        | None = None,
+        save_formation: Callable[[Mapping[str, int]], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._instances = list(instances)
+        self._procfile = procfile
+        self._counts = {name: counts.get(name, 0) for name in procfile.names}
+        self._base_port = base_port
         self._spawner = spawner
         self._environment = environment
         self._prefixer = prefixer
         self._sink = sink
         self._stop_timeout = stop_timeout
+        self._policy = policy
+        self._save_formation = save_formation
         self._clock = clock
-        self._prefixer.set_names([i.name for i in self._instances], type_order)
 
         self._selector = selectors.DefaultSelector()
-        self._by_pid: dict[int, Managed] = {}
-        self._managed: list[Managed] = []
-        self._with_partial: set[Managed] = set()
-        self._strays: set[int] = set()
+        self._control = control(self._selector, self._handle_request) if control else None
+        self._signals = SignalPipe()
         self._watchdog: Watchdog | None = None
+        self._slots: dict[str, Slot] = {}
+        self._runs: list[Run] = []  # every run whose process or output is not yet finished with
+        self._by_pid: dict[int, Run] = {}
+        self._with_partial: set[Run] = set()
+        self._strays: set[int] = set()
+        self._logbook = Logbook()
+        self._followers: dict[Connection, frozenset[str]] = {}
 
         self._stopping = False
-        self._kill_deadline: float | None = None
-        self._killed = False
+        self._force_killed = False
         self._exit_status = 0
 
     # -- the loop -------------------------------------------------------------------------------
 
     def run(self) -> int:
         """Run until every process has stopped; return the exit status for procman."""
-        signal_reader, previous_handlers = self._install_signal_handlers()
-        _become_subreaper()
+        self._signals.open()
+        self._selector.register(self._signals.reader, selectors.EVENT_READ, self._on_signals)
+        become_subreaper()
         self._watchdog = Watchdog()
         stopped_cleanly = False
         try:
-            for instance in self._instances:
-                if self._stopping:
-                    break
-                self._start(instance)
+            if self._control is not None:
+                self._control.open()
+            self._apply_formation()
             self._sink.flush()
             while not self._finished():
-                self._turn(signal_reader)
-            self._drain_all()
+                self._turn()
+            for run in self._runs:
+                self._drain(run)
+                self._flush_partial(run)
             self._sink.flush()
             stopped_cleanly = True
         finally:
-            self._restore_signal_handlers(signal_reader, previous_handlers)
-            self._close_outputs()
+            self._signals.close()
+            if self._control is not None:
+                self._control.close()
+            for run in self._runs:
+                self._close_output(run)
+            self._selector.close()
             # After a crash of our own, the watchdog sees its pipe close without "done" and stops
             # whatever is still running.
             self._watchdog.close(stand_down=stopped_cleanly)
         return self._exit_status
 
-    def _turn(self, signal_reader: socket.socket) -> None:
-        for key, _ in self._selector.select(self._next_timeout()):
-            if key.data is None:
-                self._handle_signals(signal_reader)
-            else:
-                self._read(key.data)
-        self._flush_stale_partials()
-        if self._stopping:
-            self._advance_shutdown()
+    def _turn(self) -> None:
+        for key, mask in self._selector.select(self._next_timeout()):
+            key.data(mask)
+        now = self._clock()
+        self._flush_stale_partials(now)
+        self._advance(now)
         self._sink.flush()
         if self._sink.broken and not self._stopping:
             self._begin_shutdown(EXIT_STATUS_OUTPUT_GONE)
 
     def _next_timeout(self) -> float | None:
         deadlines = [
-            m.splitter.pending_since + PARTIAL_LINE_DELAY
-            for m in self._with_partial
-            if m.splitter.pending_since is not None
+            run.splitter.pending_since + PARTIAL_LINE_DELAY
+            for run in self._with_partial
+            if run.splitter.pending_since is not None
         ]
-        if self._kill_deadline is not None and not self._killed:
-            deadlines.append(self._kill_deadline)
-        timeout = None
-        if deadlines:
-            timeout = max(0.0, min(deadlines) - self._clock())
-        if self._stopping:
-            timeout = STOPPING_POLL if timeout is None else min(timeout, STOPPING_POLL)
+        deadlines += [run.kill_at for run in self._runs if run.kill_at and not run.killed]
+        deadlines += [slot.start_at for slot in self._slots.values() if slot.start_at is not None]
+        now = self._clock()
+        timeout = max(0.0, min(deadlines) - now) if deadlines else None
+        if self._stopping or any(run.returncode is not None for run in self._runs):
+            timeout = GROUP_POLL if timeout is None else min(timeout, GROUP_POLL)
         return timeout
 
     def _finished(self) -> bool:
-        return (
-            self._stopping
-            and not self._by_pid
-            and not self._strays
-            and not any(m.group_alive for m in self._managed)
+        return self._stopping and not self._strays and not any(run.alive for run in self._runs)
+
+    def _advance(self, now: float) -> None:
+        """Timers and group watching: SIGKILL after the timeout, restarts when due, and what
+        happens to a slot once its run has fully stopped."""
+        for run in list(self._runs):
+            if run.returncode is not None and run.group_alive:
+                self._update_group(run)
+            if run.alive and run.kill_at is not None and not run.killed and now >= run.kill_at:
+                self._system(f"sending SIGKILL to {run.name}")
+                signal_group(run.child.pgid, signal.SIGKILL)
+                run.killed = True
+            if not run.alive and not run.output_open:
+                self._runs.remove(run)
+            if not run.alive and run.slot.run is run:
+                self._run_finished(run.slot, now)
+        if self._stopping:
+            if self._strays and not self._force_killed and self._past_shutdown_deadline(now):
+                self._signal_strays(signal.SIGKILL)
+            return
+        for slot in list(self._slots.values()):
+            if (
+                slot.start_at is not None
+                and now >= slot.start_at
+                and (slot.run is None or not slot.run.alive)
+            ):
+                self._launch(slot)
+
+    def _past_shutdown_deadline(self, now: float) -> bool:
+        return all(run.kill_at is None or now >= run.kill_at for run in self._runs)
+
+    # -- the formation --------------------------------------------------------------------------
+
+    def _apply_formation(self) -> None:
+        """Make the slots match ``self._counts``: start missing instances, stop surplus ones."""
+        wanted = expand(self._procfile, self._counts, self._base_port)
+        wanted_names = {instance.name for instance in wanted}
+        self._prefixer.set_names([*wanted_names, *self._slots], self._procfile.names)
+        for slot in list(self._slots.values()):
+            if slot.name not in wanted_names:
+                self._stop_slot(slot, Then.REMOVE)
+        for instance in wanted:
+            existing = self._slots.get(instance.name)
+            if existing is None:
+                new = Slot(instance)
+                self._slots[instance.name] = new
+                self._launch(new)
+            elif existing.then is Then.REMOVE:
+                existing.then = Then.RESTART  # scaled away and back before it had stopped
+        self._slots = dict(
+            sorted(
+                self._slots.items(),
+                key=lambda item: (
+                    self._procfile.position(item[1].instance.type),
+                    item[1].instance.number,
+                ),
+            )
         )
 
-    # -- starting -------------------------------------------------------------------------------
-
-    def _start(self, instance: Instance) -> None:
+    def _launch(self, slot: Slot) -> None:
+        if self._stopping:
+            return
+        slot.start_at = None
+        slot.then = None
+        instance = slot.instance
         try:
             child = self._spawner.spawn(instance.command, self._environment(instance))
         except OSError as error:
             self._system(f"{instance.name} could not start: {error.strerror or error}")
-            self._begin_shutdown(1)
+            slot.state = State.CRASHED
+            if not self._keeps_running(instance.type):
+                self._begin_shutdown(1)
             return
-        managed = Managed(instance=instance, child=child, started_at=self._clock())
-        self._managed.append(managed)
-        self._by_pid[child.pid] = managed
-        self._selector.register(child.output_fd, selectors.EVENT_READ, managed)
+        run = Run(slot=slot, child=child, started_at=self._clock())
+        slot.run = run
+        slot.launches += 1
+        slot.state = State.STARTING
+        self._runs.append(run)
+        self._by_pid[child.pid] = run
+        self._selector.register(
+            child.output_fd, selectors.EVENT_READ, lambda _, r=run: self._read(r)
+        )
         assert self._watchdog is not None
         self._watchdog.guard(child.pgid)
-        self._system(f"{instance.name} started (pid {child.pid})")
+        restarted = f", restart {slot.restarts}" if slot.restarts else ""
+        self._system(f"{instance.name} started (pid {child.pid}{restarted})")
 
-    # -- output ---------------------------------------------------------------------------------
-
-    def _read(self, managed: Managed) -> bool:
-        """Read once from a child's output; return whether more may be waiting."""
-        if not managed.output_open:  # closed earlier in this turn, after its exit
-            return False
-        try:
-            data = os.read(managed.child.output_fd, READ_SIZE)
-        except BlockingIOError:
-            return False
-        except OSError as error:
-            if error.errno != errno.EIO:  # EIO: a pty whose other side is all closed
-                raise
-            data = b""
-        if not data:
-            self._end_output(managed)
-            return False
-        lines = managed.splitter.feed(data, self._clock())
-        if lines:
-            self._emit(managed, lines)
-        if managed.splitter.has_pending:
-            self._with_partial.add(managed)
-        else:
-            self._with_partial.discard(managed)
-        return True
-
-    def _drain(self, managed: Managed) -> None:
-        """Read everything already written, so a child's last lines come before its exit."""
-        while managed.output_open and self._read(managed):
-            pass
-
-    def _end_output(self, managed: Managed) -> None:
-        self._flush_partial(managed)
-        self._selector.unregister(managed.child.output_fd)
-        os.close(managed.child.output_fd)
-        managed.output_open = False
-
-    def _flush_partial(self, managed: Managed) -> None:
-        rest = managed.splitter.flush()
-        if rest:
-            self._emit(managed, rest)
-        self._with_partial.discard(managed)
-
-    def _flush_stale_partials(self) -> None:
-        if not self._with_partial:
+    def _stop_slot(self, slot: Slot, then: Then) -> None:
+        """Graceful stop: SIGTERM to the group now, SIGKILL after the timeout."""
+        slot.start_at = None
+        run = slot.run
+        if run is None or not run.alive:
+            slot.then = then
+            self._run_finished(slot, self._clock())
             return
-        now = self._clock()
-        for managed in list(self._with_partial):
-            since = managed.splitter.pending_since
-            if since is not None and now - since >= PARTIAL_LINE_DELAY:
-                self._flush_partial(managed)
+        slot.then = then
+        slot.state = State.STOPPING
+        self._terminate(run)
 
-    def _emit(self, managed: Managed, lines: bytes) -> None:
-        self._sink.write(self._prefixer.render(managed.name, managed.instance.type, lines))
+    def _terminate(self, run: Run) -> None:
+        if run.kill_at is None:
+            run.kill_at = self._clock() + self._stop_timeout
+        signal_group(run.child.pgid, signal.SIGTERM)
 
-    def _system(self, message: str) -> None:
-        self._sink.write(self._prefixer.render(SYSTEM, SYSTEM, message.encode() + b"\n"))
+    def _run_finished(self, slot: Slot, now: float) -> None:
+        """The slot's run and everything in its group are gone: carry out what was asked."""
+        then, slot.then = slot.then, None
+        if then is Then.REMOVE:
+            self._slots.pop(slot.name, None)
+        elif then is Then.RESTART:
+            self._launch(slot)
+        elif then is Then.IDLE:
+            slot.state = State.STOPPED
 
-    def _drain_all(self) -> None:
-        for managed in self._managed:
-            self._drain(managed)
-            if managed.output_open:
-                self._flush_partial(managed)
+    def _keeps_running(self, type_name: str) -> bool:
+        return type_name in self._policy.restart or type_name in self._policy.can_die
 
-    def _close_outputs(self) -> None:
-        for managed in self._managed:
-            if managed.output_open:
-                self._selector.unregister(managed.child.output_fd)
-                os.close(managed.child.output_fd)
-                managed.output_open = False
-        self._selector.close()
+    # -- exits ----------------------------------------------------------------------------------
 
-    # -- signals and exits ----------------------------------------------------------------------
-
-    def _install_signal_handlers(
-        self,
-    ) -> tuple[socket.socket, dict[int, signal._HANDLER]]:
-        reader, writer = socket.socketpair()
-        reader.setblocking(False)
-        writer.setblocking(False)
-        self._signal_writer = writer
-        previous: dict[int, signal._HANDLER] = {}
-        for signum in (signal.SIGCHLD, *STOP_SIGNALS):
-            previous[signum] = signal.signal(signum, _note_signal)
-        signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
-        self._selector.register(reader, selectors.EVENT_READ, None)
-        return reader, previous
-
-    def _restore_signal_handlers(
-        self, reader: socket.socket, previous: dict[int, signal._HANDLER]
-    ) -> None:
-        signal.set_wakeup_fd(-1)
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        reader.close()
-        self._signal_writer.close()
-
-    def _handle_signals(self, reader: socket.socket) -> None:
-        try:
-            received = reader.recv(4096)
-        except BlockingIOError:
-            return
-        for signum in dict.fromkeys(received):  # in order, each once
+    def _on_signals(self, mask: int) -> None:
+        for signum in self._signals.received():
             if signum == signal.SIGCHLD:
                 self._reap()
             elif signum in STOP_SIGNALS:
@@ -285,8 +297,7 @@ class Supervisor:
     def _on_stop_signal(self, signum: signal.Signals) -> None:
         if self._stopping:
             self._system(f"{signum.name} received again: killing all processes")
-            self._signal_all(signal.SIGKILL)
-            self._killed = True
+            self._kill_everything()
             return
         self._system(f"{signum.name} received, stopping all processes")
         self._begin_shutdown(status_for_signal(signum))
@@ -300,64 +311,95 @@ class Supervisor:
             if pid == 0:
                 return
             returncode = os.waitstatus_to_exitcode(wait_status)
-            managed = self._by_pid.pop(pid, None)
-            if managed is None:
+            run = self._by_pid.pop(pid, None)
+            if run is None:
                 self._strays.discard(pid)
                 if self._watchdog is not None and pid == self._watchdog.pid:
                     self._watchdog.reaped(returncode)
                 continue
-            managed.returncode = returncode
-            managed.child.popen.returncode = returncode
-            self._on_exit(managed, returncode)
+            run.returncode = returncode
+            run.child.popen.returncode = returncode
+            self._on_exit(run, returncode)
 
-    def _on_exit(self, managed: Managed, returncode: int) -> None:
-        self._drain(managed)
-        self._flush_partial(managed)
-        self._system(f"{managed.name} {describe_exit(returncode)}")
-        self._update_group(managed)
-        if not self._stopping:
-            self._begin_shutdown(exit_status(returncode))
+    def _on_exit(self, run: Run, returncode: int) -> None:
+        self._drain(run)
+        self._flush_partial(run)
+        self._system(f"{run.name} {describe_exit(returncode)}")
+        self._update_group(run)
+        slot = run.slot
+        if slot.run is not run:
+            return
+        slot.last_exit = returncode
+        if self._stopping or slot.then is not None:
+            return  # a stop we asked for
+        self._on_unexpected_exit(slot, run, returncode)
 
-    # -- stopping -------------------------------------------------------------------------------
+    def _on_unexpected_exit(self, slot: Slot, run: Run, returncode: int) -> None:
+        type_name = slot.instance.type
+        if type_name in self._policy.restart:
+            now = self._clock()
+            if now - run.started_at >= BACKOFF_RESET_AFTER:
+                slot.crashes_in_a_row = 0
+            slot.crashes_in_a_row += 1
+            delay = backoff_delay(slot.crashes_in_a_row)
+            slot.state = State.RESTARTING
+            slot.start_at = now + delay
+            self._system(
+                f"{slot.name} restarting in {delay:g}s ({slot.crashes_in_a_row} "
+                f"exit{'s' if slot.crashes_in_a_row > 1 else ''} in a row)"
+            )
+            if run.alive:
+                self._terminate(run)  # leftovers in its group would hold its port
+            return
+        if type_name in self._policy.can_die:
+            slot.state = State.CRASHED if returncode != 0 else State.EXITED
+            if run.alive:
+                self._terminate(run)
+            return
+        self._begin_shutdown(exit_status(returncode))
+
+    def _update_group(self, run: Run) -> None:
+        """Once the leader has exited, the group lives on while any grandchild is still in it."""
+        run.group_alive = group_exists(run.child.pgid)
+        if not run.group_alive and self._watchdog is not None:
+            self._watchdog.release(run.child.pgid)
+
+    # -- stopping everything --------------------------------------------------------------------
 
     def _begin_shutdown(self, status: int) -> None:
         if self._stopping:
             return
         self._stopping = True
         self._exit_status = status
-        if any(m.group_alive for m in self._managed):
+        alive = [run for run in self._runs if run.alive]
+        if alive:
             self._system("sending SIGTERM to all processes")
-        self._signal_all(signal.SIGTERM)
-        self._kill_deadline = self._clock() + self._stop_timeout
-
-    def _advance_shutdown(self) -> None:
-        for managed in self._managed:
-            if managed.group_alive and managed.returncode is not None:
-                self._update_group(managed)
-        if self._killed or self._kill_deadline is None or self._clock() < self._kill_deadline:
-            return
-        alive = [m.name for m in self._managed if m.group_alive]
-        if alive or self._strays:
-            self._system(f"sending SIGKILL to {', '.join(alive) or 'leftover processes'}")
-        self._signal_all(signal.SIGKILL)
-        self._killed = True
-
-    def _signal_all(self, signum: signal.Signals) -> None:
-        for managed in self._managed:
-            if managed.group_alive:
-                _signal_group(managed.child.pgid, signum)
+        for slot in self._slots.values():
+            slot.start_at = None
+            if slot.run is not None and slot.run.alive:
+                slot.state = State.STOPPING
+        for run in alive:
+            self._terminate(run)
         self._strays.update(self._adopted_orphans())
+        self._signal_strays(signal.SIGTERM)
+
+    def _kill_everything(self) -> None:
+        for run in self._runs:
+            if run.alive:
+                signal_group(run.child.pgid, signal.SIGKILL)
+                run.killed = True
+        self._force_killed = True
+        self._strays.update(self._adopted_orphans())
+        self._signal_strays(signal.SIGKILL)
+
+    def _signal_strays(self, signum: int) -> None:
         for pid in list(self._strays):
             try:
                 os.kill(pid, signum)
             except ProcessLookupError:
                 self._strays.discard(pid)
-
-    def _update_group(self, managed: Managed) -> None:
-        """Once the leader has exited, the group lives on while any grandchild is still in it."""
-        managed.group_alive = _group_exists(managed.child.pgid)
-        if not managed.group_alive and self._watchdog is not None:
-            self._watchdog.release(managed.child.pgid)
+        if signum == signal.SIGKILL:
+            self._force_killed = True
 
     def _adopted_orphans(self) -> set[int]:
         """Descendants that left their process group (daemons) and were re-parented to us."""
@@ -372,35 +414,174 @@ class Supervisor:
             return set()
         return {child.pid for child in children if child.pid not in known}
 
+    # -- output ---------------------------------------------------------------------------------
 
-def _note_signal(signum: int, frame: object) -> None:
-    """The byte written to the wakeup fd is all we need; the loop reads it."""
-
-
-def _signal_group(pgid: int, signum: int) -> None:
-    try:
-        os.killpg(pgid, signum)
-    except ProcessLookupError:
-        pass
-
-
-def _group_exists(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+    def _read(self, run: Run) -> bool:
+        """Read once from a child's output; return whether more may be waiting."""
+        if not run.output_open:  # closed earlier in this turn, after its exit
+            return False
+        try:
+            data = os.read(run.child.output_fd, READ_SIZE)
+        except BlockingIOError:
+            return False
+        except OSError as error:
+            if error.errno != errno.EIO:  # EIO: a pty whose other side is all closed
+                raise
+            data = b""
+        if not data:
+            self._flush_partial(run)
+            self._close_output(run)
+            return False
+        run.printed = True
+        lines = run.splitter.feed(data, self._clock())
+        if lines:
+            self._emit(run.name, run.type, lines)
+        if run.splitter.has_pending:
+            self._with_partial.add(run)
+        else:
+            self._with_partial.discard(run)
         return True
-    return True
+
+    def _drain(self, run: Run) -> None:
+        """Read everything already written, so a child's last lines come before its exit."""
+        while self._read(run):
+            pass
+
+    def _close_output(self, run: Run) -> None:
+        if run.output_open:
+            run.output_open = False
+            self._selector.unregister(run.child.output_fd)
+            os.close(run.child.output_fd)
+
+    def _flush_partial(self, run: Run) -> None:
+        rest = run.splitter.flush()
+        if rest:
+            self._emit(run.name, run.type, rest)
+        self._with_partial.discard(run)
+
+    def _flush_stale_partials(self, now: float) -> None:
+        for run in list(self._with_partial):
+            since = run.splitter.pending_since
+            if since is not None and now - since >= PARTIAL_LINE_DELAY:
+                self._flush_partial(run)
+
+    def _emit(self, name: str, type_name: str, lines: bytes) -> None:
+        self._sink.write(self._prefixer.render(name, type_name, lines))
+        entry = Entry(name, type_name, time.time(), lines)
+        self._logbook.append(entry)
+        for connection, targets in list(self._followers.items()):
+            if _matches(entry, targets):
+                connection.send({"entry": _entry_json(entry)})
+
+    def _system(self, message: str) -> None:
+        self._emit(SYSTEM, SYSTEM, message.encode() + b"\n")
+
+    # -- control requests -----------------------------------------------------------------------
+
+    def _handle_request(self, request: Request, connection: Connection) -> dict[str, Any] | None:
+        if request.verb == "ps":
+            return {"ok": True, "processes": self.snapshot(), "formation": self._counts}
+        if request.verb == "scale":
+            return self._scale(request.changes)
+        if request.verb == "restart":
+            return self._restart(request.targets)
+        if request.verb == "stop":
+            return self._stop(request.targets)
+        self._follow(request, connection)
+        return None
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        now = self._clock()
+        rows = []
+        for slot in self._slots.values():
+            run = slot.run
+            running = run is not None and run.returncode is None
+            rows.append(
+                {
+                    "name": slot.name,
+                    "type": slot.instance.type,
+                    "pid": run.child.pid if running and run else None,
+                    "state": slot.shown_state(now).value,
+                    "uptime": round(now - run.started_at, 3) if running and run else None,
+                    "restarts": slot.restarts,
+                    "last_exit": slot.last_exit,
+                    "port": slot.instance.port,
+                    "command": slot.instance.command,
+                }
+            )
+        return rows
+
+    def _scale(self, specs: Iterable[str]) -> dict[str, Any]:
+        if self._stopping:
+            raise ProcmanError("procman is stopping", "start it again with 'procman start'")
+        counts = scaled(self._procfile, self._counts, parse_scale(specs), self._base_port)
+        self._counts = counts
+        if self._save_formation is not None:
+            self._save_formation(counts)
+        self._system(f"scaled to {', '.join(f'{k}={v}' for k, v in counts.items())}")
+        self._apply_formation()
+        return {"ok": True, "formation": counts}
+
+    def _restart(self, targets: tuple[str, ...]) -> dict[str, Any]:
+        slots = self._resolve(targets)
+        for slot in slots:
+            slot.crashes_in_a_row = 0
+            if slot.run is not None and slot.run.alive:
+                self._stop_slot(slot, Then.RESTART)
+            else:
+                self._launch(slot)
+        return {"ok": True, "restarted": [slot.name for slot in slots]}
+
+    def _stop(self, targets: tuple[str, ...]) -> dict[str, Any]:
+        if not targets:
+            self._system("stop requested: stopping all processes")
+            self._begin_shutdown(0)
+            return {"ok": True, "stopped": "all"}
+        slots = self._resolve(targets)
+        for slot in slots:
+            self._stop_slot(slot, Then.IDLE)
+        return {"ok": True, "stopped": [slot.name for slot in slots]}
+
+    def _follow(self, request: Request, connection: Connection) -> None:
+        targets = frozenset(request.targets)
+        self._check_targets(targets)
+        connection.send({"ok": True})
+        for entry in self._logbook.tail(request.lines, lambda e: _matches(e, targets)):
+            connection.send({"entry": _entry_json(entry)})
+        if request.follow and not connection.closed:
+            self._followers[connection] = targets
+            connection.on_close = self._unfollow
+
+    def _unfollow(self, connection: Connection) -> None:
+        self._followers.pop(connection, None)
+
+    def _resolve(self, targets: Iterable[str]) -> list[Slot]:
+        targets = list(targets)
+        self._check_targets(frozenset(targets))
+        if not targets:
+            return list(self._slots.values())
+        return [
+            slot
+            for slot in self._slots.values()
+            if slot.name in targets or slot.instance.type in targets
+        ]
+
+    def _check_targets(self, targets: frozenset[str]) -> None:
+        for target in targets:
+            if target in self._slots or self._procfile.get(target) is not None:
+                continue
+            known = ", ".join([*self._procfile.names, *self._slots])
+            raise UsageError(f"unknown process {target!r}", f"known: {known}")
 
 
-def _become_subreaper() -> None:
-    """Orphaned grandchildren come to us instead of init, so we can reap and stop them."""
-    try:
-        import ctypes
+def _matches(entry: Entry, targets: frozenset[str]) -> bool:
+    return not targets or entry.name in targets or entry.type in targets or entry.name == SYSTEM
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_child_subreaper = 36
-        libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass  # not Linux: process groups still cover every child that stays in its group
+
+def _entry_json(entry: Entry) -> dict[str, Any]:
+    return {
+        "name": entry.name,
+        "type": entry.type,
+        "time": entry.time,
+        "text": entry.text.decode("utf-8", "replace"),
+    }

@@ -1,0 +1,185 @@
+"""Client commands for a running ``procman start``: scale, ps, restart, stop, logs."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from procman.cli.commands import app_options, cli, to_app_options
+from procman.formation import format_formation
+from procman.supervisor.output import Prefixer, StreamStyle
+
+EnvFiles = tuple[str, ...]
+
+
+@cli.command()
+@app_options
+@click.argument("changes", nargs=-1, required=True)
+def scale(
+    procfile: Path | None,
+    root: Path | None,
+    env_files: EnvFiles,
+    port: int | None,
+    changes: tuple[str, ...],
+) -> int:
+    """Change the formation: TYPE=N, TYPE+N or TYPE-N (live, and saved for the next start)."""
+    from procman.supervisor.control.commands import scale as scale_app
+
+    result = scale_app(to_app_options(procfile, root, env_files, port), changes)
+    click.echo(format_formation(result.formation))
+    if not result.live:
+        click.echo("procman is not running here: saved for the next 'procman start'")
+    return 0
+
+
+@cli.command()
+@app_options
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
+def ps(
+    procfile: Path | None, root: Path | None, env_files: EnvFiles, port: int | None, as_json: bool
+) -> int:
+    """List every instance: pid, state, uptime, restarts, port, command."""
+    from procman.supervisor.control.commands import ps as list_processes
+
+    processes = list_processes(to_app_options(procfile, root, env_files, port))
+    if as_json:
+        click.echo(json.dumps(processes, indent=2))
+    else:
+        click.echo(render_table(processes))
+    return 0
+
+
+@cli.command()
+@app_options
+@click.argument("targets", nargs=-1)
+def restart(
+    procfile: Path | None,
+    root: Path | None,
+    env_files: EnvFiles,
+    port: int | None,
+    targets: tuple[str, ...],
+) -> int:
+    """Restart instances (web.1) or types (web); all when none is named."""
+    from procman.supervisor.control.commands import restart as restart_processes
+
+    names = restart_processes(to_app_options(procfile, root, env_files, port), targets)
+    click.echo(f"restarting {', '.join(names) or 'nothing'}")
+    return 0
+
+
+@cli.command()
+@app_options
+@click.argument("targets", nargs=-1)
+def stop(
+    procfile: Path | None,
+    root: Path | None,
+    env_files: EnvFiles,
+    port: int | None,
+    targets: tuple[str, ...],
+) -> int:
+    """Stop instances (web.1) or types (web), keeping procman running; with none, stop the app."""
+    from procman.supervisor.control.commands import stop as stop_processes
+
+    names = stop_processes(to_app_options(procfile, root, env_files, port), targets)
+    click.echo("stopping the app" if names is None else f"stopping {', '.join(names)}")
+    return 0
+
+
+@cli.command()
+@app_options
+@click.argument("targets", nargs=-1)
+@click.option(
+    "-n",
+    "--lines",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="Recent lines to show first.",
+)
+@click.option("--follow/--no-follow", default=True, help="Keep streaming new lines [default: on].")
+@click.option(
+    "--color/--no-color",
+    default=None,
+    help="Colour the prefixes [default: on a terminal, unless NO_COLOR is set].",
+)
+def logs(
+    procfile: Path | None,
+    root: Path | None,
+    env_files: EnvFiles,
+    port: int | None,
+    targets: tuple[str, ...],
+    lines: int,
+    follow: bool,
+    color: bool | None,
+) -> int:
+    """Show the running app's log stream (of NAMES or TYPES only, if given) until Ctrl-C."""
+    from procman.supervisor.control.commands import logs as read_logs
+
+    prefixer = Prefixer(StreamStyle(color=_want_color(color)))
+    names_seen: list[str] = []
+    out = sys.stdout.buffer
+    for entry in read_logs(to_app_options(procfile, root, env_files, port), targets, lines, follow):
+        if entry["name"] not in names_seen:
+            names_seen.append(entry["name"])
+            prefixer.set_names(names_seen, sorted({n.split(".")[0] for n in names_seen}))
+        out.write(
+            prefixer.render(entry["name"], entry["type"], entry["text"].encode(), entry["time"])
+        )
+        out.flush()
+    return 0
+
+
+def _want_color(color: bool | None) -> bool:
+    if color is not None:
+        return color
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+COLUMNS = ("name", "pid", "state", "uptime", "restarts", "port", "command")
+
+
+def render_table(processes: list[dict[str, Any]]) -> str:
+    rows = [[column.upper() for column in COLUMNS]]
+    for process in processes:
+        state = process["state"]
+        if process["last_exit"] is not None and state in ("crashed", "restarting", "exited"):
+            state = f"{state} (exit {process['last_exit']})"
+        rows.append(
+            [
+                process["name"],
+                str(process["pid"] or "-"),
+                state,
+                format_duration(process["uptime"]),
+                str(process["restarts"]),
+                str(process["port"]),
+                process["command"],
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS) - 1)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+        + "  "
+        + row[-1]
+        for row in rows
+    )
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    whole = int(seconds)
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"

@@ -1,0 +1,98 @@
+"""``.procman/`` in the app directory: the running supervisor's lock and control socket, and the
+saved formation.
+
+One procman supervises an app directory at a time; the lock (``flock`` on ``procman.pid``) is
+released by the kernel when that procman dies, however it dies, so a stale lock or socket never
+blocks the next start.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from procman.errors import ConfigError, ProcmanError
+
+RUN_DIR = ".procman"
+SOCKET_NAME = "procman.sock"
+LOCK_NAME = "procman.pid"
+FORMATION_NAME = "formation.json"
+MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes on Linux; keep a margin
+
+
+class AlreadyRunning(ProcmanError):
+    pass
+
+
+class RunDir:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.path = root / RUN_DIR
+
+    @property
+    def socket_path(self) -> Path:
+        """``.procman/procman.sock``, or a short path in the temp directory when that is too long
+        for a Unix socket (client and server compute the same one)."""
+        preferred = self.path / SOCKET_NAME
+        if len(os.fsencode(preferred)) <= MAX_SOCKET_PATH:
+            return preferred
+        digest = hashlib.sha256(os.fsencode(self.root)).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / f"procman-{os.getuid()}" / f"{digest}.sock"
+
+    @property
+    def formation_path(self) -> Path:
+        return self.path / FORMATION_NAME
+
+    def ensure(self) -> None:
+        self.path.mkdir(mode=0o700, exist_ok=True)
+        self.socket_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    def lock(self) -> int:
+        """Take the app's lock for this process's lifetime; return the open lock fd."""
+        self.ensure()
+        fd = os.open(self.path / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise AlreadyRunning(
+                f"procman is already running in {self.root} (pid {holder})",
+                "use 'procman ps', 'procman logs' or 'procman stop' to work with it",
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        return fd
+
+    def load_formation(self) -> dict[str, int] | None:
+        """The formation saved by ``procman scale``, or None when there is none."""
+        try:
+            data = json.loads(self.formation_path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as error:
+            raise ConfigError(
+                f"{self.formation_path}: cannot read the saved formation ({error})",
+                f"delete {self.formation_path} and run 'procman scale' again",
+            ) from None
+        if not isinstance(data, dict) or not all(
+            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0
+            for k, v in data.items()
+        ):
+            raise ConfigError(
+                f"{self.formation_path}: expected an object of TYPE: COUNT",
+                f"delete {self.formation_path} and run 'procman scale' again",
+            )
+        return data
+
+    def save_formation(self, counts: Mapping[str, int]) -> None:
+        """Write atomically, so a reader never sees half a file."""
+        self.ensure()
+        temporary = self.formation_path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(dict(counts), indent=2) + "\n")
+        os.replace(temporary, self.formation_path)

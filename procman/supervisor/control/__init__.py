@@ -1,0 +1,1 @@
+"""The control channel of a running ``procman start``: a Unix socket speaking JSON lines."""

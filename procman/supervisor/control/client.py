@@ -1,0 +1,75 @@
+"""The client side of the control socket: what ``procman scale/ps/restart/stop/logs`` use."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from procman.errors import ProcmanError
+from procman.supervisor.control.protocol import MAX_REQUEST_BYTES, decode, encode
+
+REPLY_TIMEOUT = 15.0
+
+
+class NotRunning(ProcmanError):
+    pass
+
+
+class ControlClient:
+    def __init__(self, socket_path: Path, root: Path) -> None:
+        self.socket_path = socket_path
+        self.root = root
+
+    def request(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Send one request and return its reply; an error reply is raised as ProcmanError."""
+        with self._connect() as sock:
+            sock.sendall(encode(message))
+            reader = sock.makefile("rb")
+            return _checked(self._read_reply(reader))
+
+    def stream(self, message: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Send one request and yield every message after the first reply, until disconnected."""
+        with self._connect() as sock:
+            sock.sendall(encode(message))
+            reader = sock.makefile("rb")
+            _checked(self._read_reply(reader))
+            sock.settimeout(None)
+            for line in reader:
+                yield decode(line)
+
+    def _connect(self) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(REPLY_TIMEOUT)
+        try:
+            sock.connect(str(self.socket_path))
+        except (FileNotFoundError, ConnectionRefusedError):
+            sock.close()
+            raise NotRunning(
+                f"no procman is running in {self.root}",
+                "start the app with 'procman start' (or pass its directory with -d)",
+            ) from None
+        except OSError as error:
+            sock.close()
+            raise ProcmanError(
+                f"cannot reach procman at {self.socket_path}: {error.strerror or error}"
+            ) from None
+        return sock
+
+    def _read_reply(self, reader: Any) -> dict[str, Any]:
+        try:
+            line = reader.readline(MAX_REQUEST_BYTES * 64)
+        except TimeoutError:
+            raise ProcmanError(
+                f"procman in {self.root} did not answer within {REPLY_TIMEOUT:.0f}s"
+            ) from None
+        if not line:
+            raise ProcmanError(f"procman in {self.root} closed the connection without answering")
+        return decode(line)
+
+
+def _checked(reply: dict[str, Any]) -> dict[str, Any]:
+    if not reply.get("ok"):
+        raise ProcmanError(str(reply.get("error", "request failed")), reply.get("hint"))
+    return reply

@@ -1,0 +1,67 @@
+"""What the client commands do: ``scale``, ``ps``, ``restart``, ``stop`` and ``logs`` against the
+procman running in an app directory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from procman.formation import parse_scale, resolve_counts, scaled
+from procman.procfile import load_procfile
+from procman.rundir import RunDir
+from procman.settings import AppOptions, app_root, load_app, procfile_path
+from procman.supervisor.control.client import ControlClient, NotRunning
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleResult:
+    formation: dict[str, int]
+    live: bool
+    """False when no procman was running: the formation was only saved for the next start."""
+
+
+def client_for(options: AppOptions) -> ControlClient:
+    root = app_root(options)
+    return ControlClient(RunDir(root).socket_path, root)
+
+
+def scale(options: AppOptions, specs: Sequence[str]) -> ScaleResult:
+    changes = parse_scale(specs)  # bad syntax fails before we look for a supervisor
+    client = client_for(options)
+    try:
+        reply = client.request({"verb": "scale", "changes": list(specs)})
+    except NotRunning:
+        app = load_app(options)
+        procfile = load_procfile(procfile_path(options))
+        run_dir = RunDir(app.root)
+        current = resolve_counts(procfile, run_dir.load_formation() or {})
+        counts = scaled(procfile, current, changes, app.base_port)
+        run_dir.save_formation(counts)
+        return ScaleResult(formation=counts, live=False)
+    return ScaleResult(formation=reply["formation"], live=True)
+
+
+def ps(options: AppOptions) -> list[dict[str, Any]]:
+    processes: list[dict[str, Any]] = client_for(options).request({"verb": "ps"})["processes"]
+    return processes
+
+
+def restart(options: AppOptions, targets: Sequence[str]) -> list[str]:
+    reply = client_for(options).request({"verb": "restart", "targets": list(targets)})
+    return list(reply["restarted"])
+
+
+def stop(options: AppOptions, targets: Sequence[str]) -> list[str] | None:
+    """Stop the named instances or types; with none, the whole app (returns None)."""
+    reply = client_for(options).request({"verb": "stop", "targets": list(targets)})
+    stopped = reply["stopped"]
+    return None if stopped == "all" else list(stopped)
+
+
+def logs(
+    options: AppOptions, targets: Sequence[str], lines: int, follow: bool
+) -> Iterator[dict[str, Any]]:
+    request = {"verb": "logs", "targets": list(targets), "lines": lines, "follow": follow}
+    for message in client_for(options).stream(request):
+        yield message["entry"]

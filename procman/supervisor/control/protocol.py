@@ -1,0 +1,77 @@
+"""The control protocol: one JSON object per line each way.
+
+A request is ``{"verb": ..., ...}``; every reply carries ``"ok"``. Errors are
+``{"ok": false, "error": ..., "hint": ...}``. ``logs`` replies ``{"ok": true}`` and then one
+``{"entry": {...}}`` line per chunk of output for as long as the client stays connected.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from procman.errors import ProcmanError
+
+MAX_REQUEST_BYTES = 64 * 1024
+VERBS = ("ps", "scale", "restart", "stop", "logs")
+
+
+class ProtocolError(ProcmanError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    verb: str
+    targets: tuple[str, ...] = ()
+    changes: tuple[str, ...] = ()
+    lines: int = 0
+    follow: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+
+
+def decode(line: bytes) -> dict[str, Any]:
+    try:
+        message = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        raise ProtocolError("not a JSON line") from None
+    if not isinstance(message, dict):
+        raise ProtocolError("expected a JSON object")
+    return message
+
+
+def parse_request(line: bytes) -> Request:
+    message = decode(line)
+    verb = message.get("verb")
+    if verb not in VERBS:
+        raise ProtocolError(f"unknown verb {verb!r}", f"one of: {', '.join(VERBS)}")
+    return Request(
+        verb=verb,
+        targets=_strings(message, "targets"),
+        changes=_strings(message, "changes"),
+        lines=_count(message, "lines"),
+        follow=bool(message.get("follow", False)),
+    )
+
+
+def error_reply(error: ProcmanError) -> dict[str, Any]:
+    return {"ok": False, "error": error.message, "hint": error.hint}
+
+
+def _strings(message: dict[str, Any], key: str) -> tuple[str, ...]:
+    value = message.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ProtocolError(f"{key!r} must be a list of strings")
+    return tuple(value)
+
+
+def _count(message: dict[str, Any], key: str) -> int:
+    value = message.get(key, 0)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ProtocolError(f"{key!r} must be a whole number 0 or more")
+    return value
