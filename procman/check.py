@@ -20,7 +20,8 @@ class CheckReport:
         for path in self.app.env_files:
             parts.append(f"valid env file {path}")
         if self.app.env_files:
-            parts.append(f"{len(self.app.env)} variables")
+            count = len(self.app.env)
+            parts.append(f"{count} variable{'' if count == 1 else 's'}")
         return "; ".join(parts)
 
     def as_json(self) -> dict[str, Any]:

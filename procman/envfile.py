@@ -14,11 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dotenv.parser import parse_stream
-from dotenv.variables import parse_variables
-
 from procman.errors import EnvFileError, ProcmanError, collect, excerpt, raise_collected
 
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SINGLE_QUOTED = re.compile(r"\s*(?:export\s+)?(?:'[^']*'|[^=#\s]+)\s*=\s*'")
 
 
@@ -30,6 +28,9 @@ class EnvFile:
 
 def parse_env(text: str, path: str = ".env", base: Mapping[str, str] | None = None) -> EnvFile:
     """Parse env-file text; ``base`` resolves ``${VAR}`` not defined in the file itself."""
+    from dotenv.parser import parse_stream  # imported here: most starts have no env file
+    from dotenv.variables import parse_variables
+
     errors: list[ProcmanError] = []
     values: dict[str, str] = {}
     lookup: dict[str, str] = dict(base or {})
@@ -62,7 +63,15 @@ def parse_env(text: str, path: str = ".env", base: Mapping[str, str] | None = No
                 )
             )
             continue
-        if "\x00" in binding.key or "\x00" in binding.value:
+        if not _NAME.fullmatch(binding.key):
+            errors.append(
+                EnvFileError(
+                    f"{where}: {excerpt(binding.key)!r} is not a variable name",
+                    "names use letters, digits and '_' and do not start with a digit",
+                )
+            )
+            continue
+        if "\x00" in binding.value:
             errors.append(EnvFileError(f"{where}: contains a NUL character", "remove it"))
             continue
         if _SINGLE_QUOTED.match(original.lstrip()):

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from procman.errors import FormationError, UsageError, excerpt
+from procman.errors import ConfigError, FormationError, UsageError, excerpt
 from procman.procfile import Procfile
 
 ALL = "all"
@@ -84,9 +84,9 @@ def check_names(names: Iterable[str], procfile: Procfile) -> None:
             )
 
 
-def check_port(port: int, option: str = "-p/--port") -> int:
+def check_port(port: int, option: str = "-p/--port", error: type[ConfigError] = UsageError) -> int:
     if not 1 <= port <= MAX_PORT:
-        raise UsageError(f"{option}: port {port} is out of range", "use a port from 1 to 65535")
+        raise error(f"{option}: port {port} is out of range", "use a port from 1 to 65535")
     return port
 
 

@@ -35,4 +35,5 @@ def run(options: AppOptions, argv: Sequence[str]) -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os.chdir(app.root)
-    os.execve(SHELL, [SHELL, "-c", command_line(argv, commands)], env)
+    # "--": a command that starts with "-" is the command, not an option of sh
+    os.execve(SHELL, [SHELL, "-c", "--", command_line(argv, commands)], env)

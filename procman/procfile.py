@@ -63,6 +63,14 @@ def parse_procfile(text: str, path: str = "Procfile") -> Procfile:
             )
             continue
         name, command = match["name"], match["command"].strip()
+        if not name:
+            errors.append(
+                ProcfileError(
+                    f"{where}: missing process name before ':'",
+                    f"name the process, like '{EXAMPLE_LINE}'",
+                )
+            )
+            continue
         if not NAME_PATTERN.fullmatch(name):
             errors.append(
                 ProcfileError(
@@ -90,8 +98,8 @@ def parse_procfile(text: str, path: str = "Procfile") -> Procfile:
         if name in first_line:
             errors.append(
                 ProcfileError(
-                    f"{where}: duplicate process name {name!r} (first defined on line "
-                    f"{first_line[name]})",
+                    f"{where}: duplicate process name {name!r}, first defined on line "
+                    f"{first_line[name]}",
                     "rename or remove one of them",
                 )
             )

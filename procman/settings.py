@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from procman.envfile import load_env_files
-from procman.errors import UsageError, excerpt
+from procman.errors import ConfigError, UsageError, excerpt
 from procman.formation import DEFAULT_PORT, MAX_PORT, check_port
 from procman.procfile import Procfile, load_procfile
 
@@ -74,7 +74,7 @@ def load_app(options: AppOptions, shell: Mapping[str, str] | None = None) -> App
     """Resolve the app's paths and environment; raise every problem found (env files, port)."""
     shell = dict(os.environ if shell is None else shell)
     root = app_root(options)
-    if not root.is_dir():
+    if options.root is not None and not root.is_dir():
         raise UsageError(f"-d/--root: {root} is not a directory", "pass the app's directory")
     env_files = env_file_paths(options)
     env = load_env_files(env_files, shell)
@@ -109,14 +109,14 @@ def _base_port(
             continue
         digits = raw.strip()
         if not digits.isascii() or not digits.isdigit():
-            raise UsageError(
+            raise ConfigError(
                 f"PORT={raw!r} from {source} is not a port number",
                 "set PORT to a number from 1 to 65535, or pass -p/--port",
             )
         if len(digits.lstrip("0")) > len(str(MAX_PORT)):  # int() refuses over 4300 digits
-            raise UsageError(
+            raise ConfigError(
                 f"PORT from {source}: port {excerpt(digits)} is out of range",
                 "use a port from 1 to 65535",
             )
-        return check_port(int(digits), f"PORT from {source}")
+        return check_port(int(digits), f"PORT from {source}", ConfigError)
     return DEFAULT_PORT

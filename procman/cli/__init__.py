@@ -21,7 +21,8 @@ from procman.exitcodes import ExitStatus
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    show_traceback = "--traceback" in args or bool(os.environ.get("PROCMAN_TRACEBACK"))
+    before_command = args[: next((i for i, a in enumerate(args) if not a.startswith("-")), None)]
+    show_traceback = "--traceback" in before_command or bool(os.environ.get("PROCMAN_TRACEBACK"))
     try:
         result = cli.main(args=args, prog_name="procman", standalone_mode=False)
     except ProcmanError as error:

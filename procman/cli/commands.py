@@ -36,7 +36,12 @@ def app_options(command: F) -> F:
             help="Env file to load; repeat, or separate with commas; later files win "
             "[default: .env in the app directory, if present].",
         ),
-        click.option("-p", "--port", type=int, help="Base port [default: $PORT, else 5000]."),
+        click.option(
+            "-p",
+            "--port",
+            type=int,
+            help="Base port [default: PORT from the env files, else $PORT, else 5000].",
+        ),
     ]
     for decorator in reversed(decorators):
         command = decorator(command)

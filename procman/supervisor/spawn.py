@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
+import shlex
 import struct
 import subprocess
 import termios
@@ -11,8 +13,36 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+SHELL = "/bin/sh"
 PIPE_SIZE = 1024 * 1024
 """A bigger pipe lets a fast child run ahead of the reader instead of blocking on every 64 KiB."""
+
+
+_CONTROL_OPERATORS = {";", "&", "&&", "|", "||", "(", ")", ";;", "|&", "&|"}
+_NOT_EXECUTABLE_FIRST = {
+    "!", "{", "}", "if", "then", "else", "elif", "fi", "for", "while", "until", "do", "done",
+    "case", "esac", "exec", "cd", "export", "set", "unset", "trap", "eval", ".", "source",
+    "wait", "exit", "return", "shift", "ulimit", "umask", "alias", "readonly", "local",
+}  # fmt: skip
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+
+
+def shell_command(command: str) -> str:
+    """The text for ``sh -c``: a simple command gets ``exec`` in front, so the program itself (not
+    a waiting shell: dash does not exec the last command) leads the process group, receives our
+    signals first and reports its own exit status. Lists, pipelines, compound commands, leading
+    assignments and builtins are left as written."""
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    try:
+        tokens = list(lexer)
+    except ValueError:  # unbalanced quotes: let sh report it in its own words
+        return command
+    if not tokens or tokens[0] in _NOT_EXECUTABLE_FIRST or _ASSIGNMENT.match(tokens[0]):
+        return command
+    if any(token in _CONTROL_OPERATORS for token in tokens):
+        return command
+    return f"exec {command}"
 
 
 @dataclass(slots=True)
@@ -45,7 +75,7 @@ class Spawner:
         try:
             _grow_pipe(write_fd)
             popen = subprocess.Popen(
-                ["/bin/sh", "-c", command],
+                [SHELL, "-c", shell_command(command)],
                 stdin=subprocess.DEVNULL,
                 stdout=write_fd,
                 stderr=write_fd,
@@ -70,7 +100,7 @@ class Spawner:
             termios.tcsetattr(slave_fd, termios.TCSANOW, attributes)
             fcntl.ioctl(slave_fd, termios.TIOCSWINSZ, self.window)
             popen = subprocess.Popen(
-                ["/bin/sh", "-c", command],
+                [SHELL, "-c", shell_command(command)],
                 stdin=slave_fd,
                 stdout=slave_fd,
                 stderr=slave_fd,

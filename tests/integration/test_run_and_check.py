@@ -103,7 +103,7 @@ def test_check_reports_every_problem_on_its_own_line(app: App) -> None:
     assert any(".env:2:" in line for line in lines)
     assert any("Procfile:2:" in line for line in lines)
     assert any(
-        "Procfile:3: duplicate process name 'web' (first defined on line 1)" in line
+        "Procfile:3: duplicate process name 'web', first defined on line 1" in line
         for line in lines
     )
     assert "Traceback" not in result.stderr
@@ -127,3 +127,9 @@ def test_python_dash_m_works(app: App) -> None:
         timeout=20,
     )
     assert result.stdout == "valid Procfile: web\n"
+
+
+def test_run_a_command_that_starts_with_a_dash(app: App) -> None:
+    result = app.run("run", "-x")
+    assert result.returncode == 127
+    assert "-x: not found" in result.stderr

@@ -259,3 +259,24 @@ def _alive(process: psutil.Process) -> bool:
         return process.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def test_the_program_not_a_shell_receives_sigterm_and_reports_its_code(
+    app: App, live: type[LiveOutput]
+) -> None:
+    app.write(
+        "graceful.py",
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *_: (print('cleaning up'), sys.exit(7)))\n"
+        "print('up')\n"
+        "time.sleep(60)\n",
+    )
+    app.procfile("web: python3 graceful.py\n")
+    procman = app.spawn("start")
+    output = live(procman)
+    output.wait_for_line("web.1", "up")
+    os.killpg(procman.pid, signal.SIGINT)
+    code, text = output.finish()
+    assert code == 130
+    body = [line.split("| ", 1)[1] for line in text.splitlines()]
+    assert body.index("cleaning up") < body.index("web.1 exited with code 7")

@@ -68,7 +68,7 @@ def test_several_problems_one_line_each(app_dir: Path, capsys: pytest.CaptureFix
         ["check"],
         f"{app_dir.resolve() / '.env'}:2: 'BROKEN' has no '='",
         "Procfile:1: expected 'name: command'",
-        "Procfile:3: duplicate process name 'web' (first defined on line 2)",
+        "Procfile:3: duplicate process name 'web', first defined on line 2",
     )
 
 

@@ -252,3 +252,10 @@ def test_default_applies_only_when_unset_as_in_python_dotenv() -> None:
     # python-dotenv's documented order: file, environment, default, "". Unlike POSIX sh, a
     # variable that is set but empty keeps its empty value.
     assert values("A=${EMPTY:-fallback}\n", {"EMPTY": ""}) == {"A": ""}
+
+
+@pytest.mark.parametrize("line", ['"unterminated=4', "A-B=1", "1X=2"])
+def test_a_key_that_is_not_a_variable_name_is_an_error(line: str) -> None:
+    [message] = messages(f"GOOD=1\n{line}\n")
+    assert message.startswith(".env:2: ")
+    assert "is not a variable name" in message

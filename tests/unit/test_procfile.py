@@ -84,7 +84,7 @@ def test_bad_names(name: str) -> None:
 
 def test_missing_name() -> None:
     [message] = messages("web: a\n: orphan command\n")
-    assert message.startswith("Procfile:2: bad process name ''")
+    assert message.startswith("Procfile:2: missing process name before ':'")
 
 
 def test_name_with_space_is_malformed() -> None:
@@ -101,7 +101,7 @@ def test_empty_command_exact_message() -> None:
 
 def test_duplicate_names_both_lines() -> None:
     assert messages("web: a\n\nworker: b\nweb: c\n") == [
-        "Procfile:4: duplicate process name 'web' (first defined on line 1) "
+        "Procfile:4: duplicate process name 'web', first defined on line 1 "
         "(rename or remove one of them)"
     ]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from procman.errors import EnvFileError, UsageError
+from procman.errors import ConfigError, EnvFileError, UsageError
 from procman.settings import AppOptions, load_app, load_procfile_for
 
 
@@ -92,7 +92,7 @@ def test_bad_port_option(root: Path) -> None:
 
 def test_bad_env_file_port_names_the_file(root: Path) -> None:
     (root / ".env").write_text("PORT=abc\n")
-    with pytest.raises(UsageError) as caught:
+    with pytest.raises(ConfigError) as caught:
         load_app(AppOptions(root=root), {"PORT": "8000"})
     assert str(caught.value) == (
         f"PORT='abc' from {root.resolve() / '.env'} is not a port number "
@@ -102,25 +102,25 @@ def test_bad_env_file_port_names_the_file(root: Path) -> None:
 
 def test_out_of_range_env_file_port_names_the_file(root: Path) -> None:
     (root / ".env").write_text("PORT=99999\n")
-    with pytest.raises(UsageError, match=r"^PORT from .*\.env: port 99999 is out of range"):
+    with pytest.raises(ConfigError, match=r"^PORT from .*\.env: port 99999 is out of range"):
         load_app(AppOptions(root=root), {})
 
 
 def test_bad_shell_port_names_the_environment(root: Path) -> None:
-    with pytest.raises(UsageError, match=r"^PORT='http' from the environment is not a port"):
+    with pytest.raises(ConfigError, match=r"^PORT='http' from the environment is not a port"):
         load_app(AppOptions(root=root), {"PORT": "http"})
-    with pytest.raises(UsageError, match=r"^PORT from the environment: port 0 is out of range"):
+    with pytest.raises(ConfigError, match=r"^PORT from the environment: port 0 is out of range"):
         load_app(AppOptions(root=root), {"PORT": "0"})
 
 
 def test_non_ascii_digits_are_not_a_port(root: Path) -> None:
-    with pytest.raises(UsageError, match="is not a port number"):
+    with pytest.raises(ConfigError, match="is not a port number"):
         load_app(AppOptions(root=root), {"PORT": "\u0665\u0660\u0660\u0660"})
 
 
 def test_huge_port_is_an_error_not_a_crash(root: Path) -> None:
     # int() refuses strings over 4300 digits with ValueError; that must not escape.
-    with pytest.raises(UsageError, match=r"^PORT from the environment: port 9+\.\.\. is out"):
+    with pytest.raises(ConfigError, match=r"^PORT from the environment: port 9+\.\.\. is out"):
         load_app(AppOptions(root=root), {"PORT": "9" * 5000})
 
 

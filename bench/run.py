@@ -1,0 +1,273 @@
+"""Run every benchmark against procman and its peers in one go; print a Markdown report.
+
+    .venv/bin/python bench/run.py [--quick] [--only throughput,startup,shutdown,idle]
+                                  [--managers procman,honcho,foreman] [--json results.json]
+
+Peers that are not installed are reported as skipped. Progress goes to stderr, the report to
+stdout. Each figure is the median of ``--repeat`` runs (3; 1 with ``--quick``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import common
+import idle
+import shutdown
+import startup
+import throughput
+
+BENCHMARKS = ("throughput", "startup", "shutdown", "idle")
+MANAGERS = ("procman", "honcho", "foreman")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    managers, skipped = common.find_managers(args.managers.split(","))
+    lines_each = 50_000 if args.quick else 200_000
+    repeat = args.repeat or (1 if args.quick else 3)
+    window = 3.0 if args.quick else 10.0
+    scratch = Path(tempfile.mkdtemp(prefix="procman-bench-"))
+    results: dict[str, object] = {}
+    began = time.monotonic()
+    report = Report(managers, skipped, repeat)
+    try:
+        wanted = args.only.split(",")
+        if "throughput" in wanted:
+            samples = throughput.run(managers, repeat, lines_each, scratch)
+            results["throughput"] = samples
+            report.throughput(samples, lines_each)
+        if "startup" in wanted:
+            samples = startup.run(managers, repeat, scratch)
+            results["startup"] = samples
+            report.startup(samples)
+        if "shutdown" in wanted:
+            samples = shutdown.run(managers, repeat, scratch)
+            results["shutdown"] = samples
+            report.shutdown(samples)
+        if "idle" in wanted:
+            samples = idle.run(managers, repeat, window, scratch)
+            results["idle"] = samples
+            report.idle(samples, window)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    elapsed = time.monotonic() - began
+    command = " ".join([".venv/bin/python", "bench/run.py", *(argv or sys.argv[1:])])
+    print(report.render(command, elapsed))
+    if args.json:
+        payload = {"machine": common.machine(), "versions": report.versions(), **results}
+        Path(args.json).write_text(json.dumps(payload, default=_jsonable, indent=2) + "\n")
+    return 0
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer lines, one run, 3 s idle")
+    parser.add_argument("--repeat", type=int, help="runs per figure [default: 3, quick: 1]")
+    parser.add_argument("--only", default=",".join(BENCHMARKS), help="benchmarks to run")
+    parser.add_argument("--managers", default=",".join(MANAGERS), help="managers to compare")
+    parser.add_argument("--json", help="also write every sample to this file")
+    return parser.parse_args(argv)
+
+
+def _jsonable(value: object) -> object:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return str(value)
+
+
+# -- the report -----------------------------------------------------------------------------
+
+
+def seconds_cell(values: list[float | None], digits: int = 3) -> str:
+    """Median of the runs that finished, then every run."""
+    done = [v for v in values if v is not None]
+    runs = " / ".join("—" if v is None else f"{v:.{digits}f}" for v in values)
+    if not done:
+        return f"did not exit ({runs})"
+    head = f"**{common.median(done):.{digits}f}**"
+    missing = len(values) - len(done)
+    if missing:
+        head += f", {missing}/{len(values)} did not exit"
+    return f"{head} ({runs})" if len(values) > 1 else head
+
+
+def verdict(met: bool) -> str:
+    return "met" if met else "**missed**"
+
+
+class Report:
+    def __init__(
+        self, managers: list[common.Manager], skipped: dict[str, str], repeat: int
+    ) -> None:
+        self.managers = managers
+        self.skipped = skipped
+        self.repeat = repeat
+        self.sections: list[str] = []
+
+    def versions(self) -> dict[str, str]:
+        return {m.name: m.version for m in self.managers}
+
+    def _names(self) -> list[str]:
+        return [m.name for m in self.managers]
+
+    def throughput(self, samples: list[throughput.Sample], lines_each: int) -> None:
+        total = throughput.PRODUCERS * lines_each
+        rows = [
+            "| | wall s, median (runs) | lines/s | ÷ baseline time | procman CPU self / "
+            "manager tree CPU s | lines lost / dup / garbled (all runs) |",
+            "|---|---|---|---|---|---|",
+        ]
+        medians: dict[str, float] = {}
+        for name in ["baseline", *self._names()]:
+            mine = [s for s in samples if s.name == name]
+            wall = common.median([s.seconds for s in mine])
+            medians[name] = wall
+            cpu = "—"
+            if name != "baseline":
+                own = common.median([s.self_cpu or 0.0 for s in mine])
+                tree = common.median([s.manager_cpu or 0.0 for s in mine])
+                cpu = f"{own:.2f} / {tree:.2f}" if name == "procman" else f"— / {tree:.2f}"
+            checks = [s.check for s in mine if s.check is not None]
+            lost = sum(c.lost for c in checks)
+            dup = sum(c.duplicated for c in checks)
+            garbled = sum(c.garbled for c in checks)
+            good = sum(c.good for c in checks)
+            rows.append(
+                f"| {name} | {seconds_cell([s.seconds for s in mine], 2)} "
+                f"| {total / wall:,.0f} | {wall / medians['baseline']:.2f}x | {cpu} "
+                f"| {lost} / {dup} / {garbled} ({good:,} good) |"
+            )
+        notes = []
+        if "procman" in medians:
+            ratio = medians["procman"] / medians["baseline"]
+            notes.append(
+                f"- Goal procman within 2x of the baseline: {ratio:.2f}x → {verdict(ratio <= 2)}"
+            )
+            if "honcho" in medians:
+                speedup = medians["honcho"] / medians["procman"]
+                notes.append(
+                    f"- Goal procman over 20x honcho: {speedup:.1f}x → {verdict(speedup > 20)}"
+                )
+            if "foreman" in medians:
+                notes.append(
+                    f"- procman vs foreman: {medians['foreman'] / medians['procman']:.1f}x"
+                )
+        self.sections.append(
+            f"## Log throughput: {throughput.PRODUCERS} producers x {lines_each:,} lines of "
+            f"80 bytes ({total:,} lines)\n\n" + "\n".join([*rows, "", *notes])
+        )
+
+    def startup(self, samples: list[startup.Sample]) -> None:
+        rows = [
+            "| manager | s until all 50 lines, median (runs) | procman ÷ this | leftovers |",
+            "|---|---|---|---|",
+        ]
+        medians = {}
+        for name in self._names():
+            values = [s.seconds for s in samples if s.name == name]
+            done = [v for v in values if v is not None]
+            medians[name] = common.median(done) if done else None
+        notes = []
+        ours = medians.get("procman")
+        for name in self._names():
+            mine = [s for s in samples if s.name == name]
+            theirs = medians[name]
+            ratio = f"{ours / theirs:.2f}" if ours and theirs else "—"
+            left = common.summarize(n for s in mine for n in s.leftovers)
+            rows.append(
+                f"| {name} | {seconds_cell([s.seconds for s in mine])} | {ratio} | {left} |"
+            )
+            if name != "procman" and ours and theirs:
+                notes.append(
+                    f"- Goal procman at most half of {name}: {ours / theirs:.2f} → "
+                    f"{verdict(ours <= theirs / 2)}"
+                )
+        self.sections.append(
+            f"## Start-up: {startup.PROCESSES} processes, launch until every line is seen\n\n"
+            + "\n".join([*rows, "", *notes])
+        )
+
+    def shutdown(self, samples: list[shutdown.Sample]) -> None:
+        rows = [
+            "| children | manager | stop timeout s | s from SIGINT to exit, median (runs) "
+            "| leftovers (all runs, then killed) |",
+            "|---|---|---|---|---|",
+        ]
+        notes = []
+        for scenario in shutdown.SCENARIOS:
+            for name in self._names():
+                mine = [s for s in samples if s.name == name and s.scenario == scenario]
+                values = [s.seconds for s in mine]
+                left = common.summarize(n for s in mine for n in s.leftovers)
+                timeout = mine[0].stop_timeout
+                rows.append(
+                    f"| {scenario} | {name} | {timeout:g} | {seconds_cell(values)} | {left} |"
+                )
+                if name == "procman":
+                    done = [v for v in values if v is not None]
+                    limit = 0.1 if scenario == "term" else timeout + 0.1
+                    met = len(done) == len(values) and common.median(done) <= limit
+                    notes.append(
+                        f"- Goal procman {scenario}: exit within {limit:g} s → {verdict(met)}"
+                        f"{'' if not left or left == 'none' else ' (but leftovers)'}"
+                    )
+        self.sections.append(
+            f"## Shutdown: {shutdown.CHILDREN} children, SIGINT to the manager\n\n"
+            "`term`: `" + shutdown.SCENARIOS["term"] + "`  \n"
+            "`ignore`: `" + shutdown.SCENARIOS["ignore"] + "`\n\n" + "\n".join([*rows, "", *notes])
+        )
+
+    def idle(self, samples: list[idle.Sample], window: float) -> None:
+        rows = [
+            "| manager | CPU % of one core, median (runs) | RSS MB | PSS MB | own processes |",
+            "|---|---|---|---|---|",
+        ]
+        notes = []
+        for name in self._names():
+            mine = [s for s in samples if s.name == name]
+            cpus = [s.cpu_percent for s in mine if s.cpu_percent is not None]
+            cpu = common.median(cpus) if cpus else float("nan")
+            rss = common.median([s.rss_mb for s in mine])
+            pss = common.median([s.pss_mb for s in mine])
+            runs = " / ".join(f"{c:.3f}" for c in cpus)
+            rows.append(
+                f"| {name} | **{cpu:.3f}** ({runs}) | {rss:.1f} | {pss:.1f} "
+                f"| {common.summarize(mine[0].processes)} |"
+            )
+            if name == "procman":
+                notes.append(f"- Goal procman CPU under 0.5 %: {cpu:.3f} % → {verdict(cpu < 0.5)}")
+                notes.append(f"- Goal procman RSS under 30 MB: {rss:.1f} MB → {verdict(rss < 30)}")
+        self.sections.append(
+            f"## Idle: {idle.CHILDREN} sleeping children, {window:g} s window\n\n"
+            + "\n".join([*rows, "", *notes])
+        )
+
+    def render(self, command: str, elapsed: float) -> str:
+        info = common.machine()
+        head = [
+            "# procman benchmark report",
+            "",
+            f"- command: `{command}` ({elapsed:.0f} s)",
+            f"- machine: {info['nproc']} CPUs ({info['cpu']}), Linux {info['kernel']}, "
+            f"Python {info['python']}",
+            "- versions: " + ", ".join(f"{m.version}" for m in self.managers),
+            f"- runs per figure: {self.repeat}",
+        ]
+        for name, reason in self.skipped.items():
+            head.append(f"- skipped {name}: {reason}")
+        return "\n".join(head) + "\n\n" + "\n\n".join(self.sections) + "\n"
+
+
+if __name__ == "__main__":
+    os.environ.pop("PYTHONUNBUFFERED", None)
+    sys.exit(main())
