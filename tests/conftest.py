@@ -4,13 +4,15 @@ that fails any test leaving a process behind."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -131,64 +133,69 @@ def app(tmp_path: Path) -> Iterator[App]:
 
 
 class LiveOutput:
-    """Reads a running process's stdout without blocking, so a test can wait for a line."""
+    """Reads a running process's stdout continuously on a thread, as a terminal would, so the
+    process never blocks on a full pipe while the test does something else; the test can wait
+    for a line meanwhile."""
 
     def __init__(self, process: subprocess.Popen[bytes]) -> None:
         assert process.stdout is not None
         self.process = process
         self.fd = process.stdout.fileno()
-        os.set_blocking(self.fd, False)
-        self.data = b""
+        self._chunks: list[bytes] = []
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._read_all, daemon=True)
+        self._thread.start()
+
+    def _read_all(self) -> None:
+        try:
+            while chunk := os.read(self.fd, 65536):
+                with self._lock:
+                    self._chunks.append(chunk)
+        except OSError:
+            pass
+        finally:
+            self._done.set()
+
+    @property
+    def data(self) -> bytes:
+        with self._lock:
+            if len(self._chunks) > 1:
+                self._chunks[:] = [b"".join(self._chunks)]
+            return self._chunks[0] if self._chunks else b""
 
     @property
     def text(self) -> str:
         return self.data.decode("utf-8", "replace")
 
-    def _pump(self, wait: float) -> bool:
-        import select
-
-        ready, _, _ = select.select([self.fd], [], [], wait)
-        if not ready:
-            return True
-        try:
-            chunk = os.read(self.fd, 65536)
-        except BlockingIOError:
-            return True
-        self.data += chunk
-        return bool(chunk)
+    def _wait(self, found: Callable[[str], bool], what: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.text
+            if found(text):
+                return text
+            if self._done.is_set():
+                text = self.text
+                if found(text):
+                    return text
+                raise AssertionError(f"output ended before {what}; output:\n{text}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what} not seen within {timeout}s; output:\n{text}")
+            time.sleep(0.01)
 
     def wait_for(self, needle: str, timeout: float = 10) -> str:
-        deadline = time.monotonic() + timeout
-        while needle not in self.text:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"{needle!r} not seen within {timeout}s; output:\n{self.text}")
-            if not self._pump(min(remaining, 0.1)) and self.process.poll() is not None:
-                raise AssertionError(f"process exited before {needle!r}; output:\n{self.text}")
-        return self.text
+        return self._wait(lambda text: needle in text, repr(needle), timeout)
 
     def wait_for_line(self, name: str, body: str, timeout: float = 10) -> None:
         """Wait for ``name | body`` in the log stream, whatever the padding."""
-        import re
-
         pattern = re.compile(rf"(^|\n)(\d\d:\d\d:\d\d )?{re.escape(name)} +\| {re.escape(body)}\n")
-        deadline = time.monotonic() + timeout
-        while not pattern.search(self.text):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(
-                    f"{name} | {body} not seen in {timeout}s; output:\n{self.text}"
-                )
-            if not self._pump(min(remaining, 0.1)) and self.process.poll() is not None:
-                raise AssertionError(f"exited before {name} | {body}; output:\n{self.text}")
+        self._wait(lambda text: bool(pattern.search(text)), f"{name} | {body}", timeout)
 
     def finish(self, timeout: float = 15) -> tuple[int, str]:
         """Read to the end and wait for the exit status."""
-        deadline = time.monotonic() + timeout
-        while self._pump(0.1):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"still running after {timeout}s; output:\n{self.text}")
-        return self.process.wait(timeout=max(0.1, deadline - time.monotonic())), self.text
+        if not self._done.wait(timeout):
+            raise AssertionError(f"still running after {timeout}s; output:\n{self.text}")
+        return self.process.wait(timeout=timeout), self.text
 
 
 @pytest.fixture

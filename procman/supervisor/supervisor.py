@@ -548,7 +548,9 @@ class Supervisor:
         connection.send({"ok": True})
         for entry in self._logbook.tail(request.lines, lambda e: _matches(e, targets)):
             connection.send({"entry": _entry_json(entry)})
-        if request.follow and not connection.closed:
+        if not request.follow:
+            connection.finish()
+        elif not connection.closed:
             self._followers[connection] = targets
             connection.on_close = self._unfollow
 

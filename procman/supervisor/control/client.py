@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from procman.errors import ProcmanError
+from procman.exitcodes import ExitStatus
 from procman.supervisor.control.protocol import MAX_REQUEST_BYTES, decode, encode
 
 REPLY_TIMEOUT = 15.0
@@ -71,5 +72,10 @@ class ControlClient:
 
 def _checked(reply: dict[str, Any]) -> dict[str, Any]:
     if not reply.get("ok"):
-        raise ProcmanError(str(reply.get("error", "request failed")), reply.get("hint"))
+        error = ProcmanError(str(reply.get("error", "request failed")), reply.get("hint"))
+        status = reply.get("exit_status")
+        if isinstance(status, int):
+            known = {int(member) for member in ExitStatus}
+            error.exit_status = ExitStatus(status) if status in known else ExitStatus.ERROR
+        raise error
     return reply

@@ -60,7 +60,12 @@ def parse_request(line: bytes) -> Request:
 
 
 def error_reply(error: ProcmanError) -> dict[str, Any]:
-    return {"ok": False, "error": error.message, "hint": error.hint}
+    return {
+        "ok": False,
+        "error": error.message,
+        "hint": error.hint,
+        "exit_status": int(error.exit_status),
+    }
 
 
 def _strings(message: dict[str, Any], key: str) -> tuple[str, ...]:

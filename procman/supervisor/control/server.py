@@ -98,11 +98,15 @@ class Connection:
         if reply is not None:
             self.send(reply)
 
-    def _fail(self, error: ProcmanError) -> None:
-        self.send(error_reply(error))
+    def finish(self) -> None:
+        """Close once everything sent so far has been delivered."""
         self._close_after_reply = True
         if not self._outbox:
             self.close()
+
+    def _fail(self, error: ProcmanError) -> None:
+        self.send(error_reply(error))
+        self.finish()
 
     def _flush(self) -> None:
         while self._outbox and not self.closed:
