@@ -365,7 +365,8 @@ def test_a_client_killed_mid_request(app: App, live: type[LiveOutput]) -> None:
 
 def test_peers_that_never_read(app: App, live: type[LiveOutput]) -> None:
     app.procfile(
-        'noisy: python3 -c \'import itertools; [print("noise", i, "x" * 200) for i in itertools.count()]\'\n'
+        "noisy: python3 -c 'import itertools;"
+        ' [print("noise", i, "x" * 200) for i in itertools.count()]\'\n'
     )
     procman, output = started(app, live)
     deaf = connect(app)
