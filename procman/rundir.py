@@ -49,13 +49,24 @@ class RunDir:
         return self.path / FORMATION_NAME
 
     def ensure(self) -> None:
-        self.path.mkdir(mode=0o700, exist_ok=True)
-        self.socket_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for directory in (self.path, self.socket_path.parent):
+            try:
+                directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            except OSError as error:
+                raise ProcmanError(
+                    f"cannot create {directory}: {error.strerror}",
+                    f"procman keeps its lock, socket and formation there; make {self.root} "
+                    "writable or run procman from a copy of the app",
+                ) from None
 
     def lock(self) -> int:
         """Take the app's lock for this process's lifetime; return the open lock fd."""
         self.ensure()
-        fd = os.open(self.path / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        lock_path = self.path / LOCK_NAME
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as error:
+            raise ProcmanError(f"cannot open {lock_path}: {error.strerror}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -94,5 +105,10 @@ class RunDir:
         """Write atomically, so a reader never sees half a file."""
         self.ensure()
         temporary = self.formation_path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(dict(counts), indent=2) + "\n")
-        os.replace(temporary, self.formation_path)
+        try:
+            temporary.write_text(json.dumps(dict(counts), indent=2) + "\n")
+            os.replace(temporary, self.formation_path)
+        except OSError as error:
+            raise ProcmanError(
+                f"cannot save the formation to {self.formation_path}: {error.strerror}"
+            ) from None

@@ -143,6 +143,11 @@ class ControlServer:
         old_umask = os.umask(0o177)
         try:
             listener.bind(str(self.path))
+        except OSError as error:
+            listener.close()
+            raise ProcmanError(
+                f"cannot create the control socket {self.path}: {error.strerror}"
+            ) from None
         finally:
             os.umask(old_umask)
         os.chmod(self.path, 0o600)
