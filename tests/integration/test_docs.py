@@ -15,7 +15,9 @@ from tests.conftest import PROCMAN
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("command", ["", "start", "check", "run"])
+@pytest.mark.parametrize(
+    "command", ["", "start", "check", "run", "scale", "ps", "restart", "stop", "logs"]
+)
 def test_cli_reference_quotes_each_help_verbatim(command: str) -> None:
     help_text = subprocess.run(
         [PROCMAN, *command.split(), "--help"],
@@ -44,3 +46,12 @@ def test_example_app_files_are_valid() -> None:
     assert [p["name"] for p in parsed["processes"]] == ["web", "clock"]
     assert set(parsed["env"]) == {"SNIPPETS_DB", "SNIPPET_TTL", "CLOCK_INTERVAL"}
     assert parsed["port"] == 5000
+
+
+def test_control_reference_documents_every_verb() -> None:
+    from procman.supervisor.control.protocol import VERBS
+
+    reference = (ROOT / "docs" / "control.md").read_text()
+    for verb in VERBS:
+        assert f"### {verb}\n" in reference, f"docs/control.md has no section for '{verb}'"
+        assert f'{{"verb":"{verb}"' in reference, f"docs/control.md shows no '{verb}' request"
