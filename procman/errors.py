@@ -42,7 +42,9 @@ class EnvFileError(ConfigError):
 
 
 class FormationError(ConfigError):
-    pass
+    """A formation or scale change given on the command line is wrong."""
+
+    exit_status = ExitStatus.USAGE
 
 
 class UsageError(ConfigError):

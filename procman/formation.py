@@ -159,7 +159,7 @@ def parse_scale(specs: Iterable[str]) -> list[ScaleChange]:
 def apply_scale(current: Mapping[str, int], changes: Iterable[ScaleChange]) -> dict[str, int]:
     """The formation after ``changes``; a count below zero is an error, nothing half-applied."""
     counts = dict(current)
-    for change in changes:
+    for change in _expand_all(changes, counts):
         before = counts.get(change.type, 0)
         if change.op == "=":
             after = change.amount
@@ -195,3 +195,14 @@ def scaled(
     check_types(counts, procfile, "scale")
     expand(procfile, counts, base_port)
     return counts
+
+
+def _expand_all(changes: Iterable[ScaleChange], counts: Mapping[str, int]) -> list[ScaleChange]:
+    """``all=2`` (or ``all+1``) is the same change for every type in ``counts``."""
+    expanded: list[ScaleChange] = []
+    for change in changes:
+        if change.type == ALL:
+            expanded += [ScaleChange(name, change.op, change.amount) for name in counts]
+        else:
+            expanded.append(change)
+    return expanded

@@ -80,15 +80,13 @@ def parse_policy(spec: str | None, procfile: Procfile, option: str) -> frozenset
     if spec is None:
         return frozenset()
     names = {name.strip() for name in spec.split(",") if name.strip()}
-    if ALL in names:
-        return frozenset(procfile.names)
     for name in names:
-        if procfile.get(name) is None:
+        if name != ALL and procfile.get(name) is None:
             raise UsageError(
                 f"{option}: unknown process type {name!r}",
                 f"{procfile.path} defines: {', '.join(procfile.names)}; or use 'all'",
             )
-    return frozenset(names)
+    return frozenset(procfile.names) if ALL in names else frozenset(names)
 
 
 def start(options: StartOptions) -> int:

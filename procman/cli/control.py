@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -120,13 +121,15 @@ def logs(
     """Show the running app's log stream (of NAMES or TYPES only, if given) until Ctrl-C."""
     from procman.supervisor.control.commands import logs as read_logs
 
+    stream = read_logs(to_app_options(procfile, root, env_files, port), targets, lines, follow)
     prefixer = Prefixer(StreamStyle(color=_want_color(color)))
-    names_seen: list[str] = []
+    names = list(stream.names)
+    prefixer.set_names(names, stream.types)
     out = sys.stdout.buffer
-    for entry in read_logs(to_app_options(procfile, root, env_files, port), targets, lines, follow):
-        if entry["name"] not in names_seen:
-            names_seen.append(entry["name"])
-            prefixer.set_names(names_seen, sorted({n.split(".")[0] for n in names_seen}))
+    for entry in stream.entries:
+        if entry["name"] not in names:
+            names.append(entry["name"])  # scaled up since: widen the column from here on
+            prefixer.set_names(names, stream.types)
         out.write(
             prefixer.render(entry["name"], entry["type"], entry["text"].encode(), entry["time"])
         )
@@ -147,8 +150,10 @@ def render_table(processes: list[dict[str, Any]]) -> str:
     rows = [[column.upper() for column in COLUMNS]]
     for process in processes:
         state = process["state"]
-        if process["last_exit"] is not None and state in ("crashed", "restarting", "exited"):
-            state = f"{state} (exit {process['last_exit']})"
+        last_exit = process["last_exit"]
+        if last_exit is not None and state in ("crashed", "restarting", "exited"):
+            how = f"exit {last_exit}" if last_exit >= 0 else signal.Signals(-last_exit).name
+            state = f"{state} ({how})"
         rows.append(
             [
                 process["name"],

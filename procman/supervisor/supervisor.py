@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import selectors
 import signal
 import time
@@ -511,9 +512,12 @@ class Supervisor:
             )
         return rows
 
-    def _scale(self, specs: Iterable[str]) -> dict[str, Any]:
+    def _refuse_while_stopping(self) -> None:
         if self._stopping:
             raise ProcmanError("procman is stopping", "start it again with 'procman start'")
+
+    def _scale(self, specs: Iterable[str]) -> dict[str, Any]:
+        self._refuse_while_stopping()
         counts = scaled(self._procfile, self._counts, parse_scale(specs), self._base_port)
         self._counts = counts
         if self._save_formation is not None:
@@ -523,6 +527,7 @@ class Supervisor:
         return {"ok": True, "formation": counts}
 
     def _restart(self, targets: tuple[str, ...]) -> dict[str, Any]:
+        self._refuse_while_stopping()
         slots = self._resolve(targets)
         for slot in slots:
             slot.crashes_in_a_row = 0
@@ -534,9 +539,14 @@ class Supervisor:
 
     def _stop(self, targets: tuple[str, ...]) -> dict[str, Any]:
         if not targets:
-            self._system("stop requested: stopping all processes")
-            self._begin_shutdown(0)
+            if self._stopping:
+                self._system("stop requested again: killing all processes")
+                self._kill_everything()
+            else:
+                self._system("stop requested: stopping all processes")
+                self._begin_shutdown(0)
             return {"ok": True, "stopped": "all"}
+        self._refuse_while_stopping()
         slots = self._resolve(targets)
         for slot in slots:
             self._stop_slot(slot, Then.IDLE)
@@ -545,7 +555,7 @@ class Supervisor:
     def _follow(self, request: Request, connection: Connection) -> None:
         targets = frozenset(request.targets)
         self._check_targets(targets)
-        connection.send({"ok": True})
+        connection.send({"ok": True, "names": list(self._slots), "types": self._procfile.names})
         for entry in self._logbook.tail(request.lines, lambda e: _matches(e, targets)):
             connection.send({"entry": _entry_json(entry)})
         if not request.follow:
@@ -576,8 +586,21 @@ class Supervisor:
             raise UsageError(f"unknown process {target!r}", f"known: {known}")
 
 
+_ABOUT_INSTANCE = re.compile(rb"([A-Za-z0-9_-]+)\.\d+ ")
+
+
 def _matches(entry: Entry, targets: frozenset[str]) -> bool:
-    return not targets or entry.name in targets or entry.type in targets or entry.name == SYSTEM
+    """Lines of the targeted instances or types, and procman's own lines about them or about the
+    whole app."""
+    if not targets or entry.name in targets or entry.type in targets:
+        return True
+    if entry.name != SYSTEM:
+        return False
+    about = _ABOUT_INSTANCE.match(entry.text)
+    if about is None:
+        return True
+    name = about[0][:-1].decode()
+    return name in targets or about[1].decode() in targets
 
 
 def _entry_json(entry: Entry) -> dict[str, Any]:

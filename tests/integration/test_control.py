@@ -119,7 +119,7 @@ def test_bad_scale_changes_nothing(
     procman, output = started(app, live)
     before = by_name(app)
     result = app.run("scale", change)
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert result.stderr.startswith(message), result.stderr
     assert result.stderr.count("\n") == 1
     after = by_name(app)
@@ -260,7 +260,7 @@ def test_client_commands_without_a_running_procman(app: App) -> None:
         assert result.returncode == 1
         assert result.stderr == (
             f"procman: error: no procman is running in {app.root.resolve()} "
-            "(start the app with 'procman start' (or pass its directory with -d))\n"
+            "(start the app with 'procman start', or pass its directory with -d)\n"
         )
 
 
@@ -395,3 +395,65 @@ def test_peers_that_never_read(app: App, live: type[LiveOutput]) -> None:
     noise = [int(n) for n in re.findall(r"\| noise (\d+) x{200}\n", text)]
     assert len(noise) > 1000
     assert noise == list(range(len(noise)))
+
+
+def test_scale_all(app: App, live: type[LiveOutput]) -> None:
+    app.procfile(f"web: {TICKER}\nworker: {TICKER}\n")
+    procman, output = started(app, live)
+    assert app.run("scale", "all=2").stdout == "web=2, worker=2\n"
+    assert app.run("scale", "all-1", "worker+2").stdout == "web=1, worker=3\n"
+    wait_until(lambda: len(ps(app)) == 4, what="four instances")
+    os.killpg(procman.pid, signal.SIGINT)
+    output.finish()
+
+
+def test_logs_of_one_instance_leave_out_procmans_lines_about_others(
+    app: App, live: type[LiveOutput]
+) -> None:
+    app.procfile(f"web: {TICKER}\nworker: {TICKER}\n")
+    procman, output = started(app, live, "-m", "worker=2")
+    app.run("restart", "worker.2")
+    output.wait_for("worker.2 started (pid", timeout=10)
+    output.wait_for("restart 1)")
+    text = app.run("logs", "--no-follow", "-n", "10000", "web").stdout
+    assert "web.1 started (pid" in text
+    assert "worker.2" not in text and "worker.1" not in text
+    lines = text.splitlines()
+    assert len({line.index("|") for line in lines}) == 1  # one column for every name
+    os.killpg(procman.pid, signal.SIGINT)
+    output.finish()
+
+
+def test_while_stopping_restart_is_refused_and_a_second_stop_kills(
+    app: App, live: type[LiveOutput]
+) -> None:
+    app.procfile("stubborn: trap '' TERM; echo ready; while :; do sleep 0.1; done\n")
+    _, output = started(app, live, "-t", "30")
+    output.wait_for_line("stubborn.1", "ready")
+    assert app.run("stop").returncode == 0
+    output.wait_for("sending SIGTERM to all processes")
+    refused = app.run("restart")
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("procman: error: procman is stopping")
+    assert app.run("stop").returncode == 0
+    code, text = output.finish(timeout=10)
+    assert code == 0
+    assert "stop requested again: killing all processes" in text
+
+
+def test_a_request_line_over_the_limit_is_refused(app: App, live: type[LiveOutput]) -> None:
+    app.procfile(f"web: {TICKER}\n")
+    procman, output = started(app, live)
+    for size in (70_000, 140_000):
+        sock = connect(app)
+        line = b'{"verb": "ps", "padding": "' + b"x" * size + b'"}\n'
+        try:
+            sock.sendall(line)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        reply = sock.makefile("rb").readline()
+        sock.close()
+        assert json.loads(reply)["error"] == "request longer than 65536 bytes"
+    assert [p["name"] for p in ps(app)] == ["web.1"]
+    os.killpg(procman.pid, signal.SIGINT)
+    output.finish()

@@ -89,7 +89,7 @@ def test_unknown_type_in_formation(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_negative_count(capsys: pytest.CaptureFixture[str]) -> None:
     status, lines = run(capsys, "start", "-m", "web=-1")
-    assert status == ExitStatus.ERROR
+    assert status == ExitStatus.USAGE  # a formation on the command line is usage
     assert lines == [
         "procman: error: -m/--formation: count for 'web' must be a whole number 0 or more, "
         "got '-1' (write it like 'web=2')"

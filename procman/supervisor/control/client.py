@@ -31,11 +31,11 @@ class ControlClient:
             return _checked(self._read_reply(reader))
 
     def stream(self, message: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """Send one request and yield every message after the first reply, until disconnected."""
+        """Send one request; yield its reply, then every further message until disconnected."""
         with self._connect() as sock:
             sock.sendall(encode(message))
             reader = sock.makefile("rb")
-            _checked(self._read_reply(reader))
+            yield _checked(self._read_reply(reader))
             sock.settimeout(None)
             for line in reader:
                 yield decode(line)
@@ -49,7 +49,7 @@ class ControlClient:
             sock.close()
             raise NotRunning(
                 f"no procman is running in {self.root}",
-                "start the app with 'procman start' (or pass its directory with -d)",
+                "start the app with 'procman start', or pass its directory with -d",
             ) from None
         except OSError as error:
             sock.close()

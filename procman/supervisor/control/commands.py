@@ -59,9 +59,20 @@ def stop(options: AppOptions, targets: Sequence[str]) -> list[str] | None:
     return None if stopped == "all" else list(stopped)
 
 
-def logs(
-    options: AppOptions, targets: Sequence[str], lines: int, follow: bool
-) -> Iterator[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class LogStream:
+    names: list[str]
+    """The instances running when the stream started, to pad the prefixes to."""
+    types: list[str]
+    entries: Iterator[dict[str, Any]]
+
+
+def logs(options: AppOptions, targets: Sequence[str], lines: int, follow: bool) -> LogStream:
     request = {"verb": "logs", "targets": list(targets), "lines": lines, "follow": follow}
-    for message in client_for(options).stream(request):
-        yield message["entry"]
+    messages = client_for(options).stream(request)
+    header = next(messages)
+    return LogStream(
+        names=header["names"],
+        types=header["types"],
+        entries=(message["entry"] for message in messages),
+    )

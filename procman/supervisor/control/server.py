@@ -79,11 +79,16 @@ class Connection:
             self.close()
             return
         self._inbox += data
-        while b"\n" in self._inbox and not self.closed:
-            line, self._inbox = self._inbox.split(b"\n", 1)
+        while not self.closed:
+            end = self._inbox.find(b"\n")
+            if max(end, len(self._inbox) if end < 0 else 0) > MAX_REQUEST_BYTES:
+                self._inbox = b""
+                self._fail(ProtocolError(f"request longer than {MAX_REQUEST_BYTES} bytes"))
+                return
+            if end < 0:
+                return
+            line, self._inbox = self._inbox[:end], self._inbox[end + 1 :]
             self._answer(line)
-        if len(self._inbox) > MAX_REQUEST_BYTES and not self.closed:
-            self._fail(ProtocolError(f"request longer than {MAX_REQUEST_BYTES} bytes"))
 
     def _answer(self, line: bytes) -> None:
         try:
