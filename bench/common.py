@@ -8,11 +8,14 @@ them.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
 import select
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -21,6 +24,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -308,11 +312,46 @@ def own_processes(root: int, app_pids: Iterable[int]) -> list[psutil.Process]:
     return own
 
 
+# -- procman's control socket -------------------------------------------------------------------
+
+
+def control_socket(app_dir: Path) -> Path:
+    """Where a running ``procman start`` listens (``.procman/procman.sock`` in the app directory;
+    procman only moves it to the temp directory when that path is too long for a Unix socket,
+    which the bench's short scratch paths never are)."""
+    return app_dir / ".procman" / "procman.sock"
+
+
+def control_request(path: Path, message: dict[str, Any], timeout: float = 15.0) -> dict[str, Any]:
+    """One request on a fresh connection, as the ``procman`` client commands do: send one JSON
+    line, read one JSON line back."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(str(path))
+        sock.sendall(json.dumps(message).encode() + b"\n")
+        reply = b""
+        while not reply.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError(f"closed after {len(reply)} bytes without a full reply")
+            reply += chunk
+    answer = json.loads(reply)
+    if not isinstance(answer, dict):
+        raise ValueError(f"reply is not a JSON object: {reply[:80]!r}")
+    return answer
+
+
 # -- reporting --------------------------------------------------------------------------------
 
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile (``fraction`` 0.99 for p99)."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
 
 
 def machine() -> dict[str, str]:

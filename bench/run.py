@@ -1,6 +1,7 @@
 """Run every benchmark against procman and its peers in one go; print a Markdown report.
 
-    .venv/bin/python bench/run.py [--quick] [--only throughput,startup,shutdown,idle]
+    .venv/bin/python bench/run.py [--quick]
+                                  [--only throughput,startup,shutdown,idle,scale,control]
                                   [--managers procman,honcho,foreman] [--json results.json]
 
 Peers that are not installed are reported as skipped. Progress goes to stderr, the report to
@@ -21,12 +22,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import common
+import control
 import idle
+import scale
 import shutdown
 import startup
 import throughput
 
-BENCHMARKS = ("throughput", "startup", "shutdown", "idle")
+BENCHMARKS = ("throughput", "startup", "shutdown", "idle", "scale", "control")
 MANAGERS = ("procman", "honcho", "foreman")
 
 
@@ -58,6 +61,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             samples = idle.run(managers, repeat, window, scratch)
             results["idle"] = samples
             report.idle(samples, window)
+        if "scale" in wanted:
+            samples = scale.run(managers, repeat, scratch)
+            results["scale"] = samples
+            report.scale(samples)
+        if "control" in wanted:
+            samples = control.run(managers, repeat, scratch)
+            results["control"] = samples
+            report.control(samples)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     elapsed = time.monotonic() - began
@@ -250,6 +261,185 @@ class Report:
         self.sections.append(
             f"## Idle: {idle.CHILDREN} sleeping children, {window:g} s window\n\n"
             + "\n".join([*rows, "", *notes])
+        )
+
+    def scale(self, samples: list[scale.Sample]) -> None:
+        def cell(values: list[float | None]) -> str:
+            return seconds_cell(values) if any(v is not None for v in values) else "—"
+
+        procman = [s for s in samples if s.name == "procman"]
+        up_rows = [
+            "| what | s until every new instance's line, median (runs) | CLI wall s | leftovers |",
+            "|---|---|---|---|",
+        ]
+        medians: dict[str, float] = {}
+        for scenario in scale.SCENARIOS:
+            mine = [s for s in procman if s.scenario == scenario]
+            values = [s.up_seconds for s in mine]
+            done = [v for v in values if v is not None]
+            if scenario == "term" and done:
+                medians["procman"] = common.median(done)
+            up_rows.append(
+                f"| procman `scale worker={scale.TO}`, {scenario} workers | {cell(values)} "
+                f"| {cell([s.up_cli_seconds for s in mine])} "
+                f"| {common.summarize(n for s in mine for n in s.leftovers)} |"
+            )
+        for name in self._names():
+            if name == "procman":
+                continue
+            mine = [s for s in samples if s.name == name]
+            values = [s.up_seconds for s in mine]
+            done = [v for v in values if v is not None]
+            if done:
+                medians[name] = common.median(done)
+            stops = [s.peer_stop_seconds for s in mine if s.peer_stop_seconds is not None]
+            stop = f"; stopping took {common.median(stops):.3f}" if stops else ""
+            up_rows.append(
+                f"| {name}: SIGINT, then start again with worker={scale.TO}{stop} "
+                f"| {cell(values)} | — "
+                f"| {common.summarize(n for s in mine for n in s.leftovers)} |"
+            )
+        notes = []
+        if "procman" in medians:
+            ours = medians["procman"]
+            notes.append(f"- Goal scale-up within 0.5 s: {ours:.3f} s → {verdict(ours <= 0.5)}")
+            for name, theirs in medians.items():
+                if name != "procman":
+                    notes.append(f"- {name} restart ÷ procman scale: {theirs / ours:.1f}x")
+        down_rows = [
+            "| workers | -t | s until the 19 exit lines, median (runs) | s until the 19 pids are "
+            "gone | of which after the CLI exited | CLI wall s | problems |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for scenario in scale.SCENARIOS:
+            mine = [s for s in procman if s.scenario == scenario]
+            if not mine:
+                continue
+            timeout = mine[0].stop_timeout
+            gone = [s.down_gone_seconds for s in mine]
+            after = [
+                None
+                if s.down_gone_seconds is None or s.down_cli_seconds is None
+                # procman has sent SIGTERM before it answers, so this is at most its part
+                else s.down_gone_seconds - s.down_cli_seconds
+                for s in mine
+            ]
+            problems = "; ".join(p for s in mine for p in s.problems) or "none"
+            down_rows.append(
+                f"| {scenario} | {timeout:g} | {cell([s.down_seconds for s in mine])} "
+                f"| {cell(gone)} | {cell(after)} "
+                f"| {cell([s.down_cli_seconds for s in mine])} | {problems} |"
+            )
+            done = [v for v in gone if v is not None]
+            if scenario == "term":
+                met = len(done) == len(gone) and common.median(done) <= timeout
+                shown = f"{common.median(done):.3f} s" if done else "—"
+                notes.append(
+                    f"- Goal scale-down (term workers) gone within the {timeout:g} s timeout: "
+                    f"{shown} from launching the CLI → {verdict(met)}"
+                )
+                continue
+            ended = [v for v in after if v is not None]
+            met = len(ended) == len(after) and common.median(ended) <= timeout + 0.1
+            shown = f"{common.median(ended):.3f} s" if ended else "—"
+            total = f"{common.median(done):.3f} s" if done else "—"
+            notes.append(
+                f"- Goal scale-down (ignore workers) gone within {timeout:g} s + 0.1 s: "
+                f"{shown} after procman answered (the CLI exited), {total} from launching the "
+                f"CLI (its own start-up included) → {verdict(met)}"
+            )
+        self.sections.append(
+            f"## Scaling a running app: worker=1 → {scale.TO} → 1\n\n"
+            "`term`: `" + scale.SCENARIOS["term"][0] + "`  \n"
+            "`ignore`: `"
+            + scale.SCENARIOS["ignore"][0]
+            + "`\n\n"
+            + "\n".join([*up_rows, "", *down_rows, "", *notes])
+        )
+
+    def control(self, samples: list[control.Sample]) -> None:
+        if not samples:
+            self.sections.append("## Control under load\n\nprocman not run: skipped")
+            return
+
+        def runs(values: list[float], digits: int = 2) -> str:
+            shown = " / ".join(f"{v:.{digits}f}" for v in values)
+            head = f"**{common.median(values):.{digits}f}**"
+            return f"{head} ({shown})" if len(values) > 1 else head
+
+        rows = [
+            "| load | socket requests per run | s for them | p50 ms | p99 ms | failed "
+            "| procman RSS MB: before / after 1,000 / at the end |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for label, series in (
+            (f"{control.PRODUCERS} producers at full speed", [s.loaded for s in samples]),
+            (f"none ({control.PRODUCERS} sleeping children)", [s.idle for s in samples]),
+        ):
+            counts = " / ".join(str(len(r.latencies)) for r in series)
+            p50 = [1000 * common.percentile(r.latencies, 0.5) for r in series if r.latencies]
+            p99 = [1000 * common.percentile(r.latencies, 0.99) for r in series if r.latencies]
+            failed = sum(len(r.failures) for r in series)
+            rss = " ; ".join(" / ".join(f"{mb:.1f}" for mb in r.rss_mb) for r in series)
+            rows.append(
+                f"| {label} | {counts} | {runs([r.seconds for r in series])} | {runs(p50)} "
+                f"| {runs(p99)} | {failed} | {rss} |"
+            )
+        cli_rows = [
+            "| load | `procman ps --json` runs | s per run, median | ⇒ s for 1,000 | failed |",
+            "|---|---|---|---|---|",
+        ]
+        for label, series in (
+            ("full speed", [s.loaded for s in samples]),
+            ("none", [s.idle for s in samples]),
+        ):
+            seconds = [v for r in series for v in r.cli_seconds]
+            failed = sum(len(r.cli_failures) for r in series)
+            if seconds:
+                each = common.median(seconds)
+                cli_rows.append(
+                    f"| {label} | {len(seconds)} | {each:.3f} | {1000 * each:.0f} | {failed} |"
+                )
+        checks = [s.check for s in samples if s.check is not None]
+        log = (
+            f"Log check over all runs ({sum(s.log_mb for s in samples):,.0f} MB): "
+            f"{sum(c.good for c in checks):,} lines good, {sum(c.lost for c in checks)} lost, "
+            f"{sum(c.duplicated for c in checks)} duplicated, "
+            f"{sum(c.garbled for c in checks)} garbled, {sum(c.split for c in checks)} split in "
+            f"two, {sum(c.cut_at_stop for c in checks)} last lines cut by the stop (allowed)"
+        )
+        loaded_first = [s.loaded.first_seconds for s in samples]
+        done = [v for v in loaded_first if v is not None]
+        notes = [
+            log,
+            "",
+            "- Goal no failed request: "
+            + verdict(not any(s.loaded.failures or s.idle.failures for s in samples)),
+            "- Goal no lost line: "
+            + verdict(
+                bool(checks) and not any(c.lost or c.duplicated or c.garbled for c in checks)
+            ),
+        ]
+        if done:
+            notes.append(f"- {control.FIRST:,} requests under load: {common.median(done):.2f} s")
+        else:
+            loaded = [s.loaded for s in samples]
+            per = common.median([common.median(r.latencies) for r in loaded if r.latencies])
+            notes.append(
+                f"- {control.FIRST:,} requests under load did not fit in the "
+                f"{control.LOADED_WINDOW:g} s window: at {1000 * per:.0f} ms each they would "
+                f"take about {control.FIRST * per:.0f} s"
+            )
+        idle_rss = [s.idle.rss_mb for s in samples if len(s.idle.rss_mb) == 3]
+        if idle_rss:
+            growth = max(r[2] - r[0] for r in idle_rss)
+            notes.append(
+                f"- Goal RSS flat over {control.FIRST + control.MORE:,} requests (idle): "
+                f"largest growth {growth:+.1f} MB → {verdict(growth <= 0.5)}"
+            )
+        self.sections.append(
+            f"## Control under load: `ps` on the socket while {control.PRODUCERS} processes log "
+            "at full speed\n\n" + "\n".join([*rows, "", *cli_rows, "", *notes])
         )
 
     def render(self, command: str, elapsed: float) -> str:
