@@ -9,10 +9,8 @@ blocks the next start.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -41,6 +39,9 @@ class RunDir:
         preferred = self.path / SOCKET_NAME
         if len(os.fsencode(preferred)) <= MAX_SOCKET_PATH:
             return preferred
+        import hashlib  # rarely needed: imported here to keep start-up fast
+        import tempfile
+
         digest = hashlib.sha256(os.fsencode(self.root)).hexdigest()[:16]
         return Path(tempfile.gettempdir()) / f"procman-{os.getuid()}" / f"{digest}.sock"
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from collections.abc import Sequence
 
 import click
@@ -27,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = cli.main(args=args, prog_name="procman", standalone_mode=False)
     except ProcmanError as error:
         if show_traceback:
-            traceback.print_exc()
+            _print_traceback()
         for each in error.errors if isinstance(error, ManyErrors) else [error]:
             _print_error(str(each))
         return int(error.exit_status)
@@ -37,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(ExitStatus.SIGINT)
     except click.UsageError as error:
         if show_traceback:
-            traceback.print_exc()
+            _print_traceback()
         command = error.ctx.command_path if error.ctx else "procman"
         _print_error(f"{error.format_message()} (see '{command} --help')")
         return int(ExitStatus.USAGE)
@@ -52,3 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _print_error(message: str) -> None:
     sys.stderr.write(f"procman: error: {message}\n")
     sys.stderr.flush()
+
+
+def _print_traceback() -> None:
+    import traceback  # only for --traceback: keeps every start a few ms faster
+
+    traceback.print_exc()

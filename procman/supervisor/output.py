@@ -98,15 +98,31 @@ class Prefixer:
         return prefix + body[:-1].replace(b"\n", b"\n" + prefix) + b"\n"
 
 
+PARTIAL_IDLE = 0.2
+"""A partial line (a prompt) is shown once its writer has been quiet this many seconds..."""
+PARTIAL_MAX_WAIT = 2.0
+"""...or once it has waited this long for its newline (a progress bar that keeps writing)."""
+
+
 class LineSplitter:
     """Holds back a partial line until its newline arrives, or until it is flushed."""
 
-    __slots__ = ("_pending", "_pending_size", "pending_since")
+    __slots__ = ("_pending", "_pending_size", "last_data", "pending_since")
 
     def __init__(self) -> None:
         self._pending: list[bytes] = []
         self._pending_size = 0
         self.pending_since: float | None = None
+        self.last_data = 0.0
+
+    def flush_at(self) -> float | None:
+        """When the held partial line should be shown without its newline; None if none is held.
+
+        Waiting for a quiet writer, not a fixed time, keeps a line that a busy machine delays
+        mid-write in one piece."""
+        if self.pending_since is None:
+            return None
+        return min(self.last_data + PARTIAL_IDLE, self.pending_since + PARTIAL_MAX_WAIT)
 
     @property
     def has_pending(self) -> bool:
@@ -114,6 +130,7 @@ class LineSplitter:
 
     def feed(self, data: bytes, now: float) -> bytes:
         """Return the complete lines ``data`` finishes (maybe ``b""``); keep the rest."""
+        self.last_data = now
         end = data.rfind(b"\n")
         if end < 0:
             self._hold(data, now)

@@ -49,9 +49,8 @@ from procman.supervisor.signals import (
 from procman.supervisor.spawn import Spawner
 from procman.supervisor.watchdog import Watchdog
 
-READ_SIZE = 1024 * 1024
-PARTIAL_LINE_DELAY = 0.1
-"""Seconds a line without its newline (a prompt) waits for the rest before it is shown."""
+READ_SIZE = 64 * 1024
+"""Per child per turn: bigger reads let one chatty child delay the control socket and the others."""
 GROUP_POLL = 0.05
 """While an exited process may have left grandchildren in its group, look again this often."""
 EXIT_STATUS_OUTPUT_GONE = status_for_signal(signal.SIGPIPE)
@@ -139,14 +138,21 @@ class Supervisor:
             for run in self._runs:
                 self._close_output(run)
             self._selector.close()
+            self._spawner.close()
             # After a crash of our own, the watchdog sees its pipe close without "done" and stops
             # whatever is still running.
             self._watchdog.close(stand_down=stopped_cleanly)
         return self._exit_status
 
     def _turn(self) -> None:
+        ready_outputs = []
         for key, mask in self._selector.select(self._next_timeout()):
-            key.data(mask)
+            if isinstance(key.data, Run):
+                ready_outputs.append(key.data)
+            else:
+                key.data(mask)  # signals and the control socket first: they are never starved
+        for run in ready_outputs:
+            self._read(run)
         now = self._clock()
         self._flush_stale_partials(now)
         self._advance(now)
@@ -156,9 +162,9 @@ class Supervisor:
 
     def _next_timeout(self) -> float | None:
         deadlines = [
-            run.splitter.pending_since + PARTIAL_LINE_DELAY
+            flush_at
             for run in self._with_partial
-            if run.splitter.pending_since is not None
+            if (flush_at := run.splitter.flush_at()) is not None
         ]
         deadlines += [run.kill_at for run in self._runs if run.kill_at and not run.killed]
         deadlines += [slot.start_at for slot in self._slots.values() if slot.start_at is not None]
@@ -248,9 +254,7 @@ class Supervisor:
         slot.state = State.STARTING
         self._runs.append(run)
         self._by_pid[child.pid] = run
-        self._selector.register(
-            child.output_fd, selectors.EVENT_READ, lambda _, r=run: self._read(r)
-        )
+        self._selector.register(child.output_fd, selectors.EVENT_READ, run)
         assert self._watchdog is not None
         self._watchdog.guard(child.pgid)
         restarted = f", restart {slot.restarts}" if slot.restarts else ""
@@ -319,7 +323,6 @@ class Supervisor:
                     self._watchdog.reaped(returncode)
                 continue
             run.returncode = returncode
-            run.child.popen.returncode = returncode
             self._on_exit(run, returncode)
 
     def _on_exit(self, run: Run, returncode: int) -> None:
@@ -462,8 +465,8 @@ class Supervisor:
 
     def _flush_stale_partials(self, now: float) -> None:
         for run in list(self._with_partial):
-            since = run.splitter.pending_since
-            if since is not None and now - since >= PARTIAL_LINE_DELAY:
+            flush_at = run.splitter.flush_at()
+            if flush_at is not None and now >= flush_at:
                 self._flush_partial(run)
 
     def _emit(self, name: str, type_name: str, lines: bytes) -> None:

@@ -162,3 +162,19 @@ def test_long_line_is_cut_at_max_pending() -> None:
     assert splitter.feed(b"y", 1.0) == chunk + chunk + b"y\n"
     assert not splitter.has_pending
     assert splitter.feed(b"rest\n", 2.0) == b"rest\n"
+
+
+def test_a_partial_line_waits_for_a_quiet_writer_but_not_forever() -> None:
+    from procman.supervisor.output import PARTIAL_IDLE, PARTIAL_MAX_WAIT
+
+    splitter = LineSplitter()
+    assert splitter.flush_at() is None
+    splitter.feed(b"Name? ", 10.0)
+    assert splitter.flush_at() == 10.0 + PARTIAL_IDLE
+    splitter.feed(b"still typing", 10.15)  # the writer is busy: keep waiting for the newline
+    assert splitter.flush_at() == 10.15 + PARTIAL_IDLE
+    for step in range(1, 30):
+        splitter.feed(b".", 10.15 + step * 0.1)
+    assert splitter.flush_at() == 10.0 + PARTIAL_MAX_WAIT
+    assert splitter.feed(b"\n", 13.0) == b"Name? still typing" + b"." * 29 + b"\n"
+    assert splitter.flush_at() is None

@@ -184,4 +184,6 @@ class ControlServer:
             except OSError:
                 return  # EMFILE and friends: the client sees a refused connection and retries
             sock.setblocking(False)
-            self._connections.add(Connection(sock, self._selector, self))
+            connection = Connection(sock, self._selector, self)
+            self._connections.add(connection)
+            connection.on_ready(selectors.EVENT_READ)  # the request is usually there already
