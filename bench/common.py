@@ -81,7 +81,9 @@ def find_managers(wanted: Iterable[str]) -> tuple[list[Manager], dict[str, str]]
 
 def _find(name: str) -> Manager | str:
     if name == "procman":
-        path = BIN / "procman"
+        # PROCMAN_BENCH_BIN: measure an install other than the editable one in .venv, e.g. a
+        # normal (wheel) install as users get it, whose imports skip the editable-install hook.
+        path = Path(os.environ.get("PROCMAN_BENCH_BIN", BIN / "procman"))
         if not path.exists():
             return f"{path} not found: run scripts/test --co -q"
         version = _version([str(path), "--version"]).replace(", version", "")

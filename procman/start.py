@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass
 
 from procman.errors import ConfigError, ProcmanError, UsageError, collect, raise_collected
@@ -95,7 +94,7 @@ def start(options: StartOptions) -> int:
     run_dir = RunDir(app.root)
     lock = run_dir.lock()
     try:
-        columns, rows = shutil.get_terminal_size()
+        columns, rows = _terminal_size()
         name_width = max(len(f"{name}.{count}") for name, count in chosen.counts.items())
         supervisor = Supervisor(
             procfile,
@@ -127,3 +126,12 @@ def _requested_counts(options: StartOptions, app: App, procfile: Procfile) -> di
         return counts
     saved = RunDir(app.root).load_formation() or {}
     return {name: count for name, count in saved.items() if procfile.get(name) is not None}
+
+
+def _terminal_size() -> tuple[int, int]:
+    """procman's own terminal, for --tty children (shutil would import compression modules)."""
+    try:
+        size = os.get_terminal_size(1)
+    except OSError:
+        return 80, 24
+    return size.columns, size.lines

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import re
 import shlex
-import signal
 import struct
+import subprocess
 import termios
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -51,6 +50,7 @@ class Child:
     pid: int
     output_fd: int
     """Read end of the child's merged stdout and stderr (a pipe, or a pty master)."""
+    popen: subprocess.Popen[bytes]
 
     @property
     def pgid(self) -> int:
@@ -64,28 +64,34 @@ class Spawner:
         self.cwd = cwd
         self.tty = tty
         self.window = struct.pack("HHHH", rows, max(columns, 20), 0, 0)
-        self._devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
 
     def spawn(self, command: str, env: Mapping[str, str]) -> Child:
-        argv = [SHELL, "-c", shell_command(command)]
         if self.tty:
-            return self._spawn_on_pty(argv, env)
-        return self._spawn_on_pipe(argv, env)
+            return self._spawn_on_pty(command, env)
+        return self._spawn_on_pipe(command, env)
 
-    def _spawn_on_pipe(self, argv: list[str], env: Mapping[str, str]) -> Child:
+    def _spawn_on_pipe(self, command: str, env: Mapping[str, str]) -> Child:
         read_fd, write_fd = os.pipe()
         try:
             _grow_pipe(write_fd)
-            pid = _fork_exec(argv, env, self.cwd, stdin=self._devnull, output=write_fd)
+            popen = subprocess.Popen(
+                [SHELL, "-c", shell_command(command)],
+                stdin=subprocess.DEVNULL,
+                stdout=write_fd,
+                stderr=write_fd,
+                cwd=self.cwd,
+                env=env,
+                start_new_session=True,
+            )
         except BaseException:
             os.close(read_fd)
             raise
         finally:
             os.close(write_fd)
         os.set_blocking(read_fd, False)
-        return Child(pid=pid, output_fd=read_fd)
+        return Child(pid=popen.pid, output_fd=read_fd, popen=popen)
 
-    def _spawn_on_pty(self, argv: list[str], env: Mapping[str, str]) -> Child:
+    def _spawn_on_pty(self, command: str, env: Mapping[str, str]) -> Child:
         master_fd, slave_fd = os.openpty()
         try:
             attributes = termios.tcgetattr(slave_fd)
@@ -93,8 +99,15 @@ class Spawner:
             attributes[3] &= ~(termios.ECHO | termios.ICANON)
             termios.tcsetattr(slave_fd, termios.TCSANOW, attributes)
             fcntl.ioctl(slave_fd, termios.TIOCSWINSZ, self.window)
-            pid = _fork_exec(
-                argv, env, self.cwd, stdin=slave_fd, output=slave_fd, controlling_tty=True
+            popen = subprocess.Popen(
+                [SHELL, "-c", shell_command(command)],
+                stdin=slave_fd,
+                stdout=slave_fd,
+                stderr=slave_fd,
+                cwd=self.cwd,
+                env=env,
+                start_new_session=True,
+                preexec_fn=_take_controlling_terminal,  # noqa: PLW1509 (single-threaded)
             )
         except BaseException:
             os.close(master_fd)
@@ -102,43 +115,11 @@ class Spawner:
         finally:
             os.close(slave_fd)
         os.set_blocking(master_fd, False)
-        return Child(pid=pid, output_fd=master_fd)
-
-    def close(self) -> None:
-        os.close(self._devnull)
+        return Child(pid=popen.pid, output_fd=master_fd, popen=popen)
 
 
-def _fork_exec(
-    argv: list[str],
-    env: Mapping[str, str],
-    cwd: Path,
-    *,
-    stdin: int,
-    output: int,
-    controlling_tty: bool = False,
-) -> int:
-    """fork, then exec in the child without waiting for it: unlike subprocess (which blocks until
-    the child has exec'd, to report exec errors), the next child can be forked while this one is
-    still loading, so a formation starts in parallel on every core. An exec failure is reported
-    by the child itself on its output, with exit status 127, as a shell would."""
-    pid = os.fork()
-    if pid != 0:
-        return pid
-    try:  # the child: nothing here may return into the supervisor's code
-        signal.set_wakeup_fd(-1)
-        os.setsid()
-        os.chdir(cwd)
-        os.dup2(stdin, 0)
-        os.dup2(output, 1)
-        os.dup2(output, 2)
-        if controlling_tty:
-            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-        os.execve(argv[0], argv, env)
-    except BaseException as error:
-        with contextlib.suppress(BaseException):
-            os.write(2, f"procman: cannot start {argv[0]}: {error}\n".encode())
-    finally:
-        os._exit(127)
+def _take_controlling_terminal() -> None:
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
 def _grow_pipe(fd: int) -> None:

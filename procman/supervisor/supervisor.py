@@ -124,6 +124,7 @@ class Supervisor:
                 self._control.open()
             self._apply_formation()
             self._sink.flush()
+            self._watchdog.flush()
             while not self._finished():
                 self._turn()
             for run in self._runs:
@@ -138,7 +139,6 @@ class Supervisor:
             for run in self._runs:
                 self._close_output(run)
             self._selector.close()
-            self._spawner.close()
             # After a crash of our own, the watchdog sees its pipe close without "done" and stops
             # whatever is still running.
             self._watchdog.close(stand_down=stopped_cleanly)
@@ -157,6 +157,8 @@ class Supervisor:
         self._flush_stale_partials(now)
         self._advance(now)
         self._sink.flush()
+        if self._watchdog is not None:
+            self._watchdog.flush()
         if self._sink.broken and not self._stopping:
             self._begin_shutdown(EXIT_STATUS_OUTPUT_GONE)
 
@@ -323,6 +325,7 @@ class Supervisor:
                     self._watchdog.reaped(returncode)
                 continue
             run.returncode = returncode
+            run.child.popen.returncode = returncode
             self._on_exit(run, returncode)
 
     def _on_exit(self, run: Run, returncode: int) -> None:
