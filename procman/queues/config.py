@@ -194,7 +194,10 @@ def parse_queue_config(
         return QueueConfig(path=path)
     config = _Builder(path, errors)
     queues = config.queues(values.get("queues"))
-    queue_names = [queue.name for queue in queues] if queues is not None else None
+    if "queues" not in values:
+        queue_names: list[str] | None = DEFAULT_CONFIG.names
+    else:
+        queue_names = [queue.name for queue in queues] if queues is not None else None
     result = QueueConfig(
         path=path,
         concurrency=config.integer(
@@ -316,7 +319,7 @@ def _describe(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return f"{excerpt(value, 40)!r} (a string)"
+        return f"the string {excerpt(value, 40)!r}"
     if isinstance(value, int | float):
         return excerpt(repr(value), 40)
     if isinstance(value, list):
