@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from procman.errors import ProcmanError, collect, raise_collected
 from procman.procfile import Procfile
-from procman.settings import App, AppOptions
+from procman.settings import App, AppOptions, procfile_path
 from procman.start import load_app_and_procfile
+
+if TYPE_CHECKING:
+    from procman.queues.config import QueueConfig
 
 
 @dataclass(frozen=True, slots=True)
 class CheckReport:
     app: App
     procfile: Procfile
+    queues: QueueConfig | None = None
+    """The queue YAML, when the app has one (or -C/--config named one)."""
 
     def summary(self) -> str:
         parts = [f"valid Procfile: {', '.join(self.procfile.names)}"]
@@ -22,6 +29,8 @@ class CheckReport:
         if self.app.env_files:
             count = len(self.app.env)
             parts.append(f"{count} variable{'' if count == 1 else 's'}")
+        if self.queues is not None:
+            parts.append(f"valid {self.queues.path}: {self.queues.summary()}")
         return "; ".join(parts)
 
     def as_json(self) -> dict[str, Any]:
@@ -35,10 +44,29 @@ class CheckReport:
             "env_files": [str(path) for path in self.app.env_files],
             "env": dict(self.app.env),
             "port": self.app.base_port,
+            "queues": self.queues.as_json() if self.queues is not None else None,
         }
 
 
-def check(options: AppOptions) -> CheckReport:
-    """Raise every problem found (ManyErrors when several); otherwise what was parsed."""
-    app, procfile = load_app_and_procfile(options)
-    return CheckReport(app=app, procfile=procfile)
+def check(options: AppOptions, queue_config: Path | None = None) -> CheckReport:
+    """Raise every problem found (ManyErrors when several); otherwise what was parsed.
+
+    The queue YAML is ``queue_config`` if given (it must exist), else ``queues.yml`` in the app
+    directory if there is one."""
+    errors: list[ProcmanError] = []
+    loaded = collect(lambda: load_app_and_procfile(options), errors)
+    queues = collect(lambda: _load_queues(options, queue_config), errors)
+    raise_collected(errors)
+    assert loaded is not None
+    app, procfile = loaded
+    return CheckReport(app=app, procfile=procfile, queues=queues)
+
+
+def _load_queues(options: AppOptions, explicit: Path | None) -> QueueConfig | None:
+    from procman.queues.config import default_path, load_queue_config
+
+    app_dir = options.root if options.root is not None else procfile_path(options).parent
+    path = explicit if explicit is not None else default_path(app_dir)
+    if explicit is None and not path.is_file():
+        return None
+    return load_queue_config(path, app_dir=app_dir)

@@ -41,6 +41,14 @@ class EnvFileError(ConfigError):
     pass
 
 
+class QueueConfigError(ConfigError):
+    """The queue YAML (queues.yml) is wrong: bad syntax, an unknown key, a bad value."""
+
+
+class RedisUrlError(ConfigError):
+    """The Redis URL, or the variables it is resolved from (REDIS_PROVIDER, REDIS_URL), is wrong."""
+
+
 class FormationError(ConfigError):
     """A formation or scale change given on the command line is wrong."""
 

@@ -137,18 +137,25 @@ def start(
 
 @cli.command()
 @app_options
+@click.option(
+    "-C",
+    "--config",
+    type=click.Path(path_type=Path),
+    help="Queue YAML to validate [default: queues.yml in the app directory, if present].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print what was parsed, as JSON.")
 def check(
     procfile: Path | None,
     root: Path | None,
     env_files: tuple[str, ...],
     port: int | None,
+    config: Path | None,
     as_json: bool,
 ) -> int:
-    """Validate the Procfile and env files without running anything."""
+    """Validate the Procfile, env files and queue YAML without running anything."""
     from procman.check import check as check_app
 
-    report = check_app(to_app_options(procfile, root, env_files, port))
+    report = check_app(to_app_options(procfile, root, env_files, port), config)
     if as_json:
         click.echo(json.dumps(report.as_json(), indent=2))
     else:

@@ -133,3 +133,48 @@ def test_run_a_command_that_starts_with_a_dash(app: App) -> None:
     result = app.run("run", "-x")
     assert result.returncode == 127
     assert "-x: not found" in result.stderr
+
+
+def test_check_validates_queues_yml_in_the_app_directory(app: App) -> None:
+    app.procfile("web: gunicorn app:app\nworker: procman worker\n")
+    app.write("queues.yml", "queues:\n  - [critical, 5]\n  - [default, 3]\n  - [low, 1]\n")
+    result = app.run("check")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (
+        "valid Procfile: web, worker; valid queues.yml: critical(5), default(3), low(1)\n"
+    )
+    report = json.loads(app.run("check", "--json").stdout)
+    assert report["queues"]["queues"][0] == {"name": "critical", "weight": 5}
+
+
+def test_check_reports_queue_problems_with_the_others(app: App) -> None:
+    app.procfile("web: ok\nthis is wrong\n")
+    app.write(
+        "queues.yml",
+        "queues:\n  - [critical, 5]\n  - [default, 0]\ntimout: 3\n"
+        "schedule:\n  nightly: {cron: '0 3 * * *', func: jobs.nightly, queue: default}\n",
+    )
+    app.write("jobs.py", "def daily():\n    pass\n")
+    result = app.run("check")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "procman: error: Procfile:2: expected 'name: command', got 'this is wrong' "
+        "(write it like 'web: python -m http.server $PORT', or comment it out with '#')",
+        "procman: error: queues.yml: unknown key 'timout' (did you mean 'timeout'?)",
+        "procman: error: queues.yml: queues[1]: weight must be a positive integer (got 0) "
+        "(a queue with weight 0 would never be served: remove it instead)",
+        "procman: error: queues.yml: schedule.nightly.func: cannot import jobs.nightly: "
+        "module jobs has no attribute 'nightly' "
+        "(check the path, and that the app directory holds the module)",
+    ]
+
+
+def test_check_config_option_names_another_queue_file(app: App) -> None:
+    app.procfile("worker: procman worker\n")
+    app.write("mail.yml", ":queues:\n  - mail\n  - default\n")
+    result = app.run("check", "-C", "mail.yml")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "valid Procfile: worker; valid mail.yml: mail, default\n"
+    missing = app.run("check", "--config", "nope.yml")
+    assert missing.returncode == 1
+    assert missing.stderr.startswith("procman: error: nope.yml: no such file")

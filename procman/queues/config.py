@@ -1,0 +1,630 @@
+"""The queue YAML (``queues.yml``): which queues a worker serves, how, and the periodic jobs.
+
+Shaped like Sidekiq's ``sidekiq.yml`` so a Sidekiq user recognises it: every key may also be
+spelled with Sidekiq's leading colon (``:queues:``). Everything is validated before a worker
+starts; each problem is reported with the file and its key path (``queues.yml: queues[1]: ...``),
+and independent problems are reported together.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import re
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+from croniter import croniter
+
+from procman.errors import ProcmanError, QueueConfigError, excerpt, raise_collected
+
+DEFAULT_FILE = "queues.yml"
+
+DEFAULT_CONCURRENCY = 2
+"""Worker processes per ``procman worker`` when the file does not say. Sidekiq's default of 5 is
+threads sharing one process; procman's workers are processes, each holding its own interpreter and
+app, so 2 keeps a 2-core laptop busy without swapping, and ``procman scale worker=N`` multiplies."""
+MAX_CONCURRENCY = 256
+DEFAULT_QUEUE = "default"
+"""RQ's default queue name (``Queue()`` with no name), and Sidekiq's."""
+DEFAULT_TIMEOUT = 180
+"""Seconds; RQ's default job timeout (``Queue.DEFAULT_TIMEOUT``)."""
+DEFAULT_RETRY = 0
+"""RQ's default: a job that raises goes to the failed registry at once (``procman jobs retry``)."""
+
+QUEUE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+SCHEDULE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+DOTTED_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
+_SIZE = re.compile(r"(?P<number>[0-9]+(\.[0-9]+)?)\s*(?P<unit>[A-Za-z]+)")
+SIZE_UNITS = {
+    "b": 1,
+    "kb": 1024,
+    "kib": 1024,
+    "mb": 1024**2,
+    "mib": 1024**2,
+    "gb": 1024**3,
+    "gib": 1024**3,
+}
+
+TOP_KEYS = ("concurrency", "queues", "timeout", "retry", "max_jobs", "max_memory", "schedule")
+SCHEDULE_KEYS = ("cron", "func", "queue", "args", "kwargs")
+REQUIRED_SCHEDULE_KEYS = ("cron", "func", "queue")
+# Keys from neighbouring tools whose meaning has a different name here.
+KEY_HINTS = {
+    "class": "func",  # sidekiq-cron, sidekiq-scheduler
+    "every": "cron",  # sidekiq-scheduler
+    "workers": "concurrency",
+    "processes": "concurrency",
+    "job_timeout": "timeout",
+    "retries": "retry",
+}
+
+Importer = Callable[[str], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSpec:
+    name: str
+    weight: int | None
+    """None when the queues are listed in strict order (plain names)."""
+
+    def label(self) -> str:
+        return self.name if self.weight is None else f"{self.name}({self.weight})"
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledJob:
+    name: str
+    cron: str
+    func: str
+    queue: str
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True, slots=True)
+class QueueConfig:
+    path: str | None
+    """The file it came from; None for the defaults (no file)."""
+    concurrency: int = DEFAULT_CONCURRENCY
+    queues: tuple[QueueSpec, ...] = (QueueSpec(DEFAULT_QUEUE, None),)
+    timeout: int = DEFAULT_TIMEOUT
+    retry: int = DEFAULT_RETRY
+    """Retries after the first failure; 0 means none (``retry: false``)."""
+    max_jobs: int | None = None
+    max_memory: int | None = None
+    """Bytes."""
+    schedule: tuple[ScheduledJob, ...] = ()
+
+    @property
+    def weighted(self) -> bool:
+        return any(queue.weight is not None for queue in self.queues)
+
+    @property
+    def names(self) -> list[str]:
+        return [queue.name for queue in self.queues]
+
+    @property
+    def weights(self) -> list[tuple[str, int]]:
+        """``(name, weight)`` pairs for ``weighted_order``; weight 1 each when in strict order."""
+        return [(queue.name, queue.weight or 1) for queue in self.queues]
+
+    def summary(self) -> str:
+        return ", ".join(queue.label() for queue in self.queues)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "concurrency": self.concurrency,
+            "queues": [{"name": q.name, "weight": q.weight} for q in self.queues],
+            "weighted": self.weighted,
+            "timeout": self.timeout,
+            "retry": self.retry,
+            "max_jobs": self.max_jobs,
+            "max_memory": self.max_memory,
+            "schedule": [
+                {
+                    "name": job.name,
+                    "cron": job.cron,
+                    "func": job.func,
+                    "queue": job.queue,
+                    "args": list(job.args),
+                    "kwargs": dict(job.kwargs),
+                }
+                for job in self.schedule
+            ],
+        }
+
+
+DEFAULT_CONFIG = QueueConfig(path=None)
+
+
+def default_path(app_dir: Path) -> Path:
+    return app_dir / DEFAULT_FILE
+
+
+def load_queue_config(
+    path: Path, *, app_dir: Path | None = None, importer: Importer | None = None
+) -> QueueConfig:
+    """Read and validate the queue YAML at ``path``; ``schedule`` funcs are imported with
+    ``app_dir`` (default: the file's directory) at the front of ``sys.path``."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise QueueConfigError(
+            f"{path}: no such file",
+            "create it (see examples/queues.yml), or point to one with -C/--config",
+        ) from None
+    except IsADirectoryError:
+        raise QueueConfigError(f"{path}: is a directory", "pass the YAML file itself") from None
+    except OSError as error:
+        raise QueueConfigError(f"{path}: cannot read: {error.strerror}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise QueueConfigError(
+            f"{path}:{line}: not valid UTF-8", "save the file as UTF-8 text"
+        ) from None
+    return parse_queue_config(
+        text,
+        str(path),
+        importer=importer or _app_importer(app_dir if app_dir is not None else path.parent),
+    )
+
+
+def parse_queue_config(
+    text: str, path: str = DEFAULT_FILE, *, importer: Importer | None = None
+) -> QueueConfig:
+    """Validate queue YAML text. ``importer`` imports a module by name to check each schedule
+    ``func``; None skips that check. Raises QueueConfigError, or ManyErrors with every problem."""
+    document = _load_yaml(text, path)
+    if document is None:
+        return QueueConfig(path=path)
+    errors: list[ProcmanError] = []
+    values = _mapping(document, path, "", TOP_KEYS, errors)
+    if values is None:
+        raise_collected(errors)
+        return QueueConfig(path=path)
+    config = _Builder(path, errors)
+    queues = config.queues(values.get("queues"))
+    if "queues" not in values:
+        queue_names: list[str] | None = DEFAULT_CONFIG.names
+    else:
+        queue_names = [queue.name for queue in queues] if queues is not None else None
+    result = QueueConfig(
+        path=path,
+        concurrency=config.integer(
+            values, "concurrency", DEFAULT_CONCURRENCY, minimum=1, maximum=MAX_CONCURRENCY
+        ),
+        queues=queues or DEFAULT_CONFIG.queues,
+        timeout=config.integer(values, "timeout", DEFAULT_TIMEOUT, minimum=1),
+        retry=config.retry(values.get("retry", DEFAULT_RETRY)),
+        max_jobs=config.optional_integer(values, "max_jobs"),
+        max_memory=config.size(values.get("max_memory")),
+        schedule=config.schedule(values.get("schedule"), queue_names, importer),
+    )
+    raise_collected(errors)
+    return result
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: dict[Any, yaml.Node] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue  # '<<: *defaults' then a key overriding one of them is not a duplicate
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            first = seen.get(key)
+        except TypeError:
+            continue  # an unhashable key: construct_mapping below reports it with its position
+        if first is not None:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"duplicate key {key!r} (first on line {first.start_mark.line + 1})",
+                key_node.start_mark,
+            )
+        seen[key] = key_node
+    return loader.construct_mapping(node, deep=True)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _construct_mapping,
+)
+
+
+def _load_yaml(text: str, path: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
+        problem = error.problem or error.context or "cannot parse"
+        hint = "keep one of them" if problem.startswith("duplicate key") else "fix the YAML there"
+        raise QueueConfigError(f"{where}: invalid YAML: {problem}", hint) from None
+    except yaml.YAMLError as error:
+        raise QueueConfigError(f"{path}: invalid YAML: {excerpt(str(error))}") from None
+    except RecursionError:
+        raise QueueConfigError(f"{path}: invalid YAML: nested too deeply") from None
+
+
+def _mapping(
+    value: Any,
+    path: str,
+    key_path: str,
+    known: Sequence[str],
+    errors: list[ProcmanError],
+) -> dict[str, Any] | None:
+    """A YAML mapping with known keys only, leading ':' (Sidekiq's spelling) removed."""
+    where = f"{path}: {key_path}" if key_path else path
+    if not isinstance(value, dict):
+        what = key_path or "the file"
+        errors.append(
+            QueueConfigError(
+                f"{where}: expected a mapping of keys to values, got {_describe(value)}",
+                f"write {what} as 'key: value' lines; known keys: {', '.join(known)}",
+            )
+        )
+        return None
+    result: dict[str, Any] = {}
+    for raw_key, item in value.items():
+        key = raw_key[1:] if isinstance(raw_key, str) and raw_key.startswith(":") else raw_key
+        child = f"{key_path}.{key}" if key_path else str(key)
+        if not isinstance(key, str) or key not in known:
+            errors.append(_unknown_key(path, key_path, raw_key, known))
+            continue
+        if key in result:
+            errors.append(
+                QueueConfigError(
+                    f"{path}: {child}: given twice (as '{key}' and ':{key}')",
+                    "keep one spelling",
+                )
+            )
+            continue
+        result[key] = item
+    return result
+
+
+def _unknown_key(path: str, key_path: str, key: Any, known: Sequence[str]) -> QueueConfigError:
+    shown = key if isinstance(key, str) else repr(key)
+    where = f"{path}: {key_path}" if key_path else path
+    bare = shown[1:] if shown.startswith(":") else shown
+    suggestion = KEY_HINTS.get(bare.lower()) if isinstance(key, str) else None
+    if suggestion not in known:
+        close = difflib.get_close_matches(bare.lower(), known, n=1, cutoff=0.6)
+        suggestion = close[0] if close else None
+    hint = (
+        f"did you mean '{suggestion}'?"
+        if suggestion
+        else f"known keys{f' of {key_path}' if key_path else ''}: {', '.join(known)}"
+    )
+    return QueueConfigError(f"{where}: unknown key '{excerpt(shown)}'", hint)
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f"the string {excerpt(value, 40)!r}"
+    if isinstance(value, int | float):
+        return excerpt(repr(value), 40)
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"a {type(value).__name__}"
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class _Builder:
+    """Validates one document's values, noting each problem in ``errors`` and going on."""
+
+    def __init__(self, path: str, errors: list[ProcmanError]) -> None:
+        self.path = path
+        self.errors = errors
+
+    def fail(self, key_path: str, message: str, hint: str | None = None) -> None:
+        self.errors.append(QueueConfigError(f"{self.path}: {key_path}: {message}", hint))
+
+    def integer(
+        self,
+        values: Mapping[str, Any],
+        key: str,
+        default: int,
+        *,
+        minimum: int,
+        maximum: int | None = None,
+    ) -> int:
+        value = values.get(key, default)
+        if not _is_int(value) or value < minimum or (maximum is not None and value > maximum):
+            limit = f"from {minimum} to {maximum}" if maximum else "a positive integer"
+            self.fail(key, f"must be {limit} (got {_describe(value)})")
+            return default
+        return int(value)
+
+    def optional_integer(self, values: Mapping[str, Any], key: str) -> int | None:
+        value = values.get(key)
+        if value is None:
+            return None
+        if not _is_int(value) or value < 1:
+            self.fail(
+                key,
+                f"must be a positive integer (got {_describe(value)})",
+                f"leave '{key}' out for no limit",
+            )
+            return None
+        return int(value)
+
+    def retry(self, value: Any) -> int:
+        if value is False:
+            return 0
+        if not _is_int(value) or value < 0:
+            self.fail(
+                "retry",
+                f"must be a number of retries or false (got {_describe(value)})",
+                "write 'retry: 5' for five retries with backoff, or 'retry: false' for none",
+            )
+            return DEFAULT_RETRY
+        return int(value)
+
+    def size(self, value: Any) -> int | None:
+        if value is None:
+            return None
+        hint = "write a size with its unit, like 512MB, 1GB or 300kB"
+        if not isinstance(value, str):
+            self.fail("max_memory", f"must be a size like 512MB (got {_describe(value)})", hint)
+            return None
+        match = _SIZE.fullmatch(value.strip())
+        unit = SIZE_UNITS.get(match["unit"].lower()) if match else None
+        if match is None or unit is None or len(match["number"]) > 12:
+            self.fail("max_memory", f"{excerpt(value, 40)!r} is not a size", hint)
+            return None
+        size = int(float(match["number"]) * unit)
+        if size < 1:
+            self.fail("max_memory", f"must be above 0 (got {value.strip()})", hint)
+            return None
+        return size
+
+    def queues(self, value: Any) -> tuple[QueueSpec, ...] | None:
+        example = "like '- [critical, 5]' (weighted) or '- critical' (strict order)"
+        if value is None:
+            return None
+        if not isinstance(value, list) or not value:
+            got = "an empty list" if value == [] else _describe(value)
+            hint = f"list them one per line, {example}"
+            self.fail("queues", f"must be a list of queues (got {got})", hint)
+            return None
+        specs: list[QueueSpec] = []
+        first_at: dict[str, int] = {}
+        for index, item in enumerate(value):
+            spec = self.queue(f"queues[{index}]", item)
+            if spec is None:
+                continue
+            if spec.name in first_at:
+                self.fail(
+                    f"queues[{index}]",
+                    f"queue '{spec.name}' is listed twice (first at queues[{first_at[spec.name]}])",
+                    "list each queue once",
+                )
+                continue
+            first_at[spec.name] = index
+            specs.append(spec)
+        weighted = [spec for spec in specs if spec.weight is not None]
+        if weighted and len(weighted) != len(specs):
+            plain = next(i for i, item in enumerate(value) if isinstance(item, str))
+            self.fail(
+                "queues",
+                f"mixes [name, weight] pairs with plain names (queues[{plain}] has no weight)",
+                "give every queue a weight, or none for strict priority order",
+            )
+            return None
+        if len(specs) != len(value):
+            return None
+        return tuple(specs)
+
+    def queue(self, key_path: str, item: Any) -> QueueSpec | None:
+        if isinstance(item, list):
+            if len(item) != 2:
+                self.fail(
+                    key_path,
+                    f"expected [name, weight], got a list of {len(item)}",
+                    "write it like [critical, 5]",
+                )
+                return None
+            name, weight = item
+            if not self.queue_name(key_path, name):
+                return None
+            if not _is_int(weight) or weight < 1:
+                self.fail(
+                    key_path,
+                    f"weight must be a positive integer (got {_describe(weight)})",
+                    "a queue with weight 0 would never be served: remove it instead",
+                )
+                return None
+            return QueueSpec(name, int(weight))
+        if not self.queue_name(key_path, item):
+            return None
+        return QueueSpec(item, None)
+
+    def queue_name(self, key_path: str, name: Any) -> bool:
+        if isinstance(name, str) and QUEUE_NAME.fullmatch(name):
+            return True
+        if isinstance(name, str) and "," in name:
+            hint = "write a weight as a pair, like [critical, 5]"
+        else:
+            hint = "queue names may use only letters, digits, '_', '-' and '.'"
+        self.fail(key_path, f"bad queue name {_describe(name)}", hint)
+        return False
+
+    def schedule(
+        self, value: Any, queue_names: list[str] | None, importer: Importer | None
+    ) -> tuple[ScheduledJob, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, dict):
+            self.fail(
+                "schedule",
+                f"must be a mapping of job names to jobs (got {_describe(value)})",
+                "write 'name: {cron: \"0 * * * *\", func: app.jobs.f, queue: default}'",
+            )
+            return ()
+        jobs = []
+        for name, entry in value.items():
+            job = self.scheduled_job(name, entry, queue_names, importer)
+            if job is not None:
+                jobs.append(job)
+        return tuple(jobs)
+
+    def scheduled_job(
+        self, name: Any, entry: Any, queue_names: list[str] | None, importer: Importer | None
+    ) -> ScheduledJob | None:
+        if not isinstance(name, str) or not SCHEDULE_NAME.fullmatch(name):
+            self.fail(
+                "schedule",
+                f"bad job name {_describe(name)}",
+                "names may use only letters, digits, '_', '-' and '.'",
+            )
+            return None
+        key_path = f"schedule.{name}"
+        before = len(self.errors)
+        values = _mapping(entry, self.path, key_path, SCHEDULE_KEYS, self.errors)
+        if values is None:
+            return None
+        for key in REQUIRED_SCHEDULE_KEYS:
+            if key not in values:
+                self.fail(key_path, f"missing '{key}'", f"give {key_path} a {key}")
+        cron = self.cron(f"{key_path}.cron", values.get("cron"))
+        func = self.func(f"{key_path}.func", values.get("func"), importer)
+        queue = self.schedule_queue(f"{key_path}.queue", values.get("queue"), queue_names)
+        args = values.get("args", [])
+        if not isinstance(args, list):
+            self.fail(f"{key_path}.args", f"must be a list (got {_describe(args)})")
+        kwargs = values.get("kwargs", {})
+        if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+            self.fail(
+                f"{key_path}.kwargs",
+                f"must be a mapping of argument names to values (got {_describe(kwargs)})",
+            )
+        if len(self.errors) != before or cron is None or func is None or queue is None:
+            return None
+        return ScheduledJob(
+            name=name,
+            cron=cron,
+            func=func,
+            queue=queue,
+            args=tuple(args),
+            kwargs=MappingProxyType(dict(kwargs)),
+        )
+
+    def cron(self, key_path: str, value: Any) -> str | None:
+        if value is None:
+            return None
+        hint = "five fields: minute hour day-of-month month day-of-week, like '0 * * * *'"
+        if not isinstance(value, str):
+            self.fail(key_path, f"must be a cron string (got {_describe(value)})", hint)
+            return None
+        try:
+            valid = croniter.is_valid(value)
+        except Exception:  # croniter raises more than its own errors on odd input
+            valid = False
+        if not valid:
+            self.fail(key_path, f"{excerpt(value, 40)!r} is not a valid cron string", hint)
+            return None
+        return value
+
+    def func(self, key_path: str, value: Any, importer: Importer | None) -> str | None:
+        if value is None:
+            return None
+        hint = "give the function's dotted path, like app.jobs.expire_sessions"
+        if not isinstance(value, str) or not DOTTED_PATH.fullmatch(value):
+            self.fail(key_path, f"{_describe(value)} is not a dotted path to a function", hint)
+            return None
+        if importer is not None:
+            problem = import_problem(value, importer)
+            if problem is not None:
+                self.fail(
+                    key_path,
+                    f"cannot import {value}: {problem}",
+                    "check the path, and that the app directory holds the module",
+                )
+                return None
+        return value
+
+    def schedule_queue(
+        self, key_path: str, value: Any, queue_names: list[str] | None
+    ) -> str | None:
+        if value is None:
+            return None
+        if not self.queue_name(key_path, value):
+            return None
+        if queue_names is not None and value not in queue_names:
+            self.fail(
+                key_path,
+                f"queue '{value}' is not in queues ({', '.join(queue_names)})",
+                "add it to queues, or no worker of this file would ever run the job",
+            )
+            return None
+        return str(value)
+
+
+def import_problem(dotted: str, importer: Importer) -> str | None:
+    """Import ``module.attr``; None when it is a callable, otherwise what went wrong, one line."""
+    module_name, _, attribute = dotted.rpartition(".")
+    try:
+        module = importer(module_name)
+    except ModuleNotFoundError as error:
+        return f"no module named {error.name!r}" if error.name else _one_line(error)
+    except Exception as error:  # the app's module raised while being imported
+        return f"importing {module_name} raised {_one_line(error)}"
+    except SystemExit as error:
+        return f"importing {module_name} called sys.exit({error.code!r})"
+    try:
+        target = getattr(module, attribute)
+    except AttributeError:
+        return f"module {module_name} has no attribute {attribute!r}"
+    if not callable(target):
+        return f"{attribute!r} in {module_name} is not a function"
+    return None
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error)
+    return f"{type(error).__name__}: {excerpt(text, 100)}" if text else type(error).__name__
+
+
+def _app_importer(app_dir: Path) -> Importer:
+    def import_from_app(module_name: str) -> Any:
+        with _on_sys_path(app_dir):
+            return importlib.import_module(module_name)
+
+    return import_from_app
+
+
+@contextmanager
+def _on_sys_path(directory: Path) -> Iterator[None]:
+    entry = str(directory.resolve())
+    added = entry not in sys.path
+    if added:
+        sys.path.insert(0, entry)
+    try:
+        yield
+    finally:
+        if added and entry in sys.path:
+            sys.path.remove(entry)
