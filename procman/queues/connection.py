@@ -1,0 +1,60 @@
+"""Connecting to Redis: one place that turns every way of failing into a one-line ProcmanError.
+
+Everything in procman that talks to Redis (the worker, ``procman jobs``, the app's ``enqueue``)
+connects through ``connect``, so an unreachable Redis reads the same everywhere: the URL with its
+password hidden, where the URL came from, what went wrong, and what to do.
+"""
+
+from __future__ import annotations
+
+import redis
+
+from procman.errors import ProcmanError
+from procman.queues.redis_url import RedisUrl, redact
+
+CONNECT_TIMEOUT = 5.0
+"""Seconds to wait for the TCP (or TLS) connection; an unreachable host fails instead of hanging.
+Reads have no timeout: a worker's blocking pop waits as long as it asks to."""
+
+FIX = (
+    "start one with 'redis-server' (Debian: apt-get install redis-server), or point REDIS_URL "
+    "(or REDIS_PROVIDER, or --redis-url) at a running Redis"
+)
+
+
+class RedisUnavailable(ProcmanError):
+    """Redis could not be reached, refused us, or failed a command."""
+
+
+def connect(url: RedisUrl | str) -> redis.Redis:
+    """A client for ``url``, checked with a PING; RedisUnavailable when that fails."""
+    where = url if isinstance(url, RedisUrl) else RedisUrl(url, "")
+    try:
+        client = redis.Redis.from_url(where.url, socket_connect_timeout=CONNECT_TIMEOUT)
+    except ValueError as error:
+        raise unavailable(where, error, tried="reading the URL") from None
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        client.close()
+        raise unavailable(where, error) from None
+    return client
+
+
+def unavailable(url: RedisUrl | str, error: BaseException, tried: str = "PING") -> RedisUnavailable:
+    """The one-line error for a failed Redis operation: ``cannot reach Redis at URL (from
+    SOURCE): tried PING: REASON (what to do)``."""
+    where = url if isinstance(url, RedisUrl) else RedisUrl(url, "")
+    shown = where.describe() if where.source else where.redacted
+    reason = one_line(redact(str(error)) or type(error).__name__)
+    if isinstance(error, redis.AuthenticationError) or "NOAUTH" in reason or "WRONGPASS" in reason:
+        hint = "check the password in the URL"
+    elif isinstance(error, redis.ResponseError):
+        hint = "check the URL's database number and that this server is a Redis"
+    else:
+        hint = FIX
+    return RedisUnavailable(f"cannot reach Redis at {shown}: {tried} failed: {reason}", hint)
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
