@@ -1,0 +1,431 @@
+"""``procman worker``: a pool of worker processes, supervised, plus the pool's own duties.
+
+The pool process runs no job. It starts ``concurrency`` worker processes (replacing any that
+dies), keeps them marked alive in Redis, kills one whose job outlives its timeout (recording the
+job failed), hands every job of a dead worker back to its queue, moves due scheduled jobs
+(``enqueue_in``/``enqueue_at``, retries) to their queues, and enqueues the ``schedule:`` entries
+once per tick however many pools share the Redis.
+
+Signals: the first SIGTERM/SIGINT/SIGHUP is a warm shutdown (no new jobs; running jobs get up to
+the job timeout to finish); a second one, or the end of that wait, kills the workers at once and
+puts their jobs back at the front of their queues.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import redis
+from rq.queue import Queue
+from rq.scheduler import RQScheduler
+
+from procman.exitcodes import status_for_signal
+from procman.queues.config import QueueConfig, ScheduledJob
+from procman.queues.recovery import (
+    fail_in_progress,
+    mark_alive,
+    mark_gone,
+    reap_dead_workers,
+    requeue_in_progress,
+)
+from procman.queues.redis_url import RedisUrl
+from procman.queues.worker import SPEC_VARIABLE, WorkerSpec
+from procman.settings import AppOptions
+from procman.supervisor.signals import STOP_SIGNALS, SignalPipe
+
+TICK = 0.25
+ALIVE_EVERY = 2.0
+REAP_EVERY = 5.0
+SCHEDULE_EVERY = 1.0
+TIMEOUT_GRACE = 1.0
+"""After a job's timeout, SIGALRM had its chance to fail it cleanly; this long after, the pool
+kills the worker (a job blocking signals or stuck in C code)."""
+CRON_CATCH_UP = 60.0
+CRON_KEY_SECONDS = 24 * 3600
+RESPAWN_FLOOR = 1.0
+"""A worker that dies within this many seconds of starting is replaced only after this long, so
+a broken app cannot make the pool spin."""
+
+
+@dataclass(frozen=True, slots=True)
+class PoolOptions:
+    config: QueueConfig
+    redis_url: RedisUrl
+    queues: tuple[tuple[str, int | None], ...]
+    concurrency: int
+    burst: bool
+    app_dir: Path
+
+
+@dataclass(eq=False, slots=True)
+class WorkerProcess:
+    name: str
+    process: subprocess.Popen[bytes]
+    status_fd: int
+    started_at: float
+    job_id: str | None = None
+    deadline: float | None = None
+    buffer: bytes = b""
+    status_open: bool = True
+
+
+@dataclass(slots=True)
+class Timers:
+    alive: float = 0.0
+    reap: float = 0.0
+    schedule: float = 0.0
+    respawn_after: float = 0.0
+    cron_seen: dict[str, float] = field(default_factory=dict)
+
+
+class Pool:
+    def __init__(self, options: PoolOptions, connection: redis.Redis) -> None:
+        self.options = options
+        self.connection = connection
+        self._selector = selectors.DefaultSelector()
+        self._signals = SignalPipe()
+        self._workers: dict[int, WorkerProcess] = {}
+        self._serial = 0
+        self._host = socket.gethostname()
+        self._stopping = False
+        self._cold = False
+        self._stop_deadline: float | None = None
+        self._exit_status = 0
+        self._timers = Timers()
+        queue_names = [name for name, _ in options.queues]
+        self._scheduler = RQScheduler(queue_names, connection=connection)
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def run(self) -> int:
+        self._signals.open()
+        self._selector.register(self._signals.reader, selectors.EVENT_READ, None)
+        try:
+            count = self.options.concurrency
+            self._say(
+                f"serving {', '.join(_describe(q) for q in self.options.queues)} with {count} "
+                f"worker process{'es' if count != 1 else ''} on {self.options.redis_url.describe()}"
+            )
+            for _ in range(self.options.concurrency):
+                self._spawn()
+            while self._workers:
+                self._turn()
+        finally:
+            self._signals.close()
+            self._scheduler.release_locks()  # type: ignore[no-untyped-call]
+            for worker in list(self._workers.values()):
+                worker.process.kill()
+            self._selector.close()
+        return self._exit_status
+
+    def _turn(self) -> None:
+        for key, _ in self._selector.select(TICK):
+            if key.data is None:
+                self._on_signals()
+            else:
+                self._read_status(key.data)
+        self._reap_children()
+        now = time.monotonic()
+        self._enforce_timeouts(now)
+        self._duties(now)
+        if (
+            self._stopping
+            and not self._cold
+            and self._stop_deadline is not None
+            and now >= self._stop_deadline
+        ):
+            self._say("jobs did not finish within the timeout: stopping the workers now")
+            self._go_cold()
+
+    # -- workers -----------------------------------------------------------------------------
+
+    def _spawn(self) -> None:
+        self._serial += 1
+        name = f"{self._host}.{os.getpid()}.{self._serial}"
+        mark_alive(self.connection, [name])
+        read_fd, write_fd = os.pipe()
+        config = self.options.config
+        spec = WorkerSpec(
+            name=name,
+            redis_url=self.options.redis_url.url,
+            queues=self.options.queues,
+            timeout=config.timeout,
+            retry=config.retry,
+            max_jobs=config.max_jobs,
+            max_memory=config.max_memory,
+            burst=self.options.burst,
+            status_fd=write_fd,
+            app_dir=str(self.options.app_dir),
+        )
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "procman.queues.worker"],
+                env={**os.environ, SPEC_VARIABLE: spec.to_json()},
+                cwd=self.options.app_dir,
+                pass_fds=(write_fd,),
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 (the pool has no threads)
+            )
+        finally:
+            os.close(write_fd)
+        os.set_blocking(read_fd, False)
+        worker = WorkerProcess(name, process, read_fd, time.monotonic())
+        self._workers[process.pid] = worker
+        self._selector.register(read_fd, selectors.EVENT_READ, worker)
+
+    def _read_status(self, worker: WorkerProcess) -> None:
+        if not worker.status_open:
+            return
+        try:
+            data = os.read(worker.status_fd, 4096)
+        except BlockingIOError:
+            return
+        if not data:
+            self._close_status(worker)
+            return
+        worker.buffer += data
+        *lines, worker.buffer = worker.buffer.split(b"\n")
+        for line in lines:
+            parts = line.decode().split()
+            if parts[:1] == ["start"] and len(parts) == 3:
+                worker.job_id = parts[1]
+                timeout = float(parts[2])
+                worker.deadline = (
+                    time.monotonic() + timeout + TIMEOUT_GRACE if timeout > 0 else None
+                )
+            elif parts == ["end"]:
+                worker.job_id = None
+                worker.deadline = None
+
+    def _reap_children(self) -> None:
+        for pid, worker in list(self._workers.items()):
+            returncode = worker.process.poll()
+            if returncode is None:
+                continue
+            del self._workers[pid]
+            self._read_status(worker)
+            self._close_status(worker)
+            requeued = requeue_in_progress(self.connection, worker.name)
+            mark_gone(self.connection, worker.name)
+            if requeued:
+                self._say(f"{worker.name} died: put {len(requeued)} job(s) back on their queues")
+            self._after_exit(worker, returncode)
+
+    def _close_status(self, worker: WorkerProcess) -> None:
+        if worker.status_open:
+            worker.status_open = False
+            self._selector.unregister(worker.status_fd)
+            os.close(worker.status_fd)
+
+    def _after_exit(self, worker: WorkerProcess, returncode: int) -> None:
+        if self._stopping or (self.options.burst and returncode == 0):
+            return
+        reason = (
+            f"exited with code {returncode}"
+            if returncode >= 0
+            else (f"killed by {signal.Signals(-returncode).name}")
+        )
+        if self.options.burst or returncode != 0 or time.monotonic() - worker.started_at < 1:
+            self._say(f"{worker.name} {reason}; starting another")
+        if time.monotonic() - worker.started_at < RESPAWN_FLOOR:
+            time.sleep(RESPAWN_FLOOR)
+        self._spawn()
+
+    def _enforce_timeouts(self, now: float) -> None:
+        for worker in self._workers.values():
+            if worker.deadline is None or now < worker.deadline or worker.job_id is None:
+                continue
+            job_id = worker.job_id
+            self._say(f"job {job_id} outlived its timeout: killing {worker.name}")
+            worker.process.kill()
+            worker.process.wait()
+            fail_in_progress(
+                self.connection,
+                worker.name,
+                job_id,
+                "JobTimeoutException: the job outlived its timeout and did not stop on SIGALRM; "
+                "procman killed its worker process",
+            )
+            worker.job_id = None
+            worker.deadline = None
+
+    # -- the pool's duties -------------------------------------------------------------------
+
+    def _duties(self, now: float) -> None:
+        try:
+            if now >= self._timers.alive:
+                mark_alive(self.connection, [w.name for w in self._workers.values()])
+                self._timers.alive = now + ALIVE_EVERY
+            if now >= self._timers.reap:
+                for name, ids in reap_dead_workers(self.connection, self._host).items():
+                    self._say(f"worker {name} is gone: put {len(ids)} job(s) back on their queues")
+                self._timers.reap = now + REAP_EVERY
+            if now >= self._timers.schedule and not self._stopping:
+                self._move_scheduled_jobs()
+                self._enqueue_cron_ticks(time.time())
+                self._timers.schedule = now + SCHEDULE_EVERY
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            self._say(f"lost Redis at {self.options.redis_url.redacted} ({error}); retrying")
+            self._timers.alive = self._timers.reap = self._timers.schedule = now + 1.0
+
+    def _move_scheduled_jobs(self) -> None:
+        if not self._scheduler.acquired_locks or self._scheduler.should_reacquire_locks:
+            self._scheduler.acquire_locks()  # type: ignore[no-untyped-call]
+        else:
+            self._scheduler.heartbeat()  # type: ignore[no-untyped-call]
+        if self._scheduler.acquired_locks:
+            self._scheduler.enqueue_scheduled_jobs()  # type: ignore[no-untyped-call]
+
+    def _enqueue_cron_ticks(self, now: float) -> None:
+        for entry in self.options.config.schedule:
+            tick = previous_tick(entry.cron, now)
+            if now - tick > CRON_CATCH_UP or self._timers.cron_seen.get(entry.name) == tick:
+                continue
+            self._timers.cron_seen[entry.name] = tick
+            if claim_tick(self.connection, entry, tick):
+                Queue(entry.queue, connection=self.connection).enqueue(
+                    entry.func, *entry.args, **dict(entry.kwargs)
+                )
+                self._say(f"schedule {entry.name}: enqueued {entry.func} on {entry.queue}")
+
+    # -- stopping ----------------------------------------------------------------------------
+
+    def _on_signals(self) -> None:
+        for signum in self._signals.received():
+            if signum == signal.SIGCHLD or signum not in STOP_SIGNALS:
+                continue
+            if self._stopping:
+                self._say(f"{signal.Signals(signum).name} again: stopping the workers now")
+                self._exit_status = status_for_signal(signum)
+                self._go_cold()
+                continue
+            self._say(
+                f"{signal.Signals(signum).name}: finishing running jobs (up to "
+                f"{self.options.config.timeout}s), then stopping"
+            )
+            self._stopping = True
+            self._stop_deadline = time.monotonic() + self.options.config.timeout
+            for worker in self._workers.values():
+                _signal(worker.process, signal.SIGUSR1)
+
+    def _go_cold(self) -> None:
+        self._cold = True
+        for worker in self._workers.values():
+            worker.process.kill()
+        for worker in self._workers.values():
+            worker.process.wait()
+        self._reap_children()  # and their jobs go back to the front of their queues
+
+    def _say(self, message: str) -> None:
+        sys.stdout.write(f"procman worker: {message}\n")
+        sys.stdout.flush()
+
+
+def previous_tick(cron: str, now: float) -> float:
+    """The latest time at or before ``now`` that ``cron`` names (local time)."""
+    from croniter import croniter
+
+    return float(croniter(cron, datetime.fromtimestamp(now)).get_prev(float))
+
+
+def claim_tick(connection: redis.Redis, entry: ScheduledJob, tick: float) -> bool:
+    """True for exactly one caller per entry and tick, across every pool sharing the Redis."""
+    key = f"procman:cron:{entry.name}:{int(tick)}"
+    return bool(connection.set(key, socket.gethostname(), nx=True, ex=CRON_KEY_SECONDS))
+
+
+def _describe(queue: tuple[str, int | None]) -> str:
+    name, weight = queue
+    return name if weight is None else f"{name}({weight})"
+
+
+def _signal(process: subprocess.Popen[bytes], signum: int) -> None:
+    try:
+        process.send_signal(signum)
+    except ProcessLookupError:
+        pass
+
+
+def _die_with_parent() -> None:
+    """A worker must not outlive its pool (nobody would mark it alive, and its jobs would run
+    twice once another pool requeues them)."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+
+
+def parse_queues_option(spec: str) -> tuple[tuple[str, int | None], ...]:
+    """``--queues critical,default`` (strict order) or ``critical:5,default:3`` (weighted)."""
+    from procman.errors import UsageError
+
+    queues: list[tuple[str, int | None]] = []
+    for raw in spec.split(","):
+        part = raw.strip()
+        if not part:
+            continue
+        name, _, weight = part.partition(":")
+        if not name or (weight and (not weight.isdigit() or int(weight) < 1)):
+            raise UsageError(
+                f"--queues: cannot read {part!r}",
+                "write names in order ('critical,default') or with weights ('critical:5,low:1')",
+            )
+        queues.append((name, int(weight) if weight else None))
+    if not queues:
+        raise UsageError("--queues: no queue given", "write e.g. --queues critical,default")
+    if len({name for name, _ in queues}) != len(queues):
+        raise UsageError("--queues: a queue is listed twice", "list each queue once")
+    if len({weight is None for _, weight in queues}) > 1:
+        raise UsageError(
+            "--queues: mix of weighted and plain queues", "give every queue a weight, or none"
+        )
+    return tuple(queues)
+
+
+def serve(
+    app_options: AppOptions,
+    *,
+    config_path: Path | None,
+    redis_url_option: str | None,
+    queues_option: str | None,
+    concurrency: int | None,
+    burst: bool,
+) -> int:
+    """Validate everything, connect, then run the pool until it is stopped (or, with ``burst``,
+    until the queues are empty)."""
+    from procman.queues.config import default_path, load_queue_config
+    from procman.queues.connection import connect
+    from procman.queues.redis_url import resolve_redis_url
+    from procman.settings import load_app
+
+    app = load_app(app_options)
+    path = config_path if config_path is not None else default_path(app.root)
+    config = (
+        load_queue_config(path, app_dir=app.root)
+        if config_path is not None or path.exists()
+        else QueueConfig(path=None)
+    )
+    queues = (
+        parse_queues_option(queues_option)
+        if queues_option is not None
+        else tuple((q.name, q.weight) for q in config.queues)
+    )
+    url = resolve_redis_url({**app.shell, **app.env}, redis_url_option)
+    connection = connect(url)
+    options = PoolOptions(
+        config=config,
+        redis_url=url,
+        queues=queues,
+        concurrency=concurrency if concurrency is not None else config.concurrency,
+        burst=burst,
+        app_dir=app.root,
+    )
+    return Pool(options, connection).run()

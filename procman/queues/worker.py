@@ -1,0 +1,223 @@
+"""One worker process of ``procman worker``: RQ's in-process worker, extended at its seams.
+
+- Fetching is atomic and recorded (see ``procman.queues.recovery``) instead of RQ's multi-queue
+  ``BLPOP``, which loses the job when the worker dies right after the pop; the queue order is
+  drawn per fetch by ``weighted_order``.
+- Jobs run in this process (no fork per job, RQ's ``SimpleWorker``), so a job costs a few Redis
+  round trips, not a fork. The hard timeout that a fork would give is kept by the pool: each job's
+  start and end go to the pool over a pipe, and the pool kills this process if a job outlives its
+  timeout (SIGALRM comes first and fails the job cleanly when the job lets it).
+- Signals: the pool owns them. SIGTERM and SIGINT (sent to the whole process group by
+  ``procman start``) are ignored here; SIGUSR1 from the pool asks for a warm stop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import random
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+from rq.queue import Queue
+from rq.worker import SimpleWorker
+
+from procman.queues.recovery import FETCH_SCRIPT, wip_key
+from procman.queues.redis_url import redact
+from procman.queues.weighting import fetch_order
+
+SPEC_VARIABLE = "PROCMAN_WORKER_SPEC"
+HEARTBEAT_EVERY = 5.0
+IDLE_POLL_FIRST = 0.001
+IDLE_POLL_MAX = 0.02
+BLOCK_SECONDS = 1
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSpec:
+    """What the pool tells a worker process (as JSON in its environment, so no secret shows in
+    ``ps``)."""
+
+    name: str
+    redis_url: str
+    queues: tuple[tuple[str, int | None], ...]
+    timeout: int
+    retry: int
+    max_jobs: int | None
+    max_memory: int | None
+    burst: bool
+    status_fd: int
+    app_dir: str
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> WorkerSpec:
+        data = json.loads(text)
+        data["queues"] = tuple((name, weight) for name, weight in data["queues"])
+        return cls(**data)
+
+
+def retry_intervals(retries: int) -> list[int]:
+    """Sidekiq's backoff without its jitter: (count ** 4) + 15 seconds before retry ``count``."""
+    return [count**4 + 15 for count in range(retries)]
+
+
+class ProcmanWorker(SimpleWorker):
+    def __init__(self, spec: WorkerSpec, connection: redis.Redis) -> None:
+        names = [name for name, _ in spec.queues]
+        super().__init__(names, name=spec.name, connection=connection)
+        self.spec = spec
+        self.wip_key = wip_key(spec.name)
+        self._fetch = connection.register_script(FETCH_SCRIPT)
+        self._rng = random.Random()
+        self._queues_by_name = {queue.name: queue for queue in self.queues}
+        self._last_heartbeat = 0.0
+
+    # -- signals: the pool decides -----------------------------------------------------------
+
+    def _install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGUSR1, self.request_stop)
+
+    def request_stop(self, signum: Any, frame: Any) -> None:
+        """Warm stop: finish the running job, then exit (idle: exit now)."""
+        self._shutdown_requested_date = _utcnow()
+        self._shutdown()  # type: ignore[no-untyped-call]
+
+    # -- fetching ----------------------------------------------------------------------------
+
+    def dequeue_job_and_maintain_ttl(
+        self, timeout: int | None, max_idle_time: int | None = None
+    ) -> tuple[Job, Queue] | None:
+        self.set_state("idle")
+        burst = timeout is None
+        wait = IDLE_POLL_FIRST
+        backoff = 1.0
+        while True:
+            try:
+                self._maybe_heartbeat()
+                fetched = self._fetch_one()
+                if fetched is not None:
+                    return fetched
+                if burst:
+                    return None
+                if len(self.queues) == 1:
+                    fetched = self._block_on_single_queue()
+                    if fetched is not None:
+                        return fetched
+                    continue
+                time.sleep(wait)
+                wait = min(wait * 2, IDLE_POLL_MAX)
+                backoff = 1.0
+            except (redis.ConnectionError, redis.TimeoutError) as error:
+                self.log.warning(
+                    "lost Redis at %s (%s); retrying in %gs",
+                    redact(self.spec.redis_url),
+                    error,
+                    backoff,
+                )
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+    def _fetch_one(self) -> tuple[Job, Queue] | None:
+        order = fetch_order(self.spec.queues, self._rng)
+        queues = [self._queues_by_name[name] for name in order]
+        while True:
+            result = self._fetch(keys=[self.wip_key, *[queue.key for queue in queues]])
+            if not result:
+                return None
+            index, raw_id = result
+            job = self._job(raw_id)
+            if job is not None:
+                return job, queues[int(index)]
+
+    def _block_on_single_queue(self) -> tuple[Job, Queue] | None:
+        queue = self.queues[0]
+        raw_id = self.connection.blmove(queue.key, self.wip_key, BLOCK_SECONDS, "LEFT", "RIGHT")
+        if raw_id is None:
+            return None
+        job = self._job(raw_id)
+        return None if job is None else (job, queue)
+
+    def _job(self, raw_id: bytes | str) -> Job | None:
+        job_id = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
+        try:
+            return Job.fetch(job_id, connection=self.connection, serializer=self.serializer)
+        except NoSuchJobError:  # deleted while queued: nothing to run
+            self.connection.lrem(self.wip_key, 1, job_id)
+            return None
+
+    def _maybe_heartbeat(self) -> None:
+        now = time.monotonic()
+        if now - self._last_heartbeat >= HEARTBEAT_EVERY:
+            self.heartbeat()
+            self._last_heartbeat = now
+
+    # -- running -----------------------------------------------------------------------------
+
+    def perform_job(self, job: Job, queue: Queue, execution: Any) -> bool:
+        if job.timeout is None:
+            job.timeout = self.spec.timeout
+        if job.retries_left is None and self.spec.retry > 0:
+            job.retries_left = self.spec.retry
+            job.retry_intervals = retry_intervals(self.spec.retry)
+        self._report(f"start {job.id} {job.timeout}")
+        try:
+            return bool(super().perform_job(job, queue, execution))
+        finally:
+            self._report("end")
+            if self._too_fat():
+                self.log.info("worker %s: above max_memory after a job, recycling", self.name)
+                self._stop_requested = True
+
+    def cleanup_execution(self, job: Job, pipeline: Any, execution: Any = None) -> None:
+        """Leave the work-in-progress list in the transaction that records the outcome."""
+        super().cleanup_execution(job, pipeline, execution)
+        pipeline.lrem(self.wip_key, 1, job.id)
+
+    def _report(self, line: str) -> None:
+        try:
+            os.write(self.spec.status_fd, line.encode() + b"\n")
+        except OSError:
+            pass  # the pool is gone; PR_SET_PDEATHSIG ends us shortly
+
+    def _too_fat(self) -> bool:
+        if self.spec.max_memory is None:
+            return False
+        import psutil
+
+        return bool(psutil.Process().memory_info().rss > self.spec.max_memory)
+
+
+def _utcnow() -> Any:
+    from rq.utils import now
+
+    return now()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of a worker process started by the pool."""
+    spec = WorkerSpec.from_json(os.environ[SPEC_VARIABLE])
+    if spec.app_dir not in sys.path:
+        sys.path.insert(0, spec.app_dir)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    connection = redis.Redis.from_url(spec.redis_url)
+    worker = ProcmanWorker(spec, connection)
+    worker.work(burst=spec.burst, max_jobs=spec.max_jobs, logging_level="INFO")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
