@@ -168,7 +168,9 @@ class ProcmanWorker(SimpleWorker):
     # -- running -----------------------------------------------------------------------------
 
     def perform_job(self, job: Job, queue: Queue, execution: Any) -> bool:
-        if job.timeout is None:
+        if job.timeout in (None, Queue.DEFAULT_TIMEOUT):
+            # RQ stamps its own default (180 s) on a job enqueued without a timeout; the app's
+            # queues.yml decides for those.
             job.timeout = self.spec.timeout
         if job.retries_left is None and self.spec.retry > 0:
             job.retries_left = self.spec.retry

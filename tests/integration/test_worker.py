@@ -1,0 +1,320 @@
+"""End-to-end: the installed ``procman worker`` against a real Redis, real worker processes and
+real SIGKILLs."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from rq.job import Job, JobStatus
+from rq.queue import Queue
+from rq.registry import FailedJobRegistry, FinishedJobRegistry
+
+from tests.conftest import PROCMAN, App, LiveOutput
+
+pytestmark = pytest.mark.timeout(120)
+
+JOBS = """
+import os, signal, time
+from pathlib import Path
+
+def add(a, b):
+    return a + b
+
+def boom():
+    raise ValueError("boom")
+
+def nap(seconds, mark=None):
+    time.sleep(seconds)
+    if mark:
+        Path(mark).touch()
+    return "rested"
+
+def deaf(seconds):
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+    time.sleep(seconds)
+
+def count(directory, name, seconds=0.0):
+    time.sleep(seconds)
+    with open(os.path.join(directory, name), "a") as f:
+        f.write("x")
+"""
+
+
+@pytest.fixture
+def jobs_app(app: App, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> App:
+    app.write("jobs.py", JOBS)
+    app.procfile("worker: procman worker\n")
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.syspath_prepend(str(app.root))
+    return app
+
+
+def client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url)
+
+
+def run_burst(app: App, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return app.run("worker", "--burst", *args, timeout=timeout)
+
+
+def test_burst_runs_every_job_and_records_failures(jobs_app: App, redis_url: str) -> None:
+    connection = client(redis_url)
+    queue = Queue("default", connection=connection)
+    added = [queue.enqueue("jobs.add", i, 1) for i in range(20)]
+    failing = queue.enqueue("jobs.boom")
+    result = run_burst(jobs_app)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "serving default with 2 worker processes" in result.stdout
+    assert [Job.fetch(job.id, connection=connection).return_value() for job in added] == [
+        i + 1 for i in range(20)
+    ]
+    assert FailedJobRegistry("default", connection=connection).get_job_ids() == [failing.id]
+    assert connection.keys("procman:wip:*") == []
+
+
+def test_weighted_queues_never_starve_the_light_one(jobs_app: App, redis_url: str) -> None:
+    jobs_app.write("queues.yml", "concurrency: 1\nqueues:\n  - [heavy, 9]\n  - [light, 1]\n")
+    connection = client(redis_url)
+    heavy = Queue("heavy", connection=connection)
+    light = Queue("light", connection=connection)
+    for i in range(200):
+        heavy.enqueue("jobs.add", i, 0)
+    for i in range(200):
+        light.enqueue("jobs.add", i, 0)
+    started = subprocess.Popen(
+        [PROCMAN, "worker"], cwd=jobs_app.root, stdout=subprocess.DEVNULL, process_group=0
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while heavy.count > 100 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        os.killpg(started.pid, signal.SIGKILL)
+        started.wait()
+    done_light = 200 - light.count
+    done_heavy = 200 - heavy.count
+    assert done_heavy >= 100
+    assert 0 < done_light < done_heavy  # light is served in proportion, not starved
+
+
+def test_a_job_that_blocks_signals_is_killed_at_its_timeout(jobs_app: App, redis_url: str) -> None:
+    jobs_app.write("queues.yml", "concurrency: 1\ntimeout: 1\n")
+    connection = client(redis_url)
+    queue = Queue("default", connection=connection)
+    deaf = queue.enqueue("jobs.deaf", 30)
+    after = queue.enqueue("jobs.add", 1, 2)
+    began = time.monotonic()
+    result = run_burst(jobs_app)
+    assert time.monotonic() - began < 15
+    assert result.returncode == 0
+    assert f"job {deaf.id} outlived its timeout" in result.stdout
+    assert Job.fetch(deaf.id, connection=connection).get_status() == JobStatus.FAILED
+    assert deaf.id in FailedJobRegistry("default", connection=connection).get_job_ids()
+    assert Job.fetch(after.id, connection=connection).return_value() == 3
+
+
+def test_sigkilled_workers_lose_no_job(jobs_app: App, redis_url: str, tmp_path: Path) -> None:
+    """Kill worker processes at random moments while jobs run: every job ends finished (or, if
+    it raised, failed); none is missing."""
+    jobs_app.write("queues.yml", "concurrency: 3\nqueues:\n  - [a, 2]\n  - [b, 1]\n")
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    connection = client(redis_url)
+    queues = [Queue("a", connection=connection), Queue("b", connection=connection)]
+    ids = []
+    for i in range(300):
+        if i % 50 == 7:
+            ids.append(queues[i % 2].enqueue("jobs.boom").id)
+        else:
+            ids.append(queues[i % 2].enqueue("jobs.count", str(marks), f"j{i}", 0.005).id)
+    pool = subprocess.Popen(
+        [PROCMAN, "worker"], cwd=jobs_app.root, stdout=subprocess.DEVNULL, process_group=0
+    )
+    rng = random.Random(7)
+    kills = 0
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            statuses = [Job.fetch(i, connection=connection).get_status() for i in ids[::10]]
+            if all(s in (JobStatus.FINISHED, JobStatus.FAILED) for s in statuses) and not any(
+                q.count for q in queues
+            ):
+                break
+            workers = [c for c in _children(pool.pid)]
+            if workers and kills < 15:
+                os.kill(rng.choice(workers), signal.SIGKILL)
+                kills += 1
+            time.sleep(rng.uniform(0.05, 0.3))
+        final = _wait_all_done(connection, ids, 60)
+    finally:
+        os.killpg(pool.pid, signal.SIGKILL)
+        pool.wait()
+    assert kills >= 5
+    missing = [i for i, status in final.items() if status not in ("finished", "failed")]
+    assert missing == []
+    failed = {i for i, status in final.items() if status == "failed"}
+    assert len(failed) == 6  # exactly the jobs that raise
+    finished = (
+        FinishedJobRegistry("a", connection=connection).count
+        + FinishedJobRegistry("b", connection=connection).count
+    )
+    assert finished == 294
+
+
+def test_warm_then_cold_shutdown(
+    jobs_app: App, redis_url: str, live: type[LiveOutput], tmp_path: Path
+) -> None:
+    jobs_app.write("queues.yml", "concurrency: 1\ntimeout: 30\n")
+    connection = client(redis_url)
+    queue = Queue("default", connection=connection)
+    first = queue.enqueue("jobs.nap", 1.5, str(tmp_path / "first-done"))
+    procman = jobs_app.spawn("worker")
+    output = live(procman)
+    _wait_status(connection, first.id, JobStatus.STARTED)
+    os.killpg(procman.pid, signal.SIGTERM)
+    output.wait_for("finishing running jobs")
+    code, text = output.finish(timeout=20)
+    assert code == 0
+    assert (tmp_path / "first-done").exists()
+    assert Job.fetch(first.id, connection=connection).get_status() == JobStatus.FINISHED
+
+    second = queue.enqueue("jobs.nap", 30)
+    procman = jobs_app.spawn("worker")
+    output = live(procman)
+    _wait_status(connection, second.id, JobStatus.STARTED)
+    os.killpg(procman.pid, signal.SIGTERM)
+    output.wait_for("finishing running jobs")
+    os.killpg(procman.pid, signal.SIGTERM)
+    code, text = output.finish(timeout=20)
+    assert code == 143
+    assert "put 1 job(s) back on their queues" in text
+    assert queue.get_job_ids() == [second.id]
+    assert Job.fetch(second.id, connection=connection).get_status() == JobStatus.QUEUED
+
+
+def test_a_dead_pool_s_jobs_come_back_within_30_seconds(jobs_app: App, redis_url: str) -> None:
+    jobs_app.write("queues.yml", "concurrency: 1\ntimeout: 120\n")
+    connection = client(redis_url)
+    queue = Queue("default", connection=connection)
+    stuck = queue.enqueue("jobs.nap", 100)
+    doomed = subprocess.Popen(
+        [PROCMAN, "worker"], cwd=jobs_app.root, stdout=subprocess.DEVNULL, process_group=0
+    )
+    _wait_status(connection, stuck.id, JobStatus.STARTED)
+    os.killpg(doomed.pid, signal.SIGKILL)  # the pool and its worker: nobody marks it alive now
+    doomed.wait()
+    killed_at = time.monotonic()
+    rescuer = subprocess.Popen(
+        [PROCMAN, "worker", "--queues", "elsewhere"],
+        cwd=jobs_app.root,
+        stdout=subprocess.DEVNULL,
+        process_group=0,
+    )
+    try:
+        while queue.get_job_ids() != [stuck.id]:
+            assert time.monotonic() - killed_at < 30, "not requeued within 30 s"
+            time.sleep(0.2)
+    finally:
+        os.killpg(rescuer.pid, signal.SIGKILL)
+        rescuer.wait()
+
+
+def test_schedule_ticks_are_enqueued_once_across_pools(
+    jobs_app: App, redis_url: str, tmp_path: Path
+) -> None:
+    jobs_app.write(
+        "queues.yml",
+        "concurrency: 1\nschedule:\n"
+        "  tick: {cron: '* * * * *', func: jobs.count, queue: default,"
+        f" args: ['{tmp_path}', 'tick']}}\n",
+    )
+    pools = [
+        subprocess.Popen(
+            [PROCMAN, "worker"], cwd=jobs_app.root, stdout=subprocess.DEVNULL, process_group=0
+        )
+        for _ in range(3)
+    ]
+    try:
+        deadline = time.monotonic() + 20
+        while not (tmp_path / "tick").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(3)  # every pool has looked at this tick several times by now
+    finally:
+        for pool in pools:
+            os.killpg(pool.pid, signal.SIGKILL)
+            pool.wait()
+    assert (tmp_path / "tick").read_text() == "x"
+
+
+def test_enqueue_in_runs_on_time(jobs_app: App, redis_url: str, tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    connection = client(redis_url)
+    queue = Queue("default", connection=connection)
+    later = queue.enqueue_in(timedelta(seconds=2), "jobs.nap", 0, str(tmp_path / "later"))
+    asked = time.monotonic()
+    pool = subprocess.Popen(
+        [PROCMAN, "worker"], cwd=jobs_app.root, stdout=subprocess.DEVNULL, process_group=0
+    )
+    try:
+        _wait_status(connection, later.id, JobStatus.FINISHED, timeout=15)
+        assert 1.5 <= time.monotonic() - asked <= 5
+    finally:
+        os.killpg(pool.pid, signal.SIGKILL)
+        pool.wait()
+
+
+def test_a_url_in_redis_provider_is_a_one_line_error(
+    jobs_app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDIS_PROVIDER", "redis://:secret@127.0.0.1:1/0")
+    result = jobs_app.run("worker", "--burst")
+    assert result.returncode != 0
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("procman: error: ")
+    assert "secret" not in result.stderr
+
+
+def test_an_unreachable_redis_is_a_one_line_error(
+    jobs_app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://:hunter2@127.0.0.1:1/0")
+    result = jobs_app.run("worker", "--burst")
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        "procman: error: cannot reach Redis at redis://:***@127.0.0.1:1/0"
+    )
+    assert result.stderr.count("\n") == 1 and "hunter2" not in result.stderr
+
+
+def _children(pid: int) -> list[int]:
+    import psutil
+
+    try:
+        return [c.pid for c in psutil.Process(pid).children() if c.status() != psutil.STATUS_ZOMBIE]
+    except psutil.Error:
+        return []
+
+
+def _wait_status(connection: redis.Redis, job_id: str, status: Any, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while Job.fetch(job_id, connection=connection).get_status() != status:
+        assert time.monotonic() < deadline, f"{job_id} never became {status}"
+        time.sleep(0.02)
+
+
+def _wait_all_done(connection: redis.Redis, ids: list[str], timeout: float) -> dict[str, str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        final = {i: str(Job.fetch(i, connection=connection).get_status().value) for i in ids}
+        if all(s in ("finished", "failed") for s in final.values()) or time.monotonic() > deadline:
+            return final
+        time.sleep(0.2)
