@@ -318,3 +318,54 @@ def _wait_all_done(connection: redis.Redis, ids: list[str], timeout: float) -> d
         if all(s in ("finished", "failed") for s in final.values()) or time.monotonic() > deadline:
             return final
         time.sleep(0.2)
+
+
+def test_failures_retry_with_backoff_then_stay_dead(jobs_app: App, redis_url: str) -> None:
+    from rq.registry import ScheduledJobRegistry
+
+    jobs_app.write("queues.yml", "concurrency: 1\nretry: 2\n")
+    connection = client(redis_url)
+    queue = Queue("default", connection=connection)
+    failing = queue.enqueue("jobs.boom")
+    before = time.time()
+    assert run_burst(jobs_app).returncode == 0
+    scheduled = ScheduledJobRegistry("default", connection=connection)
+    assert scheduled.get_job_ids() == [failing.id]  # not failed yet: a retry is due
+    due = scheduled.get_scheduled_time(failing.id).timestamp()
+    assert before + 14 <= due <= time.time() + 16  # Sidekiq's first step: 0**4 + 15 s
+    job = Job.fetch(failing.id, connection=connection)
+    assert job.retries_left == 1
+
+    # bring the retries forward instead of waiting: run them, then it is dead for good
+    for _ in range(2):
+        scheduled.remove(failing.id)
+        queue.enqueue_job(Job.fetch(failing.id, connection=connection))
+        assert run_burst(jobs_app).returncode == 0
+    assert FailedJobRegistry("default", connection=connection).get_job_ids() == [failing.id]
+    assert ScheduledJobRegistry("default", connection=connection).get_job_ids() == []
+
+
+def test_workers_are_recycled_after_max_jobs(jobs_app: App, redis_url: str) -> None:
+    jobs_app.write("queues.yml", "concurrency: 1\nmax_jobs: 5\n")
+    connection = client(redis_url)
+    queue = Queue("default", connection=connection)
+    added = [queue.enqueue("jobs.add", i, 0) for i in range(12)]
+    pool = subprocess.Popen(
+        [PROCMAN, "worker"], cwd=jobs_app.root, stdout=subprocess.PIPE, process_group=0
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while any(
+            Job.fetch(j.id, connection=connection).get_status() != JobStatus.FINISHED for j in added
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        os.killpg(pool.pid, signal.SIGKILL)
+        output = pool.communicate()[0].decode()
+    names = {
+        line.split()[1].rstrip(":")
+        for line in output.splitlines()
+        if line.startswith("Worker ") and "finished executing 5 jobs" in line
+    }
+    assert len(names) == 2  # two workers reached max_jobs and were replaced
