@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from procman.errors import ConfigError, ProcmanError, UsageError, collect, raise_collected
 from procman.formation import (
     ALL,
+    Instance,
     check_names,
     check_types,
     expand,
@@ -15,10 +16,12 @@ from procman.formation import (
     resolve_counts,
 )
 from procman.procfile import Procfile, load_procfile
+from procman.queues.private_redis import READY_TIMEOUT, RedisPlan, plan_redis
 from procman.rundir import RunDir
 from procman.settings import App, AppOptions, load_app, procfile_path
 from procman.supervisor.control.server import ControlServer
 from procman.supervisor.output import Prefixer, Sink, StreamStyle
+from procman.supervisor.service import Service
 from procman.supervisor.spawn import Spawner
 from procman.supervisor.supervisor import Policy, Supervisor
 
@@ -35,6 +38,7 @@ class StartOptions:
     output_fd: int = 1
     restart: str | None = None
     can_die: str | None = None
+    redis_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +47,7 @@ class Plan:
     procfile: Procfile
     counts: dict[str, int]
     policy: Policy
+    redis: RedisPlan
 
 
 def load_app_and_procfile(options: AppOptions) -> tuple[App, Procfile]:
@@ -71,7 +76,8 @@ def plan(options: StartOptions) -> Plan:
             "the formation starts no process",
             f"give a type a count above 0 with {options.formation_option}",
         )
-    return Plan(app=app, procfile=procfile, counts=counts, policy=policy)
+    redis = plan_redis(app.root, procfile, app.process_env(), options.redis_url)
+    return Plan(app=app, procfile=procfile, counts=counts, policy=policy, redis=redis)
 
 
 def parse_policy(spec: str | None, procfile: Procfile, option: str) -> frozenset[str]:
@@ -94,6 +100,7 @@ def start(options: StartOptions) -> int:
     run_dir = RunDir(app.root)
     lock = run_dir.lock()
     try:
+        services = _services(chosen.redis, app)
         columns, rows = _terminal_size()
         name_width = max(len(f"{name}.{count}") for name, count in chosen.counts.items())
         supervisor = Supervisor(
@@ -103,19 +110,54 @@ def start(options: StartOptions) -> int:
             spawner=Spawner(
                 app.root, tty=options.tty, columns=columns - name_width - 12, rows=rows
             ),
-            environment=lambda instance: app.process_env(
-                {"PORT": str(instance.port), "PS": instance.name}
-            ),
+            environment=lambda instance: _environment(app, chosen.redis, instance),
             prefixer=Prefixer(options.style),
             sink=Sink(options.output_fd),
             stop_timeout=options.stop_timeout,
             policy=chosen.policy,
             control=lambda selector, handler: ControlServer(run_dir.socket_path, selector, handler),
             save_formation=run_dir.save_formation,
+            services=services,
+            notes=[chosen.redis.note] if chosen.redis.note else [],
         )
         return supervisor.run()
     finally:
         os.close(lock)
+
+
+def _environment(app: App, redis: RedisPlan, instance: Instance) -> dict[str, str]:
+    extra = {"PORT": str(instance.port), "PS": instance.name}
+    if redis.url is not None:
+        extra["REDIS_URL"] = redis.url
+    env = app.process_env(extra)
+    for variable in redis.unset:
+        env.pop(variable, None)
+    return env
+
+
+def _services(redis: RedisPlan, app: App) -> list[Service]:
+    """The private Redis, its data directory made (under the app's lock: one server per dir)."""
+    server = redis.server
+    if server is None:
+        return []
+    try:
+        server.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as error:
+        raise ProcmanError(
+            f"cannot create {server.data_dir}: {error.strerror}",
+            "the private Redis keeps its data there; make the app directory writable, "
+            "or set REDIS_URL to a Redis of your own",
+        ) from None
+    return [
+        Service(
+            name="redis",
+            command=server.command(),
+            env=app.process_env(unbuffered=False),
+            ready=server.ready,
+            ready_timeout=READY_TIMEOUT,
+            about=f"{server.url}, data in {server.data_dir}",
+        )
+    ]
 
 
 def _requested_counts(options: StartOptions, app: App, procfile: Procfile) -> dict[str, int]:

@@ -99,6 +99,12 @@ def cli(traceback: bool) -> None:
     metavar="TYPES",
     help="Let these types (comma-separated, or 'all') exit without stopping the rest.",
 )
+@click.option(
+    "--redis-url",
+    metavar="URL",
+    help="Redis for every process (as REDIS_URL) [default: REDIS_PROVIDER or REDIS_URL; "
+    "else, for an app with queues, a private redis-server].",
+)
 def start(
     procfile: Path | None,
     root: Path | None,
@@ -114,6 +120,7 @@ def start(
     tty: bool,
     restart_types: str | None,
     can_die_types: str | None,
+    redis_url: str | None,
 ) -> int:
     """Start the app's processes (all types, or the NAMES given)."""
     from procman.start import StartOptions
@@ -131,6 +138,7 @@ def start(
         tty=tty,
         restart=restart_types,
         can_die=can_die_types,
+        redis_url=redis_url,
     )
     return start_app(options)
 

@@ -54,7 +54,7 @@ class Run:
 
     @property
     def name(self) -> str:
-        return self.slot.instance.name
+        return self.slot.name
 
     @property
     def type(self) -> str:
@@ -76,10 +76,12 @@ class Slot:
     crashes_in_a_row: int = 0
     start_at: float | None = None
     then: Then | None = None
+    service: bool = False
+    """A service (the private Redis), named by its type alone: ``redis``."""
 
     @property
     def name(self) -> str:
-        return self.instance.name
+        return self.instance.type if self.service else self.instance.name
 
     @property
     def restarts(self) -> int:

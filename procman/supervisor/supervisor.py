@@ -7,6 +7,9 @@ signals into readable bytes, so no lock, thread or queue sits between a child's 
 Lifecycle, as foreman: when a process exits, every other process group gets SIGTERM, then SIGKILL
 after the timeout; Ctrl-C, SIGTERM and SIGHUP do the same and a second one kills at once. Types
 named in the restart policy are restarted with backoff instead, and types that may die just stop.
+
+Services (the private Redis) start first; the formation starts once they are ready, and they stop
+only after everything else has.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import re
 import selectors
 import signal
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +42,7 @@ from procman.supervisor.process import (
     describe_exit,
     exit_status,
 )
+from procman.supervisor.service import Service
 from procman.supervisor.signals import (
     STOP_SIGNALS,
     SignalPipe,
@@ -46,7 +50,7 @@ from procman.supervisor.signals import (
     group_exists,
     signal_group,
 )
-from procman.supervisor.spawn import Spawner
+from procman.supervisor.spawn import Child, Spawner
 from procman.supervisor.watchdog import Watchdog
 
 READ_SIZE = 64 * 1024
@@ -54,6 +58,8 @@ READ_SIZE = 64 * 1024
 GROUP_POLL = 0.05
 """While an exited process may have left grandchildren in its group, look again this often."""
 EXIT_STATUS_OUTPUT_GONE = status_for_signal(signal.SIGPIPE)
+READY_POLL = 0.02
+"""While the formation waits for its services, ask them whether they are ready this often."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +87,8 @@ class Supervisor:
         | None = None,
         save_formation: Callable[[Mapping[str, int]], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        services: Sequence[Service] = (),
+        notes: Sequence[str] = (),
     ) -> None:
         self._procfile = procfile
         self._counts = {name: counts.get(name, 0) for name in procfile.names}
@@ -93,6 +101,8 @@ class Supervisor:
         self._policy = policy
         self._save_formation = save_formation
         self._clock = clock
+        self._services = {service.name: service for service in services}
+        self._notes = notes
 
         self._selector = selectors.DefaultSelector()
         self._control = control(self._selector, self._handle_request) if control else None
@@ -105,6 +115,10 @@ class Supervisor:
         self._strays: set[int] = set()
         self._logbook = Logbook()
         self._followers: dict[Connection, frozenset[str]] = {}
+        self._service_slots: dict[str, Slot] = {}
+        self._ready_by = 0.0
+        self._formation_started = False
+        self._services_stopping = False
 
         self._stopping = False
         self._force_killed = False
@@ -122,7 +136,11 @@ class Supervisor:
         try:
             if self._control is not None:
                 self._control.open()
-            self._apply_formation()
+            for note in self._notes:
+                self._system(note)
+            self._start_services()
+            if not self._services:
+                self._start_formation()
             self._sink.flush()
             self._watchdog.flush()
             while not self._finished():
@@ -174,6 +192,8 @@ class Supervisor:
         timeout = max(0.0, min(deadlines) - now) if deadlines else None
         if self._stopping or any(run.returncode is not None for run in self._runs):
             timeout = GROUP_POLL if timeout is None else min(timeout, GROUP_POLL)
+        if not self._formation_started and not self._stopping:
+            timeout = READY_POLL if timeout is None else min(timeout, READY_POLL)
         return timeout
 
     def _finished(self) -> bool:
@@ -196,6 +216,11 @@ class Supervisor:
         if self._stopping:
             if self._strays and not self._force_killed and self._past_shutdown_deadline(now):
                 self._signal_strays(signal.SIGKILL)
+            if not self._services_stopping and self._only_services_left():
+                self._stop_services()
+            return
+        if not self._formation_started:
+            self._wait_for_services(now)
             return
         for slot in list(self._slots.values()):
             if (
@@ -208,13 +233,65 @@ class Supervisor:
     def _past_shutdown_deadline(self, now: float) -> bool:
         return all(run.kill_at is None or now >= run.kill_at for run in self._runs)
 
+    # -- services -------------------------------------------------------------------------------
+
+    def _start_services(self) -> None:
+        if not self._services:
+            return
+        wanted = expand(self._procfile, self._counts, self._base_port)
+        self._set_names([instance.name for instance in wanted])
+        self._ready_by = self._clock() + max(s.ready_timeout for s in self._services.values())
+        spawner = Spawner(self._spawner.cwd)  # never on a pty: a service's output is a log
+        for service in self._services.values():
+            slot = Slot(Instance(service.name, 1, service.command, 0), service=True)
+            self._service_slots[service.name] = slot
+            try:
+                child = spawner.spawn(service.command, service.env)
+            except OSError as error:
+                self._system(f"{service.name} could not start: {error.strerror or error}")
+                self._begin_shutdown(1)
+                return
+            self._track(slot, child)
+            about = f": {service.about}" if service.about else ""
+            self._system(f"{service.name} started (pid {child.pid}){about}")
+
+    def _wait_for_services(self, now: float) -> None:
+        waiting = [name for name, service in self._services.items() if not service.ready()]
+        if not waiting:
+            self._start_formation()
+        elif now >= self._ready_by:
+            limit = max(self._services[name].ready_timeout for name in waiting)
+            self._system(f"{', '.join(waiting)} not ready after {limit:g}s: stopping")
+            self._begin_shutdown(1)
+
+    def _start_formation(self) -> None:
+        self._formation_started = True
+        self._apply_formation()
+
+    def _only_services_left(self) -> bool:
+        return not self._strays and not any(run.alive for run in self._runs if not run.slot.service)
+
+    def _stop_services(self) -> None:
+        """Last, once every other process has exited."""
+        self._services_stopping = True
+        for slot in reversed(self._service_slots.values()):
+            if slot.run is not None and slot.run.alive:
+                slot.state = State.STOPPING
+                self._system(f"sending SIGTERM to {slot.name}")
+                self._terminate(slot.run)
+
+    def _set_names(self, names: Iterable[str]) -> None:
+        self._prefixer.set_names(
+            [*names, *self._services], [*self._procfile.names, *self._services]
+        )
+
     # -- the formation --------------------------------------------------------------------------
 
     def _apply_formation(self) -> None:
         """Make the slots match ``self._counts``: start missing instances, stop surplus ones."""
         wanted = expand(self._procfile, self._counts, self._base_port)
         wanted_names = {instance.name for instance in wanted}
-        self._prefixer.set_names([*wanted_names, *self._slots], self._procfile.names)
+        self._set_names([*wanted_names, *self._slots])
         for slot in list(self._slots.values()):
             if slot.name not in wanted_names:
                 self._stop_slot(slot, Then.REMOVE)
@@ -250,6 +327,12 @@ class Supervisor:
             if not self._keeps_running(instance.type):
                 self._begin_shutdown(1)
             return
+        self._track(slot, child)
+        restarted = f", restart {slot.restarts}" if slot.restarts else ""
+        self._system(f"{instance.name} started (pid {child.pid}{restarted})")
+
+    def _track(self, slot: Slot, child: Child) -> None:
+        """A new run for ``slot``: read its output, reap it, and have the watchdog guard it."""
         run = Run(slot=slot, child=child, started_at=self._clock())
         slot.run = run
         slot.launches += 1
@@ -259,8 +342,6 @@ class Supervisor:
         self._selector.register(child.output_fd, selectors.EVENT_READ, run)
         assert self._watchdog is not None
         self._watchdog.guard(child.pgid)
-        restarted = f", restart {slot.restarts}" if slot.restarts else ""
-        self._system(f"{instance.name} started (pid {child.pid}{restarted})")
 
     def _stop_slot(self, slot: Slot, then: Then) -> None:
         """Graceful stop: SIGTERM to the group now, SIGKILL after the timeout."""
@@ -337,6 +418,10 @@ class Supervisor:
         if slot.run is not run:
             return
         slot.last_exit = returncode
+        if slot.service and not self._stopping:
+            self._system(f"{slot.name} is needed by the app: stopping all processes")
+            self._begin_shutdown(exit_status(returncode) or 1)
+            return
         if self._stopping or slot.then is not None:
             return  # a stop we asked for
         self._on_unexpected_exit(slot, run, returncode)
@@ -378,7 +463,7 @@ class Supervisor:
             return
         self._stopping = True
         self._exit_status = status
-        alive = [run for run in self._runs if run.alive]
+        alive = [run for run in self._runs if run.alive and not run.slot.service]
         if alive:
             self._system("sending SIGTERM to all processes")
         for slot in self._slots.values():
@@ -529,7 +614,8 @@ class Supervisor:
         if self._save_formation is not None:
             self._save_formation(counts)
         self._system(f"scaled to {', '.join(f'{k}={v}' for k, v in counts.items())}")
-        self._apply_formation()
+        if self._formation_started:
+            self._apply_formation()
         return {"ok": True, "formation": counts}
 
     def _restart(self, targets: tuple[str, ...]) -> dict[str, Any]:
@@ -560,7 +646,7 @@ class Supervisor:
 
     def _follow(self, request: Request, connection: Connection) -> None:
         targets = frozenset(request.targets)
-        self._check_targets(targets)
+        self._check_targets(targets - set(self._services))
         connection.send({"ok": True, "names": list(self._slots), "types": self._procfile.names})
         for entry in self._logbook.tail(request.lines, lambda e: _matches(e, targets)):
             connection.send({"entry": _entry_json(entry)})
