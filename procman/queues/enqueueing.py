@@ -44,6 +44,7 @@ from procman.queues.config import DEFAULT_QUEUE, QUEUE_NAME
 from procman.queues.connection import connect, unavailable
 from procman.queues.redis_url import RedisUrl, resolve_redis_url
 from procman.queues.testing import InlineJob, inline_enabled, run_inline
+from procman.queues.worker import retry_intervals
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -57,13 +58,12 @@ FunctionRef: TypeAlias = "Callable[..., Any] | str"
 DEFAULTS_META = "procman_defaults"
 """Job meta key: the options the caller left out (``["timeout", "retry"]``), for the worker to
 fill from ``queues.yml``. RQ itself stores its own default timeout on every job."""
-BACKOFF_FIRST = 15
-BACKOFF_CAP = 3600
 
 
 def backoff_intervals(retries: int) -> list[int]:
-    """Seconds to wait before each retry: 15, 30, 60, 120 ... doubling, at most an hour."""
-    return [min(BACKOFF_FIRST * 2**attempt, BACKOFF_CAP) for attempt in range(min(retries, 32))]
+    """Seconds before each retry, the worker's own backoff for ``queues.yml``'s ``retry:``
+    (Sidekiq's, without its jitter): 15, 16, 31, 96, 271 ..."""
+    return retry_intervals(retries)
 
 
 def enqueue(

@@ -55,7 +55,7 @@ def test_decorated_job_carries_its_options(client: redis.Redis) -> None:
     stored = Job.fetch(delayed.id, connection=client)
     assert stored.origin == "low"
     assert stored.timeout == 30
-    assert stored.retries_left == 2 and stored.retry_intervals == [15, 30]
+    assert stored.retries_left == 2 and stored.retry_intervals == [15, 16]
     assert "procman_defaults" not in stored.meta
     work(client, "low")
     assert delayed.return_value(refresh=True) == "HEY!HEY!"
