@@ -165,7 +165,13 @@ def render_table(processes: list[dict[str, Any]]) -> str:
                 process["command"],
             ]
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS) - 1)]
+    return format_table(rows)
+
+
+def format_table(rows: list[list[str]]) -> str:
+    """Rows of cells (a header first) as aligned columns; the last column is not padded, so a
+    long command or message runs on without trailing blanks."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
         + "  "

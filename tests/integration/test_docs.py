@@ -16,7 +16,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(
-    "command", ["", "start", "check", "run", "scale", "ps", "restart", "stop", "logs"]
+    "command",
+    [
+        *["", "start", "check", "run", "scale", "ps", "restart", "stop", "logs", "worker"],
+        *["jobs", "jobs failed", "jobs show", "jobs retry", "jobs delete", "jobs clear"],
+    ],
 )
 def test_cli_reference_quotes_each_help_verbatim(command: str) -> None:
     help_text = subprocess.run(

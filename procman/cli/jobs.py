@@ -1,0 +1,317 @@
+"""``procman jobs``: the queues, the workers and the failed jobs; retry, delete, clear.
+
+Each command resolves the app's Redis and queue YAML, calls one function of
+``procman.queues.monitoring`` and formats what it returns.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from procman.cli.commands import cli, to_app_options
+from procman.cli.control import format_duration, format_table
+from procman.errors import UsageError
+
+if TYPE_CHECKING:
+    from procman.queues.monitoring import FailedPage, JobDetail, Overview, Target
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def target_options(command: F) -> F:
+    """-d, -e, -C and --redis-url: on ``procman jobs`` and on each of its commands."""
+    decorators = [
+        click.option(
+            "-d",
+            "--root",
+            type=click.Path(path_type=Path),
+            help="App directory, for its .env and queues.yml [default: the current directory].",
+        ),
+        click.option(
+            "-e",
+            "--env",
+            "env_files",
+            multiple=True,
+            help="Env file to load instead of .env; repeat, or separate with commas.",
+        ),
+        click.option(
+            "-C",
+            "--config",
+            type=click.Path(path_type=Path),
+            help="Queue YAML, for the queues and weights [default: queues.yml in the app "
+            "directory, if present].",
+        ),
+        click.option(
+            "--redis-url",
+            metavar="URL",
+            help="Redis to inspect [default: REDIS_PROVIDER's variable, else REDIS_URL, from the "
+            "environment or the env files, else redis://localhost:6379/0].",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return command
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print it as JSON.")
+
+
+@cli.group(invoke_without_command=True)
+@target_options
+@json_option
+@click.pass_context
+def jobs(ctx: click.Context, /, as_json: bool, **options: Any) -> int:
+    """Show queues (sizes, weights, scheduled, started, failed, finished) and workers (host, pid,
+    state, current job, jobs done and failed); the commands below list and repair jobs."""
+    ctx.obj = {**options, "as_json": as_json}
+    if ctx.invoked_subcommand is not None:
+        return 0
+    from procman.queues import monitoring
+
+    target = _target(ctx, options)
+    with monitoring.connected(target.url) as connection:
+        result = monitoring.overview(connection, target.config, redis_label=target.url.describe())
+    _echo(result.as_json() if as_json else render_overview(result), as_json)
+    return 0
+
+
+@jobs.command()
+@target_options
+@json_option
+@click.argument("queue", required=False)
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Jobs per page."
+)
+@click.option(
+    "--offset", type=click.IntRange(min=0), default=0, show_default=True, help="Jobs to skip."
+)
+@click.pass_context
+def failed(
+    ctx: click.Context, /, queue: str | None, limit: int, offset: int, as_json: bool, **options: Any
+) -> int:
+    """List failed jobs (of QUEUE, or of every queue), newest first, with the error's last line."""
+    from procman.queues import monitoring
+
+    target = _target(ctx, options)
+    with monitoring.connected(target.url) as connection:
+        page = monitoring.failed_jobs(connection, target.config, queue, offset=offset, limit=limit)
+    as_json = as_json or ctx.obj["as_json"]
+    _echo(page.as_json() if as_json else render_failed(page, queue), as_json)
+    return 0
+
+
+@jobs.command()
+@target_options
+@json_option
+@click.argument("job_id", metavar="ID")
+@click.pass_context
+def show(ctx: click.Context, /, job_id: str, as_json: bool, **options: Any) -> int:
+    """Show one job: function, arguments, status, times, and its result or full traceback."""
+    from procman.queues import monitoring
+
+    target = _target(ctx, options)
+    with monitoring.connected(target.url) as connection:
+        detail = monitoring.job_detail(connection, job_id)
+    as_json = as_json or ctx.obj["as_json"]
+    _echo(detail.as_json() if as_json else render_detail(detail), as_json)
+    return 0
+
+
+@jobs.command()
+@target_options
+@click.argument("job_id_or_queue", metavar="[ID|QUEUE]", required=False)
+@click.option("--all", "every", is_flag=True, help="Retry every failed job (of QUEUE, if given).")
+@click.pass_context
+def retry(ctx: click.Context, /, job_id_or_queue: str | None, every: bool, **options: Any) -> int:
+    """Put a failed job back on its queue: ID, or --all [QUEUE] for every failed job."""
+    from procman.queues import monitoring
+
+    if not every and job_id_or_queue is None:
+        raise UsageError("give the ID of a failed job, or --all", "see 'procman jobs failed'")
+    target = _target(ctx, options)
+    with monitoring.connected(target.url) as connection:
+        if not every:
+            assert job_id_or_queue is not None
+            ref = monitoring.retry_job(connection, job_id_or_queue)
+            click.echo(f"requeued job {ref.id} on queue {ref.queue}")
+            return 0
+        report = monitoring.retry_all(connection, target.config, job_id_or_queue)
+    gone = f"; {report.missing} whose data had expired dropped" if report.missing else ""
+    click.echo(f"requeued {_jobs(report.requeued)} from {', '.join(report.queues) or '-'}{gone}")
+    return 0
+
+
+@jobs.command()
+@target_options
+@click.argument("job_id", metavar="ID")
+@click.pass_context
+def delete(ctx: click.Context, /, job_id: str, **options: Any) -> int:
+    """Delete a job (waiting, scheduled, failed or finished) and its results."""
+    from procman.queues import monitoring
+
+    target = _target(ctx, options)
+    with monitoring.connected(target.url) as connection:
+        ref = monitoring.delete_job(connection, job_id)
+    click.echo(f"deleted job {ref.id} ({ref.status}, queue {ref.queue})")
+    return 0
+
+
+@jobs.command()
+@target_options
+@click.argument("queue")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask; needed when stdin is not a terminal.")
+@click.pass_context
+def clear(ctx: click.Context, /, queue: str, yes: bool, **options: Any) -> int:
+    """Delete every job waiting in QUEUE (failed and finished jobs stay)."""
+    from procman.queues import monitoring
+
+    target = _target(ctx, options)
+    with monitoring.connected(target.url) as connection:
+        waiting = monitoring.queue_size(connection, target.config, queue)
+        if not yes:
+            _confirm(f"Delete the {_jobs(waiting)} waiting in queue {queue}?")
+        removed = monitoring.clear_queue(connection, target.config, queue)
+    click.echo(f"deleted {_jobs(removed)} from queue {queue}")
+    return 0
+
+
+def _target(ctx: click.Context, options: dict[str, Any]) -> Target:
+    """The app's Redis and queue YAML, from this command's options, else those given before it
+    (``procman jobs -d app failed``)."""
+    from procman.queues.monitoring import resolve_target
+
+    given = {**ctx.obj, **{k: v for k, v in options.items() if v}} if ctx.obj else options
+    app = to_app_options(None, given["root"], given["env_files"], None)
+    return resolve_target(app, given["config"], given["redis_url"])
+
+
+def _confirm(question: str) -> None:
+    if not sys.stdin.isatty():
+        raise UsageError("not deleting without confirmation", "pass --yes (stdin is no terminal)")
+    if not click.confirm(question, default=False):
+        raise click.Abort
+
+
+def _echo(result: dict[str, Any] | str, as_json: bool) -> None:
+    click.echo(json.dumps(result, indent=2) if as_json else result)
+
+
+def _jobs(count: int) -> str:
+    return f"{count} job{'' if count == 1 else 's'}"
+
+
+# -- formatting -------------------------------------------------------------------------------
+
+
+def render_overview(result: Overview) -> str:
+    queues = [["QUEUE", "WEIGHT", "QUEUED", "SCHEDULED", "STARTED", "FAILED", "FINISHED"]]
+    for q in result.queues:
+        counts = (q.queued, q.scheduled, q.started, q.failed, q.finished)
+        name = q.name if q.configured else f"{q.name}*"
+        weight = "-" if q.weight is None else str(q.weight)
+        queues.append([name, weight, *(str(count) for count in counts)])
+    lines = [f"redis: {result.redis}", "", format_table(queues)]
+    if any(not q.configured for q in result.queues):
+        lines.append("* not in the queue YAML: no 'procman worker' of this app serves it")
+    lines.append("")
+    if not result.workers:
+        lines.append("no workers")
+        return "\n".join(lines)
+    workers = [["HOST", "PID", "STATE", "QUEUES", "DONE", "FAILED", "JOB"]]
+    for w in result.workers:
+        job = "-"
+        if w.job_id is not None:
+            job = f"{w.job_id} {w.job_description or ''} ({format_duration(w.job_seconds)})"
+        workers.append(
+            [
+                w.hostname or "?",
+                str(w.pid or "?"),
+                w.state,
+                ",".join(w.queues),
+                str(w.successful_jobs),
+                str(w.failed_jobs),
+                job,
+            ]
+        )
+    lines.append(format_table(workers))
+    return "\n".join(lines)
+
+
+def render_failed(page: FailedPage, queue: str | None, now: datetime | None = None) -> str:
+    where = f" in queue {queue}" if queue else ""
+    if not page.jobs:
+        if page.total:
+            return f"no failed jobs past --offset {page.offset}{where} ({page.total} in all)"
+        return f"no failed jobs{where}"
+    now = now or datetime.now(UTC)
+    rows = [["ID", "QUEUE", "FAILED", "JOB", "ERROR"]]
+    for job in page.jobs:
+        age = (
+            "-" if job.failed_at is None else f"{format_duration(_seconds(now, job.failed_at))} ago"
+        )
+        rows.append([job.id, job.queue, age, _cut(job.description or "-", 50), job.error or "-"])
+    last = page.offset + len(page.jobs)
+    footer = f"{page.offset + 1}-{last} of {page.total} failed jobs{where}"
+    if last < page.total:
+        footer += f"; next: --offset {last}"
+    return f"{format_table(rows)}\n{footer}"
+
+
+def render_detail(job: JobDetail) -> str:
+    fields = [
+        ("id", job.id),
+        ("queue", job.queue),
+        ("status", job.status),
+        ("function", job.function or job.description or "-"),
+        ("args", ", ".join(job.args) if job.args is not None else "-"),
+        ("kwargs", _kwargs(job.kwargs)),
+        ("created", _time(job.created_at)),
+        ("enqueued", _time(job.enqueued_at)),
+        ("scheduled for", _time(job.scheduled_for)),
+        ("started", _time(job.started_at)),
+        ("ended", _time(job.ended_at)),
+        ("worker", job.worker or "-"),
+        ("timeout", "-" if job.timeout is None else f"{job.timeout:g}s"),
+        ("retries left", "-" if job.retries_left is None else str(job.retries_left)),
+    ]
+    if job.result is not None:
+        fields.append(("result", job.result))
+    if job.decode_error:
+        fields.append(("note", job.decode_error))
+    lines = [f"{name + ':':<14} {value}" for name, value in fields if value != "-" or name in KEEP]
+    if job.traceback:
+        lines += ["traceback:", *("  " + line for line in job.traceback.rstrip().splitlines())]
+    return "\n".join(lines)
+
+
+KEEP = ("function", "args", "ended", "worker")
+"""Fields shown even when empty, so a job that never ran says so."""
+
+
+def _kwargs(kwargs: dict[str, str] | None) -> str:
+    if not kwargs:
+        return "-"
+    return ", ".join(f"{key}={value}" for key, value in kwargs.items())
+
+
+def _time(moment: datetime | None) -> str:
+    if moment is None:
+        return "-"
+    seconds = (datetime.now(UTC) - moment).total_seconds()
+    when = f"in {format_duration(-seconds)}" if seconds < 0 else f"{format_duration(seconds)} ago"
+    return f"{moment.astimezone().isoformat(sep=' ', timespec='seconds')} ({when})"
+
+
+def _seconds(now: datetime, then: datetime) -> float:
+    return max(0.0, (now - then).total_seconds())
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
