@@ -266,7 +266,7 @@ def test_enqueue_in_runs_on_time(jobs_app: App, redis_url: str, tmp_path: Path) 
     )
     try:
         _wait_status(connection, later.id, JobStatus.FINISHED, timeout=15)
-        assert 1.5 <= time.monotonic() - asked <= 5
+        assert 0.9 <= time.monotonic() - asked <= 5  # RQ schedules in whole seconds
     finally:
         os.killpg(pool.pid, signal.SIGKILL)
         pool.wait()
