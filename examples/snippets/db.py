@@ -1,4 +1,4 @@
-"""SQLite storage for snippets: one table, one connection per request or clock run."""
+"""SQLite storage for snippets: one table, one connection per request, job or clock run."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ CREATE TABLE IF NOT EXISTS snippets (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     title TEXT NOT NULL,
     code TEXT NOT NULL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    html TEXT
 );
 CREATE INDEX IF NOT EXISTS snippets_created_at ON snippets (created_at);
 """
@@ -23,6 +24,8 @@ class Snippet:
     title: str
     code: str
     created_at: float
+    html: str | None = None
+    """The highlighted code, once the worker has run ``snippets.jobs.highlight``."""
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -31,6 +34,9 @@ def connect(path: Path) -> sqlite3.Connection:
     connection = sqlite3.connect(path, timeout=10, isolation_level=None)
     connection.execute("PRAGMA journal_mode=WAL")
     connection.executescript(SCHEMA)
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(snippets)")}
+    if "html" not in columns:  # a database from before the worker highlighted snippets
+        connection.execute("ALTER TABLE snippets ADD COLUMN html TEXT")
     return connection
 
 
@@ -44,14 +50,21 @@ def add(connection: sqlite3.Connection, title: str, code: str, now: float) -> in
 
 def get(connection: sqlite3.Connection, snippet_id: int) -> Snippet | None:
     row = connection.execute(
-        "SELECT id, title, code, created_at FROM snippets WHERE id = ?", (snippet_id,)
+        "SELECT id, title, code, created_at, html FROM snippets WHERE id = ?", (snippet_id,)
     ).fetchone()
     return Snippet(*row) if row else None
 
 
+def set_html(connection: sqlite3.Connection, snippet_id: int, html: str) -> bool:
+    """Store the highlighted code; False when the snippet is gone (expired meanwhile)."""
+    cursor = connection.execute("UPDATE snippets SET html = ? WHERE id = ?", (html, snippet_id))
+    return cursor.rowcount == 1
+
+
 def recent(connection: sqlite3.Connection, limit: int = 20) -> list[Snippet]:
     rows = connection.execute(
-        "SELECT id, title, code, created_at FROM snippets ORDER BY id DESC LIMIT ?", (limit,)
+        "SELECT id, title, code, created_at, html FROM snippets ORDER BY id DESC LIMIT ?",
+        (limit,),
     )
     return [Snippet(*row) for row in rows]
 

@@ -1,10 +1,15 @@
 """The web process: list recent snippets, paste a new one, show one.
 
+Pasting stores the snippet and enqueues ``snippets.jobs.highlight`` for the worker, so the request
+returns at once; the snippet's page says "highlighting…" (and reloads itself) until the worker has
+stored the highlighted HTML.
+
 The Procfile serves it with gunicorn's application factory syntax, ``snippets.web:create_app()``.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from datetime import UTC, datetime
@@ -12,8 +17,12 @@ from datetime import UTC, datetime
 from flask import Flask, abort, current_app, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from procman.errors import ProcmanError
 from snippets import db
 from snippets.config import Settings, load_settings
+from snippets.jobs import FORMATTER, highlight
+
+log = logging.getLogger("snippets.web")
 
 MAX_TITLE = 200
 MAX_CODE = 64 * 1024
@@ -43,6 +52,10 @@ def index() -> Response | tuple[str, int] | str:
         )
         return page, 400
     snippet_id = db.add(_connection(), title, code, time.time())
+    try:
+        highlight.delay(snippet_id)
+    except ProcmanError as error:  # no Redis: the snippet is shown without colours
+        log.warning("could not enqueue highlighting of snippet %d: %s", snippet_id, error)
     return redirect(url_for("show", snippet_id=snippet_id), code=303)
 
 
@@ -50,7 +63,7 @@ def show(snippet_id: int) -> str:
     snippet = db.get(_connection(), snippet_id)
     if snippet is None:
         abort(404)
-    return render_template("snippet.html", snippet=snippet)
+    return render_template("snippet.html", snippet=snippet, styles=_styles())
 
 
 def health() -> tuple[str, int, dict[str, str]]:
@@ -79,6 +92,10 @@ def _close_connection(error: BaseException | None) -> None:
     connection = g.pop("db", None)
     if connection is not None:
         connection.close()
+
+
+def _styles() -> str:
+    return FORMATTER.get_style_defs(".highlight")
 
 
 def _timestamp(seconds: float) -> str:

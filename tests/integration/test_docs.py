@@ -47,7 +47,7 @@ def test_example_app_files_are_valid() -> None:
     )
     assert result.returncode == 0, result.stderr
     parsed = json.loads(result.stdout)
-    assert [p["name"] for p in parsed["processes"]] == ["web", "clock"]
+    assert [p["name"] for p in parsed["processes"]] == ["web", "clock", "worker"]
     assert set(parsed["env"]) == {"SNIPPETS_DB", "SNIPPET_TTL", "CLOCK_INTERVAL"}
     assert parsed["port"] == 5000
 

@@ -1,5 +1,6 @@
 """End to end: the example app (examples/) under the installed ``procman start``, served by a real
-gunicorn and cleaned by its real clock process, then stopped with Ctrl-C."""
+gunicorn, highlighted by its real worker (on procman's private Redis) and cleaned by its real clock
+process, then stopped with Ctrl-C."""
 
 from __future__ import annotations
 
@@ -57,10 +58,12 @@ def example(app: App, monkeypatch: pytest.MonkeyPatch) -> App:
         EXAMPLES,
         app.root,
         dirs_exist_ok=True,
-        ignore=shutil.ignore_patterns("*.db", "*.db-*", "__pycache__"),
+        ignore=shutil.ignore_patterns("*.db", "*.db-*", "__pycache__", ".procman"),
     )
     app.write("test.env", "SNIPPET_TTL=3\nCLOCK_INTERVAL=0.5\n")
     monkeypatch.setenv("PATH", f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
+    for name in ("REDIS_URL", "REDIS_PROVIDER"):  # procman start runs its private Redis
+        monkeypatch.delenv(name, raising=False)
     return app
 
 
@@ -76,7 +79,7 @@ def test_example_app_serves_snippets_and_stops_on_ctrl_c(example: App) -> None:
     assert status == 200
     assert "Paste a snippet" in page
 
-    form = {"title": "Greeting", "code": 'print("<hello>")'}
+    form = {"title": "greeting.py", "code": 'print("<hello>")'}
     status, headers, _ = request(port, "POST", "/", form)
     assert status == 303
     location = urllib.parse.urlsplit(headers["Location"]).path
@@ -84,9 +87,16 @@ def test_example_app_serves_snippets_and_stops_on_ctrl_c(example: App) -> None:
 
     status, _, page = request(port, "GET", location)
     assert status == 200
-    assert "Greeting" in page
-    assert "print(&#34;&lt;hello&gt;&#34;)" in page
-    assert "Greeting" in request(port, "GET", "/")[2]
+    assert "greeting.py" in page
+    if "highlighting…" in page:  # the worker has not run the job yet: the code is shown plain
+        assert "print(&#34;&lt;hello&gt;&#34;)" in page
+    assert "greeting.py" in request(port, "GET", "/")[2]
+
+    output.wait_for_line("worker.1", "highlighted snippet 1 as Python", timeout=20)
+    page = request(port, "GET", location)[2]
+    assert "highlighting…" not in page
+    assert '<span class="nb">print</span>' in page
+    assert "&lt;hello&gt;" in page
 
     with closing(sqlite3.connect(example.root / "snippets.db")) as database:
         assert database.execute("SELECT count(*) FROM snippets").fetchone() == (1,)
@@ -107,6 +117,8 @@ def test_example_app_serves_snippets_and_stops_on_ctrl_c(example: App) -> None:
         ("system", "sending SIGTERM to all processes"),
         ("clock.1", clock + "SIGTERM received, stopping"),
         ("clock.1", clock + "stopped"),
+        ("system", "sending SIGTERM to redis"),
+        ("system", "redis exited with code 0"),
     ]:
         output.wait_for_line(name, body, timeout=0)
     assert re.search(r"web\.1 +\| .*Shutting down: Master", log)
