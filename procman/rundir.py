@@ -46,6 +46,37 @@ class RunDir:
         return Path(tempfile.gettempdir()) / f"procman-{os.getuid()}" / f"{digest}.sock"
 
     @property
+    def private_redis_path(self) -> Path:
+        return self.path / "redis" / "url"
+
+    def is_running(self) -> bool:
+        """Whether a procman holds this app's lock now (taking it for a moment at most)."""
+        try:
+            fd = os.open(self.path / LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    def record_private_redis(self, url: str) -> None:
+        """Let ``procman worker`` and ``procman jobs``, run from a shell, find the private Redis."""
+        self.private_redis_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.private_redis_path.write_text(url + "\n")
+
+    def private_redis_url(self) -> str | None:
+        """The private Redis of the procman running in this app, if one is."""
+        try:
+            url = self.private_redis_path.read_text().strip()
+        except OSError:
+            return None
+        return url if url and self.is_running() else None
+
+    @property
     def formation_path(self) -> Path:
         return self.path / FORMATION_NAME
 

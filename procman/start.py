@@ -142,6 +142,7 @@ def _services(redis: RedisPlan, app: App) -> list[Service]:
         return []
     try:
         server.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        RunDir(app.root).record_private_redis(server.url)
     except OSError as error:
         raise ProcmanError(
             f"cannot create {server.data_dir}: {error.strerror}",

@@ -33,6 +33,7 @@ from procman.errors import ProcmanError, UsageError, collect, excerpt, raise_col
 from procman.queues.config import DEFAULT_CONFIG, QueueConfig, default_path, load_queue_config
 from procman.queues.connection import connect, unavailable
 from procman.queues.redis_url import RedisUrl, resolve_redis_url
+from procman.rundir import RunDir
 from procman.settings import AppOptions, load_app
 
 RETRY_BATCH = 500
@@ -243,7 +244,10 @@ def resolve_target(
     directory if present). Every problem is reported together."""
     app = load_app(options)
     errors: list[ProcmanError] = []
-    url = collect(lambda: resolve_redis_url(app.process_env(unbuffered=False), redis_url), errors)
+    private = RunDir(app.root).private_redis_url()
+    url = collect(
+        lambda: resolve_redis_url(app.process_env(unbuffered=False), redis_url, private), errors
+    )
     path = config_path if config_path is not None else default_path(app.root)
     config = None
     if config_path is not None or path.is_file():

@@ -404,6 +404,7 @@ def serve(
     from procman.queues.config import default_path, load_queue_config
     from procman.queues.connection import connect
     from procman.queues.redis_url import resolve_redis_url
+    from procman.rundir import RunDir
     from procman.settings import load_app
 
     app = load_app(app_options)
@@ -418,7 +419,9 @@ def serve(
         if queues_option is not None
         else tuple((q.name, q.weight) for q in config.queues)
     )
-    url = resolve_redis_url({**app.shell, **app.env}, redis_url_option)
+    url = resolve_redis_url(
+        {**app.shell, **app.env}, redis_url_option, RunDir(app.root).private_redis_url()
+    )
     connection = connect(url)
     options = PoolOptions(
         config=config,

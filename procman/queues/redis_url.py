@@ -45,8 +45,13 @@ class RedisUrl:
         return f"{self.redacted} (from {self.source})"
 
 
-def resolve_redis_url(env: Mapping[str, str], option: str | None = None) -> RedisUrl:
-    """The Redis URL to use and where it came from; RedisUrlError when it cannot be used."""
+def resolve_redis_url(
+    env: Mapping[str, str], option: str | None = None, private: str | None = None
+) -> RedisUrl:
+    """The Redis URL to use and where it came from; RedisUrlError when it cannot be used.
+
+    ``private`` is the URL of the private Redis that a running ``procman start`` made for this
+    app: a shell command in the app directory uses it when nothing else names a Redis."""
     if option is not None:
         return checked(option, "--redis-url")
     provider = env.get("REDIS_PROVIDER", "")
@@ -54,6 +59,8 @@ def resolve_redis_url(env: Mapping[str, str], option: str | None = None) -> Redi
         return checked(_provided_url(provider, env), f"{provider} (named by REDIS_PROVIDER)")
     if env.get("REDIS_URL"):
         return checked(env["REDIS_URL"], "REDIS_URL")
+    if private:
+        return RedisUrl(private, "the private Redis of the running procman start")
     return RedisUrl(DEFAULT_REDIS_URL, "the default")
 
 

@@ -181,3 +181,26 @@ def test_a_bad_redis_provider_is_an_error_before_anything_starts(app: App) -> No
         "procman: error: REDIS_PROVIDER names MISSING_URL, which is not set "
         "(set MISSING_URL to the Redis URL, or unset REDIS_PROVIDER to use REDIS_URL)\n"
     )
+
+
+def test_shell_commands_find_the_running_private_redis(app: App, live: type[LiveOutput]) -> None:
+    import json
+
+    app.write("queues.yml", "queues: [default]\n")
+    app.write("jobs.py", "def hello():\n    return 'hi'\n")
+    app.procfile("web: sleep 60\n")
+    procman = app.spawn("start")
+    output = live(procman)
+    output.wait_for("web.1 started")
+    started = re.search(r"redis started \(pid \d+\): (redis://127\.0\.0\.1:\d+/0)", output.text)
+    assert started
+    overview = app.run("jobs", "--json")
+    assert overview.returncode == 0, overview.stderr
+    assert started[1] in overview.stdout
+    assert "the private Redis of the running procman start" in json.dumps(
+        json.loads(overview.stdout)
+    )
+    os.killpg(procman.pid, signal.SIGINT)
+    output.finish()
+    stopped = app.run("jobs", "--json")  # procman is gone: its Redis is not offered any more
+    assert started[1] not in stopped.stdout + stopped.stderr
