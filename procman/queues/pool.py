@@ -101,6 +101,7 @@ class Pool:
         self._stop_deadline: float | None = None
         self._exit_status = 0
         self._timers = Timers()
+        self._orphaned: set[str] = set()
         queue_names = [name for name, _ in options.queues]
         self._scheduler = RQScheduler(queue_names, connection=connection)
 
@@ -151,7 +152,10 @@ class Pool:
     def _spawn(self) -> None:
         self._serial += 1
         name = f"{self._host}.{os.getpid()}.{self._serial}"
-        mark_alive(self.connection, [name])
+        try:
+            mark_alive(self.connection, [name])
+        except (redis.ConnectionError, redis.TimeoutError):
+            pass  # marked on the next round of duties; the worker itself waits for Redis
         read_fd, write_fd = os.pipe()
         config = self.options.config
         spec = WorkerSpec(
@@ -213,11 +217,22 @@ class Pool:
             del self._workers[pid]
             self._read_status(worker)
             self._close_status(worker)
-            requeued = requeue_in_progress(self.connection, worker.name)
-            mark_gone(self.connection, worker.name)
-            if requeued:
-                self._say(f"{worker.name} died: put {len(requeued)} job(s) back on their queues")
+            self._orphaned.add(worker.name)
+            self._requeue_orphaned()
             self._after_exit(worker, returncode)
+
+    def _requeue_orphaned(self) -> None:
+        """Give the jobs of this pool's dead workers back; while Redis is away, try again later
+        (the names stay listed, and no other pool takes them: their alive keys expire first)."""
+        for name in list(self._orphaned):
+            try:
+                requeued = requeue_in_progress(self.connection, name)
+                mark_gone(self.connection, name)
+            except (redis.ConnectionError, redis.TimeoutError):
+                return
+            self._orphaned.discard(name)
+            if requeued:
+                self._say(f"{name} died: put {len(requeued)} job(s) back on their queues")
 
     def _close_status(self, worker: WorkerProcess) -> None:
         if worker.status_open:
@@ -261,6 +276,7 @@ class Pool:
 
     def _duties(self, now: float) -> None:
         try:
+            self._requeue_orphaned()
             if now >= self._timers.alive:
                 mark_alive(self.connection, [w.name for w in self._workers.values()])
                 self._timers.alive = now + ALIVE_EVERY
