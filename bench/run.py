@@ -1,7 +1,7 @@
 """Run every benchmark against procman and its peers in one go; print a Markdown report.
 
     .venv/bin/python bench/run.py [--quick]
-                                  [--only throughput,startup,shutdown,idle,scale,control]
+                                  [--only throughput,startup,shutdown,idle,scale,control,worker]
                                   [--managers procman,honcho,foreman] [--json results.json]
 
 Peers that are not installed are reported as skipped. Progress goes to stderr, the report to
@@ -28,8 +28,9 @@ import scale
 import shutdown
 import startup
 import throughput
+import worker
 
-BENCHMARKS = ("throughput", "startup", "shutdown", "idle", "scale", "control")
+BENCHMARKS = ("throughput", "startup", "shutdown", "idle", "scale", "control", "worker")
 MANAGERS = ("procman", "honcho", "foreman")
 
 
@@ -69,6 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             samples = control.run(managers, repeat, scratch)
             results["control"] = samples
             report.control(samples)
+        if "worker" in wanted:
+            jobs = worker.run(repeat, scratch, args.quick)
+            results["worker"] = jobs
+            report.worker(jobs)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     elapsed = time.monotonic() - began
@@ -442,6 +447,23 @@ class Report:
             "at full speed\n\n" + "\n".join([*rows, "", *cli_rows, "", *notes])
         )
 
+    def worker(self, results: worker.Results) -> None:
+        title = "## Background jobs: `procman worker` and RQ's workers on one Redis"
+        if results.skipped:
+            self.sections.append(f"{title}\n\nskipped: {results.skipped}")
+            return
+        versions = ", ".join(f"{name} {version}" for name, version in results.versions.items())
+        self.sections.append(
+            f"{title}\n\n{versions}\n\n"
+            + "\n\n".join(
+                [
+                    _worker_throughput(results.throughput),
+                    _worker_latency(results.latency),
+                    _worker_crash(results.crash),
+                ]
+            )
+        )
+
     def render(self, command: str, elapsed: float) -> str:
         info = common.machine()
         head = [
@@ -456,6 +478,111 @@ class Report:
         for name, reason in self.skipped.items():
             head.append(f"- skipped {name}: {reason}")
         return "\n".join(head) + "\n\n" + "\n\n".join(self.sections) + "\n"
+
+
+def _worker_throughput(samples: list[worker.Throughput]) -> str:
+    rows = [
+        "| worker | jobs | s from launch to the last job's end, median (runs) | jobs/s "
+        "| steady jobs/s (first start to last end) | procman ÷ this | Redis commands/job "
+        "| finished (all runs) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    rates: dict[str, float] = {}
+    for runner in worker.THROUGHPUT_RUNNERS:
+        mine = [s for s in samples if s.runner == runner]
+        rate = [s.jobs / s.seconds for s in mine if s.seconds]
+        if rate:
+            rates[runner] = common.median(rate)
+    ours = rates.get(worker.THROUGHPUT_RUNNERS[0])
+    for runner in worker.THROUGHPUT_RUNNERS:
+        mine = [s for s in samples if s.runner == runner]
+        if not mine:
+            continue
+        steady = [s.jobs / s.steady_seconds for s in mine if s.steady_seconds]
+        theirs = rates.get(runner)
+        ratio = f"{ours / theirs:.2f}x" if ours and theirs else "—"
+        commands = common.median([s.commands_per_job or 0.0 for s in mine])
+        finished = sum(s.finished for s in mine)
+        total = sum(s.jobs for s in mine)
+        rows.append(
+            f"| `{runner}` | {mine[0].jobs:,} | {seconds_cell([s.seconds for s in mine], 2)} "
+            f"| {theirs or 0:,.0f} | {common.median(steady) if steady else 0:,.0f} | {ratio} "
+            f"| {commands:.1f} | {finished:,} of {total:,} |"
+        )
+    notes = []
+    fork, two = rates.get("rq worker"), rates.get("2 SimpleWorkers")
+    if ours and fork:
+        notes.append(
+            f"- Goal procman ≥ 8x `rq worker`: {ours / fork:.1f}x → {verdict(ours >= 8 * fork)}"
+        )
+    if ours and two:
+        notes.append(
+            f"- Goal procman ≥ two SimpleWorkers: {ours / two:.2f}x → {verdict(ours >= two)}"
+        )
+    return "### Throughput: no-op jobs, burst mode\n\n" + "\n".join([*rows, "", *notes])
+
+
+def _worker_latency(samples: list[worker.Latency]) -> str:
+    rows = [
+        "| worker (idle) | p50 ms, median (runs) | p99 ms, median (runs) | samples | missing |",
+        "|---|---|---|---|---|",
+    ]
+    medians: dict[str, tuple[float, float]] = {}
+    for runner in worker.LATENCY_RUNNERS:
+        mine = [s for s in samples if s.runner == runner and s.seconds]
+        if not mine:
+            continue
+        p50 = [1000 * common.percentile(s.seconds, 0.5) for s in mine]
+        p99 = [1000 * common.percentile(s.seconds, 0.99) for s in mine]
+        medians[runner] = (common.median(p50), common.median(p99))
+        rows.append(
+            f"| {runner} | {seconds_cell(list(p50), 2)} | {seconds_cell(list(p99), 2)} "
+            f"| {sum(len(s.seconds) for s in mine):,} | {sum(s.missing for s in mine)} |"
+        )
+    notes = []
+    for runner in worker.LATENCY_RUNNERS[:2]:
+        if runner in medians:
+            p50, p99 = medians[runner]
+            notes.append(
+                f"- Goal {runner}: p50 under 5 ms ({p50:.2f}) and p99 under 10 ms ({p99:.2f}) → "
+                f"{verdict(p50 < 5 and p99 < 10)}"
+            )
+    return "### Latency: enqueue to job start, idle worker\n\n" + "\n".join([*rows, "", *notes])
+
+
+def _worker_crash(samples: list[worker.Crash]) -> str:
+    rows = [
+        "| worker | jobs | s until every job ended | SIGKILLs | of them with a job in flight "
+        "| requeued after, ms p50 / p90 / max | not requeued | end states | lost | run twice |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in samples:
+        requeue = "never (RQ does not requeue)" if s.runner != "procman worker" else "—"
+        if s.requeue_seconds:
+            ms = [1000 * common.percentile(s.requeue_seconds, f) for f in (0.5, 0.9, 1.0)]
+            requeue = " / ".join(f"{v:.0f}" for v in ms)
+        kills = ", ".join(f"{n} {kind}" for kind, n in s.kills.items())
+        states = ", ".join(f"{n:,} {state}" for state, n in sorted(s.states.items()))
+        took = f"{s.seconds:.1f}" if s.seconds else "not all"
+        rows.append(
+            f"| {s.runner} | {s.jobs:,} | {took} | {kills} | {s.in_flight_kills} | {requeue} "
+            f"| {s.not_requeued} | {states} | **{s.lost}** | {s.twice} |"
+        )
+    notes = []
+    for s in samples:
+        if s.runner == "procman worker":
+            notes.append(f"- Goal procman loses no job: {s.lost} lost → {verdict(s.lost == 0)}")
+            if s.requeue_seconds:
+                worst = max(s.requeue_seconds)
+                notes.append(
+                    f"- Goal a dead worker's jobs requeued within 30 s: max {worst:.2f} s → "
+                    f"{verdict(worst <= 30 and not s.not_requeued)}"
+                )
+    return (
+        f"### Crash: {worker.CRASH_CONCURRENCY} workers, one SIGKILLed every "
+        f"{1000 * worker.KILL_EVERY[0]:.0f}-{1000 * worker.KILL_EVERY[1]:.0f} ms\n\n"
+        + "\n".join([*rows, "", *notes])
+    )
 
 
 if __name__ == "__main__":
