@@ -83,7 +83,6 @@ class Timers:
     alive: float = 0.0
     reap: float = 0.0
     schedule: float = 0.0
-    respawn_after: float = 0.0
     cron_seen: dict[str, float] = field(default_factory=dict)
 
 
@@ -102,6 +101,9 @@ class Pool:
         self._exit_status = 0
         self._timers = Timers()
         self._orphaned: set[str] = set()
+        self._respawns: list[float] = []
+        """When to start a replacement for each worker that died (later for one that died young,
+        so a broken app cannot make the pool spin; the loop never sleeps for it)."""
         queue_names = [name for name, _ in options.queues]
         self._scheduler = RQScheduler(queue_names, connection=connection)
 
@@ -118,7 +120,7 @@ class Pool:
             )
             for _ in range(self.options.concurrency):
                 self._spawn()
-            while self._workers:
+            while self._workers or (self._respawns and not self._stopping):
                 self._turn()
         finally:
             self._signals.close()
@@ -136,6 +138,11 @@ class Pool:
                 self._read_status(key.data)
         self._reap_children()
         now = time.monotonic()
+        due = [at for at in self._respawns if at <= now]
+        if due and not self._stopping:
+            self._respawns = [at for at in self._respawns if at > now]
+            for _ in due:
+                self._spawn()
         self._enforce_timeouts(now)
         self._duties(now)
         if (
@@ -250,9 +257,8 @@ class Pool:
         )
         if self.options.burst or returncode != 0 or time.monotonic() - worker.started_at < 1:
             self._say(f"{worker.name} {reason}; starting another")
-        if time.monotonic() - worker.started_at < RESPAWN_FLOOR:
-            time.sleep(RESPAWN_FLOOR)
-        self._spawn()
+        young = time.monotonic() - worker.started_at < RESPAWN_FLOOR
+        self._respawns.append(time.monotonic() + (RESPAWN_FLOOR if young else 0.0))
 
     def _enforce_timeouts(self, now: float) -> None:
         for worker in self._workers.values():

@@ -83,6 +83,7 @@ class ProcmanWorker(SimpleWorker):
         self._rng = random.Random()
         self._queues_by_name = {queue.name: queue for queue in self.queues}
         self._last_heartbeat = 0.0
+        self._pushes: Any = None  # the keyspace subscription; False where Redis has none
 
     # -- signals: the pool decides -----------------------------------------------------------
 
@@ -118,6 +119,8 @@ class ProcmanWorker(SimpleWorker):
                     if fetched is not None:
                         return fetched
                     continue
+                if self._wait_for_push():
+                    continue
                 time.sleep(wait)
                 wait = min(wait * 2, IDLE_POLL_MAX)
                 backoff = 1.0
@@ -142,6 +145,37 @@ class ProcmanWorker(SimpleWorker):
             job = self._job(raw_id)
             if job is not None:
                 return job, queues[int(index)]
+
+    def _wait_for_push(self) -> bool:
+        """With several queues no blocking pop can also record the job atomically, so an idle
+        worker waits for Redis's keyspace notification of a push to one of its queues, then
+        fetches as usual. The subscription is made once, before the first empty fetch, so a push
+        that lands between a fetch and the wait is still seen. False when this Redis does not
+        notify (then the caller polls)."""
+        if self._pushes is None:
+            self._pushes = self._subscribe_to_pushes()
+        if self._pushes is False:
+            return False
+        message = self._pushes.get_message(timeout=BLOCK_SECONDS)
+        while message is not None:  # one fetch answers any number of pushes
+            message = self._pushes.get_message(timeout=0)
+        return True
+
+    def _subscribe_to_pushes(self) -> Any:
+        try:
+            setting: dict[str, Any] = self.connection.config_get("notify-keyspace-events")  # type: ignore[assignment]
+            raw = setting.get("notify-keyspace-events") or ""
+            events = raw.decode() if isinstance(raw, bytes) else str(raw)
+            if "K" not in events or not ({"l", "A"} & set(events)):
+                # adds list events on the keyspace channel; other settings stay as they were
+                self.connection.config_set("notify-keyspace-events", events + "Kl")
+            database = self.connection.connection_pool.connection_kwargs.get("db", 0)
+            pubsub = self.connection.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            pubsub.subscribe(*[f"__keyspace@{database}__:{queue.key}" for queue in self.queues])
+        except redis.ResponseError as error:  # CONFIG disabled (managed Redis): poll instead
+            self.log.info("no keyspace notifications (%s): polling the queues", error)
+            return False
+        return pubsub
 
     def _block_on_single_queue(self) -> tuple[Job, Queue] | None:
         queue = self.queues[0]
