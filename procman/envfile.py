@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from procman.errors import EnvFileError, ProcmanError, collect, excerpt, raise_collected
+from procman.textfile import FileWords, read_text
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SINGLE_QUOTED = re.compile(r"\s*(?:export\s+)?(?:'[^']*'|[^=#\s]+)\s*=\s*'")
@@ -99,19 +100,13 @@ def load_env_files(paths: Sequence[Path], shell: Mapping[str, str]) -> dict[str,
     return merged
 
 
+ENV_FILE_WORDS = FileWords(
+    missing="no such env file",
+    missing_hint="check the path given to -e/--env",
+    directory_hint="pass a file to -e/--env",
+    encoding_hint="save the file as UTF-8",
+)
+
+
 def _read(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise EnvFileError(
-            f"{path}: no such env file", "check the path given to -e/--env"
-        ) from None
-    except IsADirectoryError:
-        raise EnvFileError(f"{path}: is a directory", "pass a file to -e/--env") from None
-    except OSError as error:
-        raise EnvFileError(f"{path}: cannot read: {error.strerror}") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise EnvFileError(f"{path}:{line}: not valid UTF-8", "save the file as UTF-8") from None
+    return read_text(path, EnvFileError, ENV_FILE_WORDS)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from procman.errors import ProcfileError, ProcmanError, excerpt, raise_collected
+from procman.textfile import FileWords, read_text
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
 _LINE = re.compile(r"(?P<name>[^:\s]*)\s*:(?P<command>.*)")
@@ -117,25 +118,16 @@ def parse_procfile(text: str, path: str = "Procfile") -> Procfile:
     return Procfile(path=path, processes=tuple(processes))
 
 
+PROCFILE_WORDS = FileWords(
+    missing="no such file",
+    missing_hint="create a Procfile with lines like "
+    f"'{EXAMPLE_LINE}', or point to one with -f/--procfile",
+    directory_hint="pass the Procfile itself to -f",
+    encoding_hint="save the Procfile as UTF-8 text",
+)
+
+
 def load_procfile(path: Path) -> Procfile:
     """Read and parse the Procfile at ``path``."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ProcfileError(
-            f"{path}: no such file",
-            "create a Procfile with lines like "
-            f"'{EXAMPLE_LINE}', or point to one with -f/--procfile",
-        ) from None
-    except IsADirectoryError:
-        raise ProcfileError(f"{path}: is a directory", "pass the Procfile itself to -f") from None
-    except OSError as error:
-        raise ProcfileError(f"{path}: cannot read: {error.strerror}") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise ProcfileError(
-            f"{path}:{line}: not valid UTF-8", "save the Procfile as UTF-8 text"
-        ) from None
+    text = read_text(path, ProcfileError, PROCFILE_WORDS)
     return parse_procfile(text, str(path))

@@ -23,6 +23,7 @@ import yaml
 from croniter import croniter
 
 from procman.errors import ProcmanError, QueueConfigError, excerpt, raise_collected
+from procman.textfile import FileWords, read_text
 
 DEFAULT_FILE = "queues.yml"
 
@@ -149,29 +150,19 @@ def default_path(app_dir: Path) -> Path:
     return app_dir / DEFAULT_FILE
 
 
+QUEUE_FILE_WORDS = FileWords(
+    missing="no such file",
+    missing_hint="create it (see examples/queues.yml), or point to one with -C/--config",
+    directory_hint="pass the YAML file itself",
+)
+
+
 def load_queue_config(
     path: Path, *, app_dir: Path | None = None, importer: Importer | None = None
 ) -> QueueConfig:
     """Read and validate the queue YAML at ``path``; ``schedule`` funcs are imported with
     ``app_dir`` (default: the file's directory) at the front of ``sys.path``."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise QueueConfigError(
-            f"{path}: no such file",
-            "create it (see examples/queues.yml), or point to one with -C/--config",
-        ) from None
-    except IsADirectoryError:
-        raise QueueConfigError(f"{path}: is a directory", "pass the YAML file itself") from None
-    except OSError as error:
-        raise QueueConfigError(f"{path}: cannot read: {error.strerror}") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise QueueConfigError(
-            f"{path}:{line}: not valid UTF-8", "save the file as UTF-8 text"
-        ) from None
+    text = read_text(path, QueueConfigError, QUEUE_FILE_WORDS)
     return parse_queue_config(
         text,
         str(path),
