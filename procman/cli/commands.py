@@ -43,6 +43,11 @@ def app_options(command: F) -> F:
             help="Base port [default: PORT from the env files, else $PORT, else 5000].",
         ),
     ]
+    return with_options(command, decorators)
+
+
+def with_options(command: F, decorators: list[Callable[[F], F]]) -> F:
+    """``command`` with click options applied in the order listed (as stacked decorators)."""
     for decorator in reversed(decorators):
         command = decorator(command)
     return command

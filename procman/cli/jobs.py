@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from procman.cli.commands import cli, to_app_options
+from procman.cli.commands import cli, to_app_options, with_options
 from procman.cli.control import format_duration, format_table
 from procman.errors import UsageError
 
@@ -55,9 +55,7 @@ def target_options(command: F) -> F:
             "environment or the env files, else redis://localhost:6379/0].",
         ),
     ]
-    for decorator in reversed(decorators):
-        command = decorator(command)
-    return command
+    return with_options(command, decorators)
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print it as JSON.")
