@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -46,7 +46,7 @@ def app_options(command: F) -> F:
     return with_options(command, decorators)
 
 
-def with_options(command: F, decorators: list[Callable[[F], F]]) -> F:
+def with_options(command: F, decorators: Sequence[Callable[[Any], Any]]) -> F:
     """``command`` with click options applied in the order listed (as stacked decorators)."""
     for decorator in reversed(decorators):
         command = decorator(command)
