@@ -12,6 +12,7 @@ from procman.settings import App, AppOptions, procfile_path
 from procman.start import load_app_and_procfile
 
 if TYPE_CHECKING:
+    from procman.deploy.config import DeployConfig
     from procman.queues.config import QueueConfig
 
 
@@ -21,6 +22,8 @@ class CheckReport:
     procfile: Procfile
     queues: QueueConfig | None = None
     """The queue YAML, when the app has one (or -C/--config named one)."""
+    deploy: DeployConfig | None = None
+    """procman.yml, when the app directory has one."""
 
     def summary(self) -> str:
         parts = [f"valid Procfile: {', '.join(self.procfile.names)}"]
@@ -31,6 +34,8 @@ class CheckReport:
             parts.append(f"{count} variable{'' if count == 1 else 's'}")
         if self.queues is not None:
             parts.append(f"valid {self.queues.path}: {self.queues.summary()}")
+        if self.deploy is not None:
+            parts.append(f"valid {self.deploy.path}: {self.deploy.summary()}")
         return "; ".join(parts)
 
     def as_json(self) -> dict[str, Any]:
@@ -45,6 +50,7 @@ class CheckReport:
             "env": dict(self.app.env),
             "port": self.app.base_port,
             "queues": self.queues.as_json() if self.queues is not None else None,
+            "deploy": self.deploy.as_json() if self.deploy is not None else None,
         }
 
 
@@ -52,20 +58,33 @@ def check(options: AppOptions, queue_config: Path | None = None) -> CheckReport:
     """Raise every problem found (ManyErrors when several); otherwise what was parsed.
 
     The queue YAML is ``queue_config`` if given (it must exist), else ``queues.yml`` in the app
-    directory if there is one."""
+    directory if there is one; ``procman.yml`` is checked when the app directory has one (its
+    roles and formation against the Procfile, when the Procfile itself is valid)."""
     errors: list[ProcmanError] = []
     loaded = collect(lambda: load_app_and_procfile(options), errors)
     queues = collect(lambda: _load_queues(options, queue_config), errors)
+    deploy = collect(lambda: _load_deploy(options, loaded[1] if loaded else None), errors)
     raise_collected(errors)
     assert loaded is not None
     app, procfile = loaded
-    return CheckReport(app=app, procfile=procfile, queues=queues)
+    return CheckReport(app=app, procfile=procfile, queues=queues, deploy=deploy)
+
+
+def _app_dir(options: AppOptions) -> Path:
+    return options.root if options.root is not None else procfile_path(options).parent
+
+
+def _load_deploy(options: AppOptions, procfile: Procfile | None) -> DeployConfig | None:
+    from procman.deploy.config import default_path, load_deploy_config
+
+    path = default_path(_app_dir(options))
+    return load_deploy_config(path, procfile) if path.is_file() else None
 
 
 def _load_queues(options: AppOptions, explicit: Path | None) -> QueueConfig | None:
     from procman.queues.config import default_path, load_queue_config
 
-    app_dir = options.root if options.root is not None else procfile_path(options).parent
+    app_dir = _app_dir(options)
     path = explicit if explicit is not None else default_path(app_dir)
     if explicit is None and not path.is_file():
         return None

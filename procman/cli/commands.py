@@ -165,7 +165,7 @@ def check(
     config: Path | None,
     as_json: bool,
 ) -> int:
-    """Validate the Procfile, env files and queue YAML without running anything."""
+    """Validate the Procfile, env files, queue YAML and procman.yml without running anything."""
     from procman.check import check as check_app
 
     report = check_app(to_app_options(procfile, root, env_files, port), config)

@@ -8,7 +8,6 @@ and independent problems are reported together.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import re
 import sys
@@ -19,11 +18,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import yaml
 from croniter import croniter
 
 from procman.errors import ProcmanError, QueueConfigError, excerpt, raise_collected
 from procman.textfile import FileWords, read_text
+from procman.yamlconfig import describe, is_int, known_keys, load_yaml
 
 DEFAULT_FILE = "queues.yml"
 
@@ -205,50 +204,8 @@ def parse_queue_config(
     return result
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe loader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
-
-
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: dict[Any, yaml.Node] = {}
-    for key_node, _ in node.value:
-        if key_node.tag == "tag:yaml.org,2002:merge":
-            continue  # '<<: *defaults' then a key overriding one of them is not a duplicate
-        key = loader.construct_object(key_node, deep=True)
-        try:
-            first = seen.get(key)
-        except TypeError:
-            continue  # an unhashable key: construct_mapping below reports it with its position
-        if first is not None:
-            raise yaml.constructor.ConstructorError(
-                None,
-                None,
-                f"duplicate key {key!r} (first on line {first.start_mark.line + 1})",
-                key_node.start_mark,
-            )
-        seen[key] = key_node
-    return loader.construct_mapping(node, deep=True)
-
-
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping,
-)
-
-
 def _load_yaml(text: str, path: str) -> Any:
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
-        problem = error.problem or error.context or "cannot parse"
-        hint = "keep one of them" if problem.startswith("duplicate key") else "fix the YAML there"
-        raise QueueConfigError(f"{where}: invalid YAML: {problem}", hint) from None
-    except yaml.YAMLError as error:
-        raise QueueConfigError(f"{path}: invalid YAML: {excerpt(str(error))}") from None
-    except RecursionError:
-        raise QueueConfigError(f"{path}: invalid YAML: nested too deeply") from None
+    return load_yaml(text, path, QueueConfigError)
 
 
 def _mapping(
@@ -259,69 +216,13 @@ def _mapping(
     errors: list[ProcmanError],
 ) -> dict[str, Any] | None:
     """A YAML mapping with known keys only, leading ':' (Sidekiq's spelling) removed."""
-    where = f"{path}: {key_path}" if key_path else path
-    if not isinstance(value, dict):
-        what = key_path or "the file"
-        errors.append(
-            QueueConfigError(
-                f"{where}: expected a mapping of keys to values, got {_describe(value)}",
-                f"write {what} as 'key: value' lines; known keys: {', '.join(known)}",
-            )
-        )
-        return None
-    result: dict[str, Any] = {}
-    for raw_key, item in value.items():
-        key = raw_key[1:] if isinstance(raw_key, str) and raw_key.startswith(":") else raw_key
-        child = f"{key_path}.{key}" if key_path else str(key)
-        if not isinstance(key, str) or key not in known:
-            errors.append(_unknown_key(path, key_path, raw_key, known))
-            continue
-        if key in result:
-            errors.append(
-                QueueConfigError(
-                    f"{path}: {child}: given twice (as '{key}' and ':{key}')",
-                    "keep one spelling",
-                )
-            )
-            continue
-        result[key] = item
-    return result
-
-
-def _unknown_key(path: str, key_path: str, key: Any, known: Sequence[str]) -> QueueConfigError:
-    shown = key if isinstance(key, str) else repr(key)
-    where = f"{path}: {key_path}" if key_path else path
-    bare = shown[1:] if shown.startswith(":") else shown
-    suggestion = KEY_HINTS.get(bare.lower()) if isinstance(key, str) else None
-    if suggestion not in known:
-        close = difflib.get_close_matches(bare.lower(), known, n=1, cutoff=0.6)
-        suggestion = close[0] if close else None
-    hint = (
-        f"did you mean '{suggestion}'?"
-        if suggestion
-        else f"known keys{f' of {key_path}' if key_path else ''}: {', '.join(known)}"
+    return known_keys(
+        value, path, key_path, known, errors, QueueConfigError, key_hints=KEY_HINTS, colons=True
     )
-    return QueueConfigError(f"{where}: unknown key '{excerpt(shown)}'", hint)
 
 
-def _describe(value: Any) -> str:
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return f"the string {excerpt(value, 40)!r}"
-    if isinstance(value, int | float):
-        return excerpt(repr(value), 40)
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return f"a {type(value).__name__}"
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+_describe = describe
+_is_int = is_int
 
 
 class _Builder:

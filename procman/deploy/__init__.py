@@ -1,0 +1,1 @@
+"""procman deploy: releases over SSH (config, release artifacts, remote steps, history)."""
