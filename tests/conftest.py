@@ -263,3 +263,192 @@ def redis_url(redis_server: str) -> str:
     client.flushall()
     client.close()
     return redis_server
+
+
+# Real OpenSSH servers for the deploy tests -------------------------------------------------------
+
+SSHD = "/usr/sbin/sshd"
+SSH_ADDRESSES = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
+
+SSHD_CONFIG = """\
+ListenAddress {address}:{port}
+HostKey {host_key}
+PidFile none
+AuthorizedKeysFile {authorized_keys}
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+UseDNS no
+MaxStartups 100
+MaxSessions 100
+LogLevel ERROR
+Subsystem sftp internal-sftp
+"""
+
+
+class SSHHost:
+    """One running sshd: where it listens, its config and log, and its deploy root. ``srv`` is the
+    directory the host sees as /srv when ``private_srv`` (a mount namespace of its own), else the
+    deploy root itself, given to the host by path."""
+
+    def __init__(self, address: str, port: int, root: Path, private_srv: bool) -> None:
+        self.address = address
+        self.port = port
+        self.root = root
+        self.srv = root / "srv"
+        self.private_srv = private_srv
+        self.config = root / "sshd_config"
+        self.log = root / "sshd.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def deploy_root(self) -> str:
+        """The path of this host's /srv as commands run on the host see it."""
+        return "/srv" if self.private_srv else str(self.srv)
+
+    def sessions_from(self, client_port: int) -> int:
+        """How many sshd connection processes serve the client's TCP port (one per connection)."""
+        assert self.process is not None
+        count = 0
+        for child in psutil.Process(self.process.pid).children():
+            try:
+                ports = {c.raddr.port for c in child.net_connections("tcp") if c.raddr}
+            except psutil.Error:
+                continue
+            count += client_port in ports
+        return count
+
+
+class SSHCluster:
+    """The session's sshd instances plus what a client needs to reach them."""
+
+    def __init__(self, hosts: list[SSHHost], user: str, identity_file: Path, known_hosts: Path):
+        self.hosts = hosts
+        self.user = user
+        self.identity_file = identity_file
+        self.known_hosts = known_hosts
+
+
+def _mount_namespaces_work() -> bool:
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "true"], capture_output=True, check=False
+    )
+    return probe.returncode == 0
+
+
+def _keygen(path: Path, comment: str) -> str:
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
+        check=True,
+        capture_output=True,
+    )
+    return path.with_name(path.name + ".pub").read_text().strip()
+
+
+def _free_port_on(address: str) -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind((address, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _wait_for_banner(host: SSHHost, timeout: float = 10) -> None:
+    import socket
+
+    assert host.process is not None
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host.address, host.port), timeout=1) as connection:
+                if connection.recv(64).startswith(b"SSH-2.0-"):
+                    return
+        except OSError:
+            pass
+        if host.process.poll() is not None or time.monotonic() > deadline:
+            log = host.log.read_text() if host.log.exists() else ""
+            pytest.fail(f"sshd did not start on {host.address}:{host.port}: {log}")
+        time.sleep(0.02)
+
+
+def _start_sshd(host: SSHHost, env: dict[str, str]) -> None:
+    command = [SSHD, "-D", "-e", "-f", str(host.config)]
+    if host.private_srv:
+        # Its own mount namespace: the bind mount over /srv is seen by sshd and every session it
+        # starts, and by nothing else on this machine.
+        command = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                   'mount --bind "$0" /srv && exec "$@"', str(host.srv), *command]  # fmt: skip
+    with host.log.open("wb") as log:
+        host.process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env
+        )
+
+
+@pytest.fixture(scope="session")
+def sshd_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHCluster]:
+    """Real OpenSSH servers on 127.0.0.2-4 for the whole session, each with a generated host key,
+    one client key authorized for the current user, a known_hosts file listing exactly these
+    hosts, and a private /srv (a mount namespace) where the machine allows it. Stopped at the end,
+    on failure too. Their environment lacks the per-test tag: they outlive each test."""
+    import getpass
+
+    if not os.path.exists(SSHD):
+        pytest.fail("sshd is not installed: run scripts/test, which installs openssh-server")
+    base = tmp_path_factory.mktemp("sshd")
+    os.chmod(base, 0o755)
+    client_key = base / "id_ed25519"
+    (base / "authorized_keys").write_text(_keygen(client_key, "procman-tests") + "\n")
+    private_srv = _mount_namespaces_work()
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation directory
+    env = {key: value for key, value in os.environ.items() if key != TAG}
+    hosts: list[SSHHost] = []
+    known_hosts: list[str] = []
+    try:
+        for address in SSH_ADDRESSES:
+            host = SSHHost(address, _free_port_on(address), base / address, private_srv)
+            host.srv.mkdir(parents=True)
+            public = _keygen(host.root / "ssh_host_ed25519_key", f"host-{address}")
+            known_hosts.append(f"[{address}]:{host.port} {' '.join(public.split()[:2])}")
+            host.config.write_text(
+                SSHD_CONFIG.format(
+                    address=address,
+                    port=host.port,
+                    host_key=host.root / "ssh_host_ed25519_key",
+                    authorized_keys=base / "authorized_keys",
+                )
+            )
+            _start_sshd(host, env)
+            hosts.append(host)
+        for host in hosts:
+            _wait_for_banner(host)
+        (base / "known_hosts").write_text("\n".join(known_hosts) + "\n")
+        yield SSHCluster(hosts, getpass.getuser(), client_key, base / "known_hosts")
+    finally:
+        for host in hosts:
+            _stop_sshd(host)
+
+
+def _stop_sshd(host: SSHHost) -> None:
+    if host.process is None or host.process.poll() is not None:
+        return
+    try:
+        sessions = psutil.Process(host.process.pid).children(recursive=True)
+    except psutil.Error:
+        sessions = []
+    host.process.terminate()
+    try:
+        host.process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        host.process.kill()
+        host.process.wait()
+    for session in sessions:
+        try:
+            session.kill()
+        except psutil.Error:
+            pass

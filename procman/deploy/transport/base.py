@@ -1,0 +1,101 @@
+"""The interface every deploy step runs through, its result and its error family.
+
+A transport runs one command given as an argv list (never a shell string built by the caller),
+uploads and downloads whole files, and is closed once at the end; it is a context manager."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from types import TracebackType
+from typing import Protocol, Self
+
+from procman.errors import ProcmanError
+
+StrPath = str | os.PathLike[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What one command did: its exit status and everything it wrote."""
+
+    exit_status: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+
+class TransportError(ProcmanError):
+    """A step could not be carried out on a host: ``host: step: what happened``."""
+
+    def __init__(self, host: str, step: str, problem: str, hint: str | None = None) -> None:
+        super().__init__(f"{host}: {step}: {problem}", hint)
+        self.host = host
+        self.step = step
+        self.problem = problem
+
+
+class HostUnreachable(TransportError):
+    """No TCP connection (refused, timed out, unknown name) or the SSH handshake failed."""
+
+
+class AuthenticationFailed(TransportError):
+    """The host refused every key offered (agent and identity file)."""
+
+
+class HostKeyRejected(TransportError):
+    """The host's key is not in any known_hosts file, or differs from the one recorded there."""
+
+
+class CommandTimeout(TransportError):
+    """A command (or a transfer) did not finish within its timeout; it was stopped."""
+
+
+def command_line(argv: Sequence[str]) -> str:
+    """``argv`` as one shell-quoted line; a bare string is refused so it is never split by a
+    shell."""
+    if isinstance(argv, str):
+        raise TypeError("a command is an argv list, not a string")
+    if not argv:
+        raise ValueError("a command needs at least one argument")
+    return shlex.join(argv)
+
+
+class Transport(Protocol):
+    """One host. Implementations connect lazily and reuse one connection for every call."""
+
+    @property
+    def host(self) -> str:
+        """The host as the user wrote it, for messages."""
+        ...
+
+    def run(self, argv: Sequence[str], *, timeout: float, input: bytes | None = None) -> Result:
+        """Run ``argv`` (quoted for the remote shell with ``shlex.join``), feeding it ``input``;
+        raise ``CommandTimeout`` after ``timeout`` seconds. A non-zero exit is a result, not an
+        error."""
+        ...
+
+    def put(self, local_path: StrPath, remote_path: str | PurePosixPath) -> None:
+        """Upload to a temporary name next to ``remote_path``, then rename it into place."""
+        ...
+
+    def get(self, remote_path: str | PurePosixPath, local_path: StrPath) -> None:
+        """Download to a temporary name next to ``local_path``, then rename it into place."""
+        ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...

@@ -1,0 +1,383 @@
+"""The ``Transport`` interface over SSH with paramiko: one lazily opened connection per host,
+reused for every command and transfer, with ``TCP_NODELAY`` set (small request/reply exchanges
+otherwise wait on Nagle's algorithm and delayed ACKs).
+
+Host keys are checked against ``~/.ssh/known_hosts`` and any files given; an unknown or changed
+key is refused with its SHA256 fingerprint and the command that trusts it, never accepted."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import select
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+from types import TracebackType
+from typing import Self
+
+import paramiko
+
+from procman.deploy.transport.base import (
+    AuthenticationFailed,
+    CommandTimeout,
+    HostKeyRejected,
+    HostUnreachable,
+    Result,
+    StrPath,
+    TransportError,
+    command_line,
+)
+
+CONNECT_TIMEOUT = 10.0
+TRANSFER_TIMEOUT = 300.0
+_CHUNK = 65536
+KILL_TIMEOUT = 10.0
+_PID_MARKER = b"procman-pid:"
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    """``SHA256:...`` as ``ssh-keygen -lf`` and OpenSSH's own prompts show it."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def known_hosts_name(host: str, port: int) -> str:
+    """The name a host's key is recorded under in known_hosts (``[host]:port`` off port 22)."""
+    return host if port == 22 else f"[{host}]:{port}"
+
+
+class _Reject(paramiko.MissingHostKeyPolicy):
+    """paramiko's RejectPolicy, with a message that says what the key is and how to trust it."""
+
+    def __init__(self, transport: SSHTransport) -> None:
+        self._transport = transport
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str,
+                         key: paramiko.PKey) -> None:  # fmt: skip
+        where = self._transport
+        raise HostKeyRejected(
+            where.host,
+            "connect",
+            f"unknown host key {key.get_name()} {fingerprint(key)} for {hostname}; "
+            "not trusted, connection refused",
+            f"if that fingerprint is the host's, trust it with: "
+            f"ssh-keyscan -p {where.port} -t {key.get_name()} {where.address} "
+            f">> ~/.ssh/known_hosts",
+        )
+
+
+class SSHTransport:
+    """One host over SSH. Thread-safe to share, but meant as one per host, each used from the
+    thread that deploys to it."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int = 22,
+        user: str | None = None,
+        *,
+        known_hosts: Sequence[StrPath] = (),
+        identity_file: StrPath | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT,
+    ) -> None:
+        self.address = host
+        self.port = port
+        self.user = user
+        self.known_hosts = [Path(path) for path in known_hosts]
+        self.identity_file = None if identity_file is None else str(identity_file)
+        self.connect_timeout = connect_timeout
+        self._client: paramiko.SSHClient | None = None
+        self._sftp: paramiko.SFTPClient | None = None
+        self._socket: socket.socket | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def host(self) -> str:
+        at = f"{self.user}@" if self.user else ""
+        port = f":{self.port}" if self.port != 22 else ""
+        return f"{at}{self.address}{port}"
+
+    @property
+    def tcp_socket(self) -> socket.socket | None:
+        """The TCP socket of the open connection (None before the first call)."""
+        return self._socket
+
+    # connection ------------------------------------------------------------------------------
+
+    def _connection(self) -> paramiko.SSHClient:
+        with self._lock:
+            client = self._client
+            if client is not None:
+                transport = client.get_transport()
+                if transport is not None and transport.is_active():
+                    return client
+                self._drop()
+            self._client = self._connect()
+            return self._client
+
+    def _connect(self) -> paramiko.SSHClient:
+        sock = self._open_socket()
+        client = paramiko.SSHClient()
+        client.set_missing_host_key_policy(_Reject(self))
+        self._load_host_keys(client)
+        try:
+            client.connect(
+                self.address,
+                port=self.port,
+                username=self.user,
+                sock=sock,
+                key_filename=self.identity_file,
+                allow_agent=True,
+                look_for_keys=self.identity_file is None,
+                timeout=self.connect_timeout,
+                banner_timeout=self.connect_timeout,
+                auth_timeout=self.connect_timeout,
+                channel_timeout=self.connect_timeout,
+            )
+        except HostKeyRejected:
+            _close_quietly(client, sock)
+            raise
+        except paramiko.BadHostKeyException as error:
+            _close_quietly(client, sock)
+            raise self._changed_key(error) from None
+        except paramiko.AuthenticationException as error:
+            _close_quietly(client, sock)
+            raise AuthenticationFailed(
+                self.host,
+                "connect",
+                f"authentication failed ({error})",
+                "check the user, and that your key is in the agent or given as identity_file",
+            ) from None
+        except (paramiko.SSHException, OSError, EOFError) as error:
+            _close_quietly(client, sock)
+            raise HostUnreachable(
+                self.host, "connect", f"SSH handshake failed ({_describe(error)})"
+            ) from None
+        self._socket = sock
+        return client
+
+    def _open_socket(self) -> socket.socket:
+        try:
+            sock = socket.create_connection((self.address, self.port), self.connect_timeout)
+        except OSError as error:
+            raise HostUnreachable(
+                self.host, "connect", f"cannot reach {self.address} port {self.port} "
+                f"({_describe(error)})"
+            ) from None  # fmt: skip
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    def _load_host_keys(self, client: paramiko.SSHClient) -> None:
+        user_file = Path("~/.ssh/known_hosts").expanduser()
+        for path in [user_file, *self.known_hosts]:
+            if not path.is_file():
+                continue
+            try:
+                client.load_system_host_keys(str(path))
+            except (OSError, paramiko.SSHException) as error:
+                raise HostKeyRejected(
+                    self.host, "connect", f"cannot read known_hosts file {path} ({error})"
+                ) from None
+
+    def _changed_key(self, error: paramiko.BadHostKeyException) -> HostKeyRejected:
+        name = known_hosts_name(self.address, self.port)
+        return HostKeyRejected(
+            self.host,
+            "connect",
+            f"HOST KEY CHANGED for {name}: it offers {error.key.get_name()} "
+            f"{fingerprint(error.key)}, known_hosts has {fingerprint(error.expected_key)}; "
+            "connection refused (the host was reinstalled, or someone is intercepting)",
+            f"if the change is expected: ssh-keygen -R '{name}' and then "
+            f"ssh-keyscan -p {self.port} {self.address} >> ~/.ssh/known_hosts",
+        )
+
+    def _sftp_client(self, step: str) -> paramiko.SFTPClient:
+        client = self._connection()
+        with self._lock:
+            if self._sftp is None or self._sftp.sock.closed:
+                try:
+                    self._sftp = client.open_sftp()
+                except (paramiko.SSHException, OSError) as error:
+                    raise TransportError(self.host, step, f"SFTP unavailable ({error})") from None
+            return self._sftp
+
+    def _drop(self) -> None:
+        if self._sftp is not None:
+            self._sftp.close()
+        if self._client is not None:
+            self._client.close()
+        self._client = self._sftp = self._socket = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # commands --------------------------------------------------------------------------------
+
+    def run(self, argv: Sequence[str], *, timeout: float, input: bytes | None = None) -> Result:
+        line = command_line(argv)
+        step = f"run `{line}`"
+        client = self._connection()
+        transport = client.get_transport()
+        assert transport is not None
+        deadline = time.monotonic() + timeout
+        try:
+            channel = transport.open_session(timeout=timeout)
+        except (paramiko.SSHException, OSError, EOFError) as error:
+            raise TransportError(self.host, step, f"cannot open a session ({error})") from None
+        output = _Output()
+        try:
+            # The shell's pid first (sshd makes that shell a session leader), so that a timed-out
+            # command's whole process group can be killed; the line is taken out of stderr again.
+            channel.exec_command(f"echo {_PID_MARKER.decode()}$$ >&2; {line}")
+            if input is not None:
+                channel.settimeout(max(deadline - time.monotonic(), 0.001))
+                channel.sendall(input)
+            channel.shutdown_write()
+            status = _collect(channel, deadline, output)
+        except TimeoutError:
+            channel.close()
+            self._kill(output.pid())
+            problem = f"no exit within {timeout:g}s; stopped"
+            raise CommandTimeout(self.host, step, problem) from None
+        except (paramiko.SSHException, OSError, EOFError) as error:
+            raise TransportError(self.host, step, f"connection lost ({error})") from None
+        finally:
+            channel.close()
+        if status == -1:
+            raise TransportError(self.host, step, "ended without an exit status (killed?)")
+        return Result(status, output.stdout(), output.stderr())
+
+    def _kill(self, pid: int | None) -> None:
+        """SIGKILL a timed-out command's process group, over the same connection."""
+        if pid is None:
+            return
+        try:
+            self.run(["kill", "-KILL", "--", f"-{pid}"], timeout=KILL_TIMEOUT)
+        except TransportError:
+            pass
+
+    # files -----------------------------------------------------------------------------------
+
+    def put(self, local_path: StrPath, remote_path: str | PurePosixPath,
+            *, timeout: float = TRANSFER_TIMEOUT) -> None:  # fmt: skip
+        target = PurePosixPath(remote_path)
+        step = f"upload {local_path} to {target}"
+        temporary = str(target.with_name(f".{target.name}.procman-{uuid.uuid4().hex[:12]}"))
+        sftp = self._sftp_client(step)
+        _set_timeout(sftp, timeout)
+        try:
+            sftp.put(os.fspath(local_path), temporary, confirm=True)
+            sftp.posix_rename(temporary, str(target))
+        except BaseException as error:
+            try:
+                sftp.remove(temporary)
+            except (OSError, paramiko.SSHException):
+                pass
+            if isinstance(error, TimeoutError):
+                raise CommandTimeout(self.host, step, f"not done within {timeout:g}s") from None
+            if isinstance(error, (OSError, paramiko.SSHException)):
+                raise TransportError(self.host, step, _describe(error)) from None
+            raise
+
+    def get(self, remote_path: str | PurePosixPath, local_path: StrPath,
+            *, timeout: float = TRANSFER_TIMEOUT) -> None:  # fmt: skip
+        target = Path(local_path)
+        step = f"download {remote_path} to {target}"
+        temporary = target.with_name(f".{target.name}.procman-{uuid.uuid4().hex[:12]}")
+        sftp = self._sftp_client(step)
+        _set_timeout(sftp, timeout)
+        try:
+            sftp.get(str(remote_path), str(temporary))
+            os.replace(temporary, target)
+        except TimeoutError:
+            temporary.unlink(missing_ok=True)
+            raise CommandTimeout(self.host, step, f"not done within {timeout:g}s") from None
+        except (OSError, paramiko.SSHException) as error:
+            temporary.unlink(missing_ok=True)
+            raise TransportError(self.host, step, _describe(error)) from None
+
+
+class _Output:
+    """A command's stdout and stderr as they arrive, and the pid the wrapper line reports."""
+
+    def __init__(self) -> None:
+        self.out: list[bytes] = []
+        self.err = bytearray()
+
+    def pid(self) -> int | None:
+        at = self._marker()
+        end = -1 if at is None else self.err.find(b"\n", at)
+        if at is None or end == -1:
+            return None
+        digits = bytes(self.err[at + len(_PID_MARKER) : end])
+        return int(digits) if digits.isdigit() else None
+
+    def stdout(self) -> bytes:
+        return b"".join(self.out)
+
+    def stderr(self) -> bytes:
+        at = self._marker()
+        if at is None:
+            return bytes(self.err)
+        end = self.err.find(b"\n", at)
+        return bytes(self.err[:at] + (self.err[end + 1 :] if end != -1 else b""))
+
+    def _marker(self) -> int | None:
+        if self.err.startswith(_PID_MARKER):
+            return 0
+        at = self.err.find(b"\n" + _PID_MARKER)
+        return None if at == -1 else at + 1
+
+
+def _collect(channel: paramiko.Channel, deadline: float, output: _Output) -> int:
+    """Read to the end of the output and the exit status; TimeoutError at ``deadline``."""
+    while True:
+        while channel.recv_ready():
+            output.out.append(channel.recv(_CHUNK))
+        while channel.recv_stderr_ready():
+            output.err += channel.recv_stderr(_CHUNK)
+        if channel.eof_received and not channel.recv_ready():
+            break
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        select.select([channel], [], [], min(remaining, 0.5))
+    while channel.recv_stderr_ready():
+        output.err += channel.recv_stderr(_CHUNK)
+    if not channel.status_event.wait(max(deadline - time.monotonic(), 0)):
+        raise TimeoutError
+    return channel.recv_exit_status()
+
+
+def _set_timeout(sftp: paramiko.SFTPClient, timeout: float) -> None:
+    channel = sftp.get_channel()
+    if channel is not None:
+        channel.settimeout(timeout)
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error) or type(error).__name__
+
+
+def _close_quietly(client: paramiko.SSHClient, sock: socket.socket) -> None:
+    client.close()
+    sock.close()
