@@ -10,10 +10,9 @@ import subprocess
 import uuid
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
-from types import TracebackType
-from typing import Self
 
 from procman.deploy.transport.base import (
+    ClosesOnExit,
     CommandTimeout,
     Result,
     StrPath,
@@ -22,7 +21,7 @@ from procman.deploy.transport.base import (
 )
 
 
-class LocalTransport:
+class LocalTransport(ClosesOnExit):
     """Runs commands as child processes (each in its own session, so a timeout stops the whole
     process group) and copies files with a rename into place."""
 
@@ -63,17 +62,6 @@ class LocalTransport:
 
     def close(self) -> None:
         pass
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:

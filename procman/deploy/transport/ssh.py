@@ -17,13 +17,12 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
-from types import TracebackType
-from typing import Self
 
 import paramiko
 
 from procman.deploy.transport.base import (
     AuthenticationFailed,
+    ClosesOnExit,
     CommandTimeout,
     HostKeyRejected,
     HostUnreachable,
@@ -71,7 +70,7 @@ class _Reject(paramiko.MissingHostKeyPolicy):
         )
 
 
-class SSHTransport:
+class SSHTransport(ClosesOnExit):
     """One host over SSH. Thread-safe to share, but meant as one per host, each used from the
     thread that deploys to it."""
 
@@ -216,17 +215,6 @@ class SSHTransport:
     def close(self) -> None:
         with self._lock:
             self._drop()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # commands --------------------------------------------------------------------------------
 
