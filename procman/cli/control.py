@@ -76,18 +76,33 @@ def restart(
 @cli.command()
 @app_options
 @click.argument("targets", nargs=-1)
+@click.option(
+    "--wait",
+    "wait",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help="Return only once they have stopped (the app: once procman has exited); fail after "
+    "SECONDS.",
+)
 def stop(
     procfile: Path | None,
     root: Path | None,
     env_files: EnvFiles,
     port: int | None,
     targets: tuple[str, ...],
+    wait: float | None,
 ) -> int:
     """Stop instances (web.1) or types (web), keeping procman running; with none, stop the app."""
     from procman.supervisor.control.commands import stop as stop_processes
+    from procman.supervisor.control.commands import wait_stopped
 
-    names = stop_processes(to_app_options(procfile, root, env_files, port), targets)
+    options = to_app_options(procfile, root, env_files, port)
+    names = stop_processes(options, targets)
     click.echo("stopping the app" if names is None else f"stopping {', '.join(names)}")
+    if wait is not None:
+        wait_stopped(options, names, wait)
+        click.echo("stopped")
     return 0
 
 

@@ -29,7 +29,18 @@ DEFAULT_HEALTHCHECK_PATH = "/"
 DEFAULT_HEALTHCHECK_TIMEOUT = 30
 """Seconds for every web instance to answer 2xx after a restart."""
 
-TOP_KEYS = ("app", "test", "build", "release", "keep_releases", "environments")
+TOP_KEYS = (
+    "app",
+    "test",
+    "build",
+    "release",
+    "keep_releases",
+    "shared",
+    "known_hosts",
+    "environments",
+)
+DEFAULT_SHARED = (".env",)
+"""Linked from ``shared/`` into every release when present on the host."""
 ENVIRONMENT_KEYS = (
     "hosts",
     "path",
@@ -68,6 +79,10 @@ KEY_HINTS = {
     "role": "roles",
     "hostname": "host",
     "username": "user",
+    "linked_files": "shared",
+    "linked_dirs": "shared",
+    "shared_files": "shared",
+    "known_hosts_file": "known_hosts",
 }
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -140,6 +155,16 @@ class DeployConfig:
     build: str | None = None
     release: str | None = None
     keep_releases: int = DEFAULT_KEEP_RELEASES
+    shared: tuple[str, ...] = DEFAULT_SHARED
+    """Paths kept across releases under ``shared/`` and linked into each; a trailing ``/`` marks a
+    directory (made when missing)."""
+    known_hosts: str | None = None
+    """A project known_hosts file, checked after ``~/.ssh/known_hosts`` (relative to this file)."""
+
+    def known_hosts_path(self) -> Path | None:
+        if self.known_hosts is None:
+            return None
+        return Path(self.path).parent / Path(self.known_hosts).expanduser()
 
     def summary(self) -> str:
         return ", ".join(environment.summary() for environment in self.environments.values())
@@ -152,6 +177,8 @@ class DeployConfig:
             "build": self.build,
             "release": self.release,
             "keep_releases": self.keep_releases,
+            "shared": list(self.shared),
+            "known_hosts": self.known_hosts,
             "environments": {
                 name: {
                     "hosts": [
@@ -218,6 +245,8 @@ def parse_deploy_config(
     build = check.command("build", values.get("build"))
     release = check.command("release", values.get("release"))
     keep = check.keep_releases(values.get("keep_releases", DEFAULT_KEEP_RELEASES))
+    shared = check.shared(values.get("shared"))
+    known_hosts = check.file_path("known_hosts", values.get("known_hosts"))
     environments = check.environments(values.get("environments"))
     raise_collected(errors)
     assert app is not None and environments is not None
@@ -229,6 +258,8 @@ def parse_deploy_config(
         build=build,
         release=release,
         keep_releases=keep,
+        shared=shared,
+        known_hosts=known_hosts,
     )
 
 
@@ -295,6 +326,40 @@ class _Checker:
             )
             return DEFAULT_KEEP_RELEASES
         return int(value)
+
+    def shared(self, value: Any) -> tuple[str, ...]:
+        if value is None:
+            return DEFAULT_SHARED
+        hint = "list paths inside the release, like [.env, media/] (a trailing / is a directory)"
+        if not isinstance(value, list):
+            self.fail("shared", f"must be a list of paths (got {describe(value)})", hint)
+            return DEFAULT_SHARED
+        names: list[str] = []
+        for index, item in enumerate(value):
+            text = item if isinstance(item, str) else ""
+            bare = text.rstrip("/")
+            parts = bare.split("/")
+            if (
+                not bare
+                or bare.startswith("/")
+                or any(p in ("", ".", "..") for p in parts)
+                or any(c in text for c in "\0\n")
+            ):
+                self.fail(f"shared[{index}]", f"bad path {describe(item)}", hint)
+                continue
+            if text in names:
+                self.fail(f"shared[{index}]", f"{text!r} is listed twice")
+                continue
+            names.append(text)
+        return tuple(names)
+
+    def file_path(self, key_path: str, value: Any) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip() or "\0" in value:
+            self.fail(key_path, f"must be a file path (got {describe(value)})")
+            return None
+        return value
 
     def environments(self, value: Any) -> dict[str, Environment] | None:
         hint = "write 'environments:' with one mapping per environment, like 'staging: {...}'"

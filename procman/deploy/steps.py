@@ -269,7 +269,11 @@ def remove_releases(root: str, release_ids: Sequence[str]) -> list[str]:
     """Delete releases and their artifacts (build the list with ``releases_to_prune``)."""
     paths: list[str] = []
     for release_id in release_ids:
-        paths += [release_dir(root, release_id), artifact_path(root, release_id)]
+        paths += [
+            release_dir(root, release_id),
+            artifact_path(root, release_id),
+            built_marker(root, release_id),
+        ]
     return ["rm", "-rf", "--", *paths]
 
 
@@ -283,3 +287,192 @@ def append_history(root: str, line: str) -> list[str]:
 def read_history(root: str) -> list[str]:
     """The history file's text; no output before the first deploy."""
     return _sh("read-history", 'if [ -f "$1" ]; then cat -- "$1"; fi', history_path(root))
+
+
+# -- host checks -----------------------------------------------------------------------------------
+
+HOST_TOOLS = ("python3", "tar", "sha256sum", "setsid", "find")
+MISSING_TOOL_STATUS = 127
+
+
+def preflight(root: str) -> list[str]:
+    """Check the tools a deploy needs on the host and make the layout; a missing tool prints
+    ``missing NAME`` and exits ``MISSING_TOOL_STATUS``."""
+    script = (
+        f'for tool in {" ".join(HOST_TOOLS)}; do command -v "$tool" >/dev/null 2>&1 || '
+        f'{{ echo "missing $tool"; exit {MISSING_TOOL_STATUS}; }}; done; '
+        'mkdir -p -- "$@"'
+    )
+    return _sh("preflight", script, *ensure_layout(root)[3:])
+
+
+def built_marker(root: str, release_id: str) -> str:
+    """Present once the release's ``build:`` succeeded on this host."""
+    return f"{state_dir(root)}/built/{validate_release_id(release_id)}"
+
+
+def release_state(root: str, release_id: str) -> list[str]:
+    """The artifact's ``sha256sum`` line if it is on the host, then ``built`` if the release was
+    built here before."""
+    script = (
+        'if [ -f "$1" ]; then sha256sum -- "$1"; fi; '
+        'if [ -f "$2" ] && [ -d "$3" ]; then echo built; fi'
+    )
+    return _sh(
+        "state",
+        script,
+        artifact_path(root, release_id),
+        built_marker(root, release_id),
+        release_dir(root, release_id),
+    )
+
+
+def parse_release_state(output: str) -> tuple[str | None, bool]:
+    """(the artifact's sha256 or None, whether the release is already built)."""
+    digest = None
+    built = False
+    for line in output.splitlines():
+        if line == "built":
+            built = True
+        elif line:
+            digest = parse_sha256(line)
+    return digest, built
+
+
+def mark_built(root: str, release_id: str) -> list[str]:
+    marker = built_marker(root, release_id)
+    return _sh("built", 'mkdir -p -- "$(dirname -- "$1")" && : > "$1"', marker)
+
+
+def link_shared_paths(root: str, release_id: str, paths: Sequence[str]) -> list[str]:
+    """Link ``shared/<path>`` into the release for each of ``paths``: a directory (trailing ``/``)
+    is made in ``shared/`` when missing; a file is linked when it exists in ``shared/``, else the
+    command prints ``missing PATH`` and fails (``.env`` alone is optional)."""
+    script = (
+        'set -e; r=$1; s=$2; shift 2; for f; do case $f in */) f=${f%/}; mkdir -p -- "$s/$f";; '
+        '*) if [ ! -e "$s/$f" ]; then [ "$f" = .env ] && continue; echo "missing $f"; exit 3; '
+        'fi;; esac; mkdir -p -- "$(dirname -- "$r/$f")"; rm -rf -- "$r/$f"; '
+        'ln -s -- "$s/$f" "$r/$f"; done'
+    )
+    names = [shared_file(p.rstrip("/")) + ("/" if p.endswith("/") else "") for p in paths]
+    return _sh("link-shared", script, release_dir(root, release_id), shared_dir(root), *names)
+
+
+def write_file(path: str, text: str) -> list[str]:
+    """Write ``text`` to ``path`` atomically (a temporary file renamed over it)."""
+    return _sh("write", 'printf "%s" "$2" > "$1.tmp" && mv -f -- "$1.tmp" "$1"', path, text)
+
+
+# -- the processes on a host -----------------------------------------------------------------------
+
+DEPLOY_ENV_FILE = ".procman-deploy.env"
+"""Written into each release: the environment's ``env`` values from procman.yml."""
+SUPERVISOR_LOG = ".procman/procman.log"
+"""Where the host's ``procman start`` writes its prefixed output, inside the release."""
+NO_PROCMAN_STATUS = 126
+
+
+def dotenv_text(values: dict[str, str] | Iterable[tuple[str, str]]) -> str:
+    """``KEY='value'`` lines that python-dotenv reads back exactly (no interpolation in single
+    quotes; ``\\`` and ``'`` escaped)."""
+    items = values.items() if isinstance(values, dict) else values
+    lines = []
+    for key, value in items:
+        quoted = value.replace("\\", "\\\\").replace("'", "\\'")
+        lines.append(f"{key}='{quoted}'\n")
+    return "".join(lines)
+
+
+_PROCMAN_IN_RELEASE = (
+    'cd -- "$1" && shift && PATH="$PWD/.venv/bin:$PATH" && export PATH && '
+    "if ! command -v procman >/dev/null 2>&1; then "
+    'echo "procman is not installed in the release (looked in .venv/bin and PATH)"; '
+    f"exit {NO_PROCMAN_STATUS}; fi; "
+    'e=$(printf "%s" "$1" | sed "s/,/ /g"); shift; files=; '
+    'for f in $e; do [ -e "$f" ] && files="$files${files:+,}$f"; done; '
+)
+
+
+def procman_in_release(root: str, release_id: str, args: Sequence[str]) -> list[str]:
+    """Run ``procman ARGS`` (a subcommand first) in the release, with its ``.venv/bin`` first on
+    PATH and its env files (the deploy env, then the shared ``.env``, which wins)."""
+    script = _PROCMAN_IN_RELEASE + 'sub=$1; shift; exec procman "$sub" ${files:+-e "$files"} "$@"'
+    return _sh(
+        "procman",
+        script,
+        release_dir(root, release_id),
+        f"{DEPLOY_ENV_FILE},.env",
+        *args,
+    )
+
+
+def start_supervisor(root: str, release_id: str, formation: str, stop_timeout: float) -> list[str]:
+    """Start ``procman start`` in the release detached from the SSH session (its own session,
+    output appended to ``SUPERVISOR_LOG``), restarting crashed processes."""
+    script = (
+        _PROCMAN_IN_RELEASE + "mkdir -p .procman && setsid -f procman start --no-color "
+        '--restart all ${files:+-e "$files"} "$@" >> ' + SUPERVISOR_LOG + " 2>&1 < /dev/null"
+    )
+    return _sh(
+        "start",
+        script,
+        release_dir(root, release_id),
+        f"{DEPLOY_ENV_FILE},.env",
+        "-m",
+        formation,
+        "-t",
+        f"{stop_timeout:g}",
+    )
+
+
+def running_supervisors(root: str) -> list[str]:
+    """The releases with a ``procman start`` control socket (running, or stale after a crash)."""
+    return ["find", releases_dir(root), "-mindepth", "3", "-maxdepth", "3",
+            "-path", "*/.procman/procman.sock", "-printf", "%h\\n"]  # fmt: skip
+
+
+def parse_running_supervisors(output: str) -> list[str]:
+    ids = {PurePosixPath(line).parent.name for line in output.split("\n") if line}
+    return sorted(i for i in ids if RELEASE_ID_PATTERN.fullmatch(i))
+
+
+def tail_log(root: str, release_id: str, lines: int) -> list[str]:
+    path = f"{release_dir(root, release_id)}/{SUPERVISOR_LOG}"
+    return _sh("tail", 'if [ -f "$2" ]; then tail -n "$1" -- "$2"; fi', str(lines), path)
+
+
+HEALTH_SCRIPT = """\
+import json, sys, time, urllib.request, urllib.error
+path, timeout = sys.argv[1], float(sys.argv[2])
+ports = [int(p) for p in sys.argv[3:]]
+deadline = time.monotonic() + timeout
+status = {p: "no answer" for p in ports}
+while True:
+    for port in [p for p in ports if not str(status[p]).startswith("2")]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
+                status[port] = str(r.status)
+        except urllib.error.HTTPError as e:
+            status[port] = str(e.code)
+        except Exception as e:
+            status[port] = type(e).__name__ + ": " + str(getattr(e, "reason", e))
+    if all(str(s).startswith("2") for s in status.values()) or time.monotonic() > deadline:
+        break
+    time.sleep(0.2)
+print(json.dumps({str(p): s for p, s in status.items()}))
+sys.exit(0 if all(str(s).startswith("2") for s in status.values()) else 1)
+"""
+
+
+def health_check(path: str, timeout: float, ports: Sequence[int]) -> list[str]:
+    """Poll ``http://127.0.0.1:PORT/path`` for each port on the host until every one answers 2xx
+    or ``timeout`` passes; prints ``{port: status}`` as JSON, exits 1 unless all are 2xx."""
+    return ["python3", "-c", HEALTH_SCRIPT, path, f"{timeout:g}", *(str(p) for p in ports)]
+
+
+def parse_health(output: str) -> dict[int, str]:
+    try:
+        data = json.loads(output.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise StepError(f"unexpected health check output {output[:80]!r}") from None
+    return {int(port): str(status) for port, status in data.items()}

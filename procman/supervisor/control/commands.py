@@ -3,9 +3,12 @@ procman running in an app directory."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from procman.errors import ProcmanError
 
 from procman.formation import parse_scale, resolve_counts, scaled
 from procman.procfile import load_procfile
@@ -57,6 +60,40 @@ def stop(options: AppOptions, targets: Sequence[str]) -> list[str] | None:
     reply = client_for(options).request({"verb": "stop", "targets": list(targets)})
     stopped = reply["stopped"]
     return None if stopped == "all" else list(stopped)
+
+
+WAIT_POLL = 0.1
+
+
+def wait_stopped(options: AppOptions, names: Sequence[str] | None, timeout: float) -> None:
+    """Return once the named instances have no process (``None``: once procman has exited);
+    a ProcmanError after ``timeout`` seconds."""
+    client = client_for(options)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            processes = client.request({"verb": "ps"})["processes"]
+        except NotRunning:
+            return
+        except ProcmanError:
+            if names is None:  # exiting: the socket is going away
+                processes = [{"name": "?", "pid": 0}]
+            else:
+                raise
+        waiting = [
+            p["name"]
+            for p in processes
+            if p["pid"] is not None and (names is None or p["name"] in names)
+        ]
+        if names is not None and not waiting:
+            return
+        if time.monotonic() >= deadline:
+            what = "procman" if names is None else ", ".join(waiting)
+            raise ProcmanError(
+                f"{what} still running {timeout:g}s after the stop request",
+                "they may be finishing work; wait longer with --wait, or check procman ps",
+            )
+        time.sleep(WAIT_POLL)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,350 @@
+"""One deploy host: every remote step of a deploy, promotion or rollback, run over its transport.
+
+Each method runs the argv built in ``steps`` and turns a failure into a ``StepFailed`` that names
+the host, the step and the tail of what the command printed. Nothing here decides what happens
+across hosts; ``pipeline`` does.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from procman.deploy import steps
+from procman.deploy.config import Environment, Host
+from procman.deploy.history import HistoryRecord, parse_history
+from procman.deploy.release import Artifact
+from procman.deploy.transport.base import Result, Transport, TransportError
+
+QUICK = 60.0
+"""Seconds for a step that only moves files or reads state."""
+BUILD_TIMEOUT = 1800.0
+UP_TIMEOUT = 20.0
+"""Seconds for a freshly started ``procman start`` to answer on its control socket."""
+OUTPUT_SHOWN = 15
+LOG_LINES_SHOWN = 20
+WEB = "web"
+
+
+class StepFailed(TransportError):
+    """A remote step ran and failed."""
+
+
+class LockHeld(TransportError):
+    def __init__(self, host: str, info: dict[str, str]) -> None:
+        super().__init__(
+            host,
+            "lock",
+            f"another deploy holds the lock: {info['holder']} since {info['time']} "
+            f"(release {info['release']})",
+        )
+        self.info = info
+
+
+@dataclass(frozen=True, slots=True)
+class Restarted:
+    """What a restart on one host left running."""
+
+    web_ports: tuple[int, ...]
+    health: Mapping[int, str]
+
+    @property
+    def healthy(self) -> bool:
+        return all(status.startswith("2") for status in self.health.values())
+
+
+def tail(data: bytes, lines: int = OUTPUT_SHOWN) -> str:
+    text = data.decode(errors="replace").rstrip("\n")
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class DeployHost:
+    """One host of an environment, reached through ``transport``."""
+
+    def __init__(self, host: Host, environment: Environment, transport: Transport) -> None:
+        self.host = host
+        self.environment = environment
+        self.transport = transport
+        self.root = steps.deploy_root(environment.path)
+
+    @property
+    def label(self) -> str:
+        return self.transport.host
+
+    def _run(self, step: str, argv: list[str], timeout: float = QUICK) -> Result:
+        result = self.transport.run(argv, timeout=timeout)
+        if not result.ok:
+            output = tail(result.stdout + result.stderr)
+            detail = f": {output}" if output else ""
+            raise StepFailed(self.label, step, f"exit status {result.exit_status}{detail}")
+        return result
+
+    # -- state -------------------------------------------------------------------------------
+
+    def preflight(self) -> None:
+        result = self.transport.run(steps.preflight(self.root), timeout=QUICK)
+        if result.exit_status == steps.MISSING_TOOL_STATUS and result.stdout.startswith(
+            b"missing "
+        ):
+            tool = result.stdout.decode(errors="replace").split()[1]
+            raise StepFailed(
+                self.label,
+                "check the host",
+                f"{tool} is not installed",
+                f"install it on the host (Debian: apt-get install {_package(tool)})",
+            )
+        if not result.ok:
+            raise StepFailed(
+                self.label,
+                f"prepare {self.root}",
+                tail(result.stdout + result.stderr) or f"exit status {result.exit_status}",
+                f"make sure {self.root} can be created and written by this user",
+            )
+
+    def current(self) -> str | None:
+        return steps.parse_current(
+            self._run("read current", steps.read_current(self.root)).stdout.decode()
+        )
+
+    def history(self) -> tuple[HistoryRecord, ...]:
+        output = self._run("read history", steps.read_history(self.root)).stdout.decode()
+        return parse_history(output, f"{self.label}:{steps.history_path(self.root)}")
+
+    def releases(self) -> list[str]:
+        result = self.transport.run(steps.list_releases(self.root), timeout=QUICK)
+        return steps.parse_releases(result.stdout.decode()) if result.ok else []
+
+    # -- the lock ----------------------------------------------------------------------------
+
+    def lock(self, holder: str, when: str, release_id: str) -> None:
+        result = self.transport.run(
+            steps.take_lock(self.root, holder, when, release_id), timeout=QUICK
+        )
+        if result.exit_status == steps.LOCK_HELD_STATUS:
+            raise LockHeld(self.label, steps.parse_lock_info(result.stdout.decode()))
+        if not result.ok:
+            raise StepFailed(self.label, "lock", tail(result.stdout + result.stderr))
+
+    def read_lock(self) -> dict[str, str] | None:
+        output = self._run("read lock", steps.read_lock(self.root)).stdout.decode()
+        if not output.strip():
+            return None
+        return steps.parse_lock_info(output)
+
+    def unlock(self) -> None:
+        self._run("unlock", steps.release_lock(self.root))
+
+    # -- shipping ----------------------------------------------------------------------------
+
+    def ship(self, artifact: Artifact) -> bool:
+        """Make sure the host has the artifact with its sha256; True when it had to be uploaded."""
+        state = self._run("check release", steps.release_state(self.root, artifact.release_id))
+        present, _ = steps.parse_release_state(state.stdout.decode())
+        if present == artifact.sha256:
+            return False
+        upload = steps.upload_path(self.root, artifact.release_id)
+        self.transport.put(artifact.path, upload)
+        check = self._run("verify upload", steps.sha256(upload))
+        try:
+            steps.verify_sha256(check.stdout.decode(), artifact.sha256, upload)
+        except steps.StepError as error:
+            raise StepFailed(self.label, "verify upload", error.message, error.hint) from None
+        self._run("accept upload", steps.accept_upload(self.root, artifact.release_id))
+        return True
+
+    def verify(self, artifact: Artifact) -> None:
+        """The artifact on the host has exactly the expected sha256."""
+        path = steps.artifact_path(self.root, artifact.release_id)
+        check = self._run("verify artifact", steps.sha256(path))
+        try:
+            steps.verify_sha256(check.stdout.decode(), artifact.sha256, path)
+        except steps.StepError as error:
+            raise StepFailed(self.label, "verify artifact", error.message, error.hint) from None
+
+    def fetch(self, release_id: str, local_path: Path) -> None:
+        self.transport.get(steps.artifact_path(self.root, release_id), local_path)
+
+    def prepare(
+        self, release_id: str, build: str | None, shared: Sequence[str], env_text: str
+    ) -> bool:
+        """Unpack, link shared paths, write the environment's env file and build, unless this
+        release was already built here; True when it was built now."""
+        state = self._run("check release", steps.release_state(self.root, release_id))
+        _, built = steps.parse_release_state(state.stdout.decode())
+        if not built:
+            self._run("unpack", steps.unpack(self.root, release_id), timeout=BUILD_TIMEOUT)
+            link = self.transport.run(
+                steps.link_shared_paths(self.root, release_id, shared), timeout=QUICK
+            )
+            if not link.ok:
+                output = tail(link.stdout + link.stderr)
+                missing = output[len("missing ") :] if output.startswith("missing ") else None
+                raise StepFailed(
+                    self.label,
+                    "link shared files",
+                    f"{steps.shared_dir(self.root)}/{missing} does not exist"
+                    if missing
+                    else output,
+                    "create it on the host (it is kept across releases), or remove it from "
+                    "'shared' in procman.yml",
+                )
+        self.write_env(release_id, env_text)
+        if built:
+            return False
+        if build:
+            self._run(f"build (`{build}`)", steps.run_in_release(self.root, release_id, build),
+                      timeout=BUILD_TIMEOUT)  # fmt: skip
+        probe = self.transport.run(
+            steps.procman_in_release(self.root, release_id, ["ps", "--help"]), timeout=QUICK
+        )
+        if probe.exit_status == steps.NO_PROCMAN_STATUS:
+            raise StepFailed(
+                self.label,
+                "check the build",
+                "procman is not installed in the release (it runs the Procfile on the host)",
+                "install it in the build: step, e.g. list procman in requirements.txt",
+            )
+        self._run("mark built", steps.mark_built(self.root, release_id))
+        return True
+
+    def write_env(self, release_id: str, env_text: str) -> None:
+        path = f"{steps.release_dir(self.root, release_id)}/{steps.DEPLOY_ENV_FILE}"
+        self._run("write env", steps.write_file(path, env_text))
+
+    def release_phase(self, release_id: str, command: str) -> None:
+        argv = steps.procman_in_release(self.root, release_id, ["run", "--", "sh", "-c", command])
+        self._run(f"release phase (`{command}`)", argv, timeout=BUILD_TIMEOUT)
+
+    # -- switching and processes -------------------------------------------------------------
+
+    def switch(self, release_id: str) -> None:
+        self._run("switch current", steps.switch_current(self.root, release_id))
+
+    def supervisors(self) -> list[str]:
+        result = self.transport.run(steps.running_supervisors(self.root), timeout=QUICK)
+        return steps.parse_running_supervisors(result.stdout.decode()) if result.ok else []
+
+    def _procman(self, release_id: str, args: list[str], timeout: float = QUICK) -> Result:
+        return self.transport.run(
+            steps.procman_in_release(self.root, release_id, args), timeout=timeout
+        )
+
+    def stop(self, release_id: str, targets: Sequence[str], wait: float) -> None:
+        """Stop ``targets`` (all when empty) of the supervisor in ``release_id`` and wait."""
+        result = self._procman(
+            release_id, ["stop", *targets, "--wait", f"{wait:g}"], timeout=wait + QUICK
+        )
+        if not result.ok and b"no procman is running" not in result.stderr:
+            raise StepFailed(self.label, f"stop {release_id}", tail(result.stdout + result.stderr))
+
+    def processes(self, release_id: str) -> list[dict[str, object]] | None:
+        result = self._procman(release_id, ["ps", "--json"])
+        if not result.ok:
+            return None
+        processes: list[dict[str, object]] = json.loads(result.stdout)
+        return processes
+
+    def restart(
+        self, release_id: str, formation: Mapping[str, int], stop_timeout: float
+    ) -> Restarted:
+        """Run ``formation`` from ``release_id`` in place of whatever ran before: web first (the
+        old web stopped, the new one started and health-checked), then the other types (the old
+        supervisor stopped gracefully, waiting up to ``stop_timeout``, the new one scaled up)."""
+        running = self.supervisors()
+        old = [r for r in running if r != release_id]
+        if release_id in running:
+            self.stop(release_id, [], stop_timeout)
+        wanted = {name: count for name, count in formation.items() if count > 0}
+        web_first = WEB in wanted and len(wanted) > 1
+        if WEB in wanted:
+            for previous in old:
+                self.stop(previous, [WEB], stop_timeout)
+        if not wanted:
+            for previous in old:
+                self.stop(previous, [], stop_timeout)
+            return Restarted((), {})
+        first = {name: (count if not web_first or name == WEB else 0)
+                 for name, count in formation.items()}  # fmt: skip
+        self._run(
+            "start processes",
+            steps.start_supervisor(self.root, release_id, _formation_text(first), stop_timeout),
+        )
+        processes = self._wait_up(release_id)
+        web_ports = tuple(
+            int(str(p["port"])) for p in processes if p["type"] == WEB and p.get("port")
+        )
+        health = self.health(web_ports) if web_ports else {}
+        result = Restarted(web_ports, health)
+        if not result.healthy:
+            return result
+        for previous in old:
+            self.stop(previous, [], stop_timeout)
+        if web_first:
+            rest = [f"{name}={count}" for name, count in formation.items() if name != WEB]
+            self._run_procman(release_id, ["scale", *rest], "scale up")
+        return result
+
+    def _run_procman(self, release_id: str, args: list[str], step: str) -> None:
+        result = self._procman(release_id, args)
+        if not result.ok:
+            raise StepFailed(self.label, step, tail(result.stdout + result.stderr))
+
+    def _wait_up(self, release_id: str) -> list[dict[str, object]]:
+        deadline = time.monotonic() + UP_TIMEOUT
+        while True:
+            processes = self.processes(release_id)
+            if processes is not None:
+                return processes
+            if time.monotonic() > deadline:
+                raise StepFailed(
+                    self.label,
+                    "start processes",
+                    f"procman did not come up within {UP_TIMEOUT:g}s; its log:\n"
+                    + self.log_tail(release_id),
+                )
+            time.sleep(0.2)
+
+    def health(self, ports: Sequence[int]) -> dict[int, str]:
+        check = self.environment.healthcheck
+        result = self.transport.run(
+            steps.health_check(check.path, check.timeout, ports), timeout=check.timeout + QUICK
+        )
+        try:
+            return steps.parse_health(result.stdout.decode())
+        except steps.StepError as error:
+            raise StepFailed(self.label, "health check", error.message) from None
+
+    def log_tail(
+        self, release_id: str, lines: int = LOG_LINES_SHOWN, only: str | None = None
+    ) -> str:
+        result = self.transport.run(steps.tail_log(self.root, release_id, 2000), timeout=QUICK)
+        text = result.stdout.decode(errors="replace").splitlines()
+        if only is not None:
+            text = [line for line in text if f" {only}." in line.split("|", 1)[0] + " "]
+        return "\n".join(text[-lines:])
+
+    def stop_all(self, wait: float) -> None:
+        for release_id in self.supervisors():
+            self.stop(release_id, [], wait)
+
+    # -- records -----------------------------------------------------------------------------
+
+    def append_history(self, record: HistoryRecord) -> None:
+        self._run("record history", steps.append_history(self.root, record.to_json_line()))
+
+    def prune(self, keep: int, protect: Sequence[str | None]) -> list[str]:
+        doomed = steps.releases_to_prune(self.releases(), keep, protect)
+        if doomed:
+            self._run("prune releases", steps.remove_releases(self.root, doomed))
+        return doomed
+
+
+def _formation_text(formation: Mapping[str, int]) -> str:
+    return ",".join(f"{name}={count}" for name, count in formation.items())
+
+
+def _package(tool: str) -> str:
+    return {"sha256sum": "coreutils", "setsid": "util-linux", "find": "findutils"}.get(tool, tool)
