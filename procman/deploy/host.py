@@ -220,6 +220,14 @@ class DeployHost:
 
     # -- switching and processes -------------------------------------------------------------
 
+    def read_release_file(self, release_id: str, name: str) -> str | None:
+        path = f"{steps.release_dir(self.root, release_id)}/{steps.shared_file(name)}"
+        result = self.transport.run(["cat", "--", path], timeout=QUICK)
+        return result.stdout.decode(errors="replace") if result.ok else None
+
+    def remove_current(self) -> None:
+        self._run("remove current", ["rm", "-f", "--", steps.current_link(self.root)])
+
     def switch(self, release_id: str) -> None:
         self._run("switch current", steps.switch_current(self.root, release_id))
 

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from procman.errors import ProcmanError
-
 from procman.formation import parse_scale, resolve_counts, scaled
 from procman.procfile import load_procfile
 from procman.rundir import RunDir

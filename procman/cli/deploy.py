@@ -1,0 +1,162 @@
+"""``procman deploy``, ``releases``, ``rollback`` and ``unlock``: the pipeline of procman.yml.
+
+Each command loads procman.yml (validated against the Procfile beside it) and calls one method of
+``procman.deploy.pipeline.Pipeline``; paramiko is imported only when a host is reached.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from procman.cli.commands import cli, with_options
+from procman.cli.control import format_table
+
+if TYPE_CHECKING:
+    from procman.deploy.pipeline import Pipeline
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def deploy_file_option(command: F) -> F:
+    return with_options(
+        command,
+        [
+            click.option(
+                "-C",
+                "--config",
+                "config_path",
+                type=click.Path(path_type=Path),
+                default=Path("procman.yml"),
+                show_default=True,
+                help="The deploy file; its directory is the app's git repository.",
+            )
+        ],
+    )
+
+
+def wait_option(command: F) -> F:
+    return with_options(
+        command,
+        [
+            click.option(
+                "--wait",
+                type=click.FloatRange(min=0),
+                default=0.0,
+                metavar="SECONDS",
+                help="Wait this long for another deploy's lock [default: fail at once].",
+            )
+        ],
+    )
+
+
+def pipeline_for(config_path: Path) -> Pipeline:
+    from procman.deploy.config import load_deploy_config
+    from procman.deploy.pipeline import Pipeline
+    from procman.procfile import load_procfile
+
+    repo = config_path.parent if str(config_path.parent) else Path(".")
+    procfile_path = repo / "Procfile"
+    procfile = load_procfile(procfile_path) if procfile_path.is_file() else None
+    config = load_deploy_config(config_path, procfile)
+    return Pipeline(repo, config, say)
+
+
+def say(line: str) -> None:
+    click.echo(f"procman: {line}", err=False)
+
+
+@cli.command()
+@click.argument("environment")
+@deploy_file_option
+@click.option("--commit", default="HEAD", show_default=True, help="The git commit to deploy.")
+@click.option(
+    "--allow-dirty", is_flag=True, help="Deploy despite uncommitted changes (recorded in history)."
+)
+@click.option("--skip-tests", is_flag=True, help="Skip the test stage (recorded in history).")
+@click.option(
+    "--release",
+    "release_id",
+    metavar="ID",
+    help="Promote this release of the source environment instead of its current one.",
+)
+@wait_option
+def deploy(
+    environment: str,
+    config_path: Path,
+    commit: str,
+    allow_dirty: bool,
+    skip_tests: bool,
+    release_id: str | None,
+    wait: float,
+) -> int:
+    """Deploy to ENVIRONMENT: test, build and ship a commit; or, for an environment with
+    promote_from, ship the release that is current and healthy there, byte for byte."""
+    from procman.deploy.pipeline import DeployOptions
+
+    options = DeployOptions(
+        commit=commit,
+        allow_dirty=allow_dirty,
+        skip_tests=skip_tests,
+        wait=wait,
+        release=release_id,
+    )
+    pipeline_for(config_path).deploy(environment, options)
+    return 0
+
+
+@cli.command()
+@click.argument("environment")
+@deploy_file_option
+@click.option("--json", "as_json", is_flag=True, help="Print the releases as JSON.")
+def releases(environment: str, config_path: Path, as_json: bool) -> int:
+    """List ENVIRONMENT's releases, newest first, the current one marked."""
+    rows, warnings = pipeline_for(config_path).releases(environment)
+    if as_json:
+        click.echo(json.dumps([row.to_json() for row in rows], indent=2))
+        return 0
+    for warning in warnings:
+        click.echo(f"procman: warning: {warning}", err=True)
+    if not rows:
+        click.echo(f"no releases on {environment} yet (procman deploy {environment})")
+        return 0
+    table = [["", "RELEASE", "GIT", "WHEN", "WHO", "RESULT"]]
+    for row in rows:
+        table.append(
+            [
+                "*" if row.current else "",
+                row.release_id,
+                row.git_sha[:7],
+                row.when,
+                row.who,
+                row.result,
+            ]
+        )
+    click.echo(format_table(table))
+    return 0
+
+
+@cli.command()
+@click.argument("environment")
+@click.argument("release_id", metavar="[ID]", required=False)
+@deploy_file_option
+@wait_option
+def rollback(environment: str, release_id: str | None, config_path: Path, wait: float) -> int:
+    """Run a kept release of ENVIRONMENT again (default: the previous healthy one), without
+    rebuilding; health-checked and recorded like a deploy."""
+    pipeline_for(config_path).rollback(environment, release_id, wait)
+    return 0
+
+
+@cli.command()
+@click.argument("environment")
+@deploy_file_option
+def unlock(environment: str, config_path: Path) -> int:
+    """Break ENVIRONMENT's deploy lock on every host (after a deploy died), saying who held it."""
+    for line in pipeline_for(config_path).unlock(environment):
+        click.echo(line)
+    return 0

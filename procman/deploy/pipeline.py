@@ -1,0 +1,731 @@
+"""The deploy pipeline across an environment's hosts: deploy (test, build, ship), promote (ship the
+artifact that is current and healthy on the source environment, unchanged), rollback, releases
+and unlock.
+
+Hosts are worked on in parallel, one thread and one connection each. The lock is taken on every
+host before anything changes and released on every reachable host at the end, on failure too. No
+host switches unless every host has the release unpacked and built; a failed health check
+switches every host back.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import tarfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+from procman.deploy import steps
+from procman.deploy.config import DeployConfig, Environment, Host
+from procman.deploy.history import (
+    FAILED,
+    OK,
+    ROLLED_BACK,
+    HistoryRecord,
+    ReleaseRow,
+    current_healthy,
+    healthy_record,
+    previous_healthy,
+    release_rows,
+)
+from procman.deploy.host import DeployHost, LockHeld, Restarted, StepFailed
+from procman.deploy.release import (
+    STORE,
+    Artifact,
+    ReleaseError,
+    build_release,
+    check_clean,
+    default_builder,
+    dirty_paths,
+    load_artifact,
+    read_manifest,
+    resolve_commit,
+    sha256_hex,
+    store_artifact,
+    validate_release_id,
+)
+from procman.deploy.transport.base import Transport
+from procman.errors import ProcmanError
+
+T = TypeVar("T")
+DEFAULT_STOP_TIMEOUT = 30.0
+STOP_MARGIN = 10.0
+"""Seconds beyond the longest job timeout that a worker gets to finish before SIGKILL."""
+LOCK_POLL = 1.0
+
+
+class DeployError(ProcmanError):
+    """A deploy, promotion or rollback stopped; what changed (nothing, or rolled back) is said."""
+
+
+@dataclass
+class DeployOptions:
+    commit: str = "HEAD"
+    allow_dirty: bool = False
+    skip_tests: bool = False
+    wait: float = 0.0
+    """Seconds to wait for a held lock before giving up."""
+    release: str | None = None
+    """For a promotion: the source release to promote instead of its current one."""
+
+
+@dataclass
+class Outcome:
+    """What a deploy, promotion or rollback did, for the summary line and the benchmarks."""
+
+    environment: str
+    action: str
+    release_id: str
+    sha256: str
+    result: str = OK
+    uploaded: list[str] = field(default_factory=list)
+    built: list[str] = field(default_factory=list)
+    artifact_built: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+Connect = Callable[[Host, Environment], Transport]
+Say = Callable[[str], None]
+
+
+def ssh_connector(config: DeployConfig) -> Connect:
+    """Connections as procman.yml describes them: strict host keys (``~/.ssh/known_hosts`` and
+    the project's ``known_hosts`` file), keys from the agent or ``identity_file``."""
+
+    def connect(host: Host, environment: Environment) -> Transport:
+        from procman.deploy.transport.ssh import SSHTransport
+
+        known = config.known_hosts_path()
+        identity = environment.identity_file
+        return SSHTransport(
+            host.host.strip("[]"),
+            host.port,
+            host.user,
+            known_hosts=[known] if known is not None else [],
+            identity_file=Path(identity).expanduser() if identity else None,
+        )
+
+    return connect
+
+
+def parallel(items: Sequence[T], work: Callable[[T], object]) -> list[ProcmanError]:
+    """Run ``work`` on every item at once; the errors raised, in item order."""
+    if not items:
+        return []
+
+    def guarded(item: T) -> ProcmanError | None:
+        try:
+            work(item)
+        except ProcmanError as error:
+            return error
+        return None
+
+    with ThreadPoolExecutor(max_workers=len(items)) as pool:
+        results = list(pool.map(guarded, items))
+    return [error for error in results if error is not None]
+
+
+def host_formation(environment: Environment, host: Host, types: Iterable[str]) -> dict[str, int]:
+    """Instances of each type on ``host``: the formation's count (default 1) for the types the
+    host runs, 0 for the rest."""
+    counts = environment.formation
+    return {
+        name: (counts.get(name, 0) if counts is not None else 1) if host.runs(name) else 0
+        for name in types
+    }
+
+
+def queues_text(artifact: bytes) -> str | None:
+    """The release's queues.yml, if it has one."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(artifact), mode="r:gz") as tar:
+            member = tar.extractfile("queues.yml")
+            return member.read().decode() if member is not None else None
+    except (KeyError, tarfile.TarError, OSError, UnicodeDecodeError):
+        return None
+
+
+def stop_timeout_for(queues_yml: str | None) -> float:
+    """How long a worker may take to stop: the release's job timeout (queues.yml) plus a margin,
+    so a running job finishes rather than being killed."""
+    from procman.errors import ConfigError
+    from procman.queues.config import parse_queue_config
+
+    text = queues_yml
+    if text is None:
+        return DEFAULT_STOP_TIMEOUT
+    try:
+        config = parse_queue_config(text, "queues.yml")
+    except ConfigError:
+        return DEFAULT_STOP_TIMEOUT
+    return max(float(config.timeout) + STOP_MARGIN, DEFAULT_STOP_TIMEOUT)
+
+
+def _now() -> str:
+    return f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
+
+
+def _size(path: Path) -> str:
+    size = path.stat().st_size
+    return f"{size / 1024:.0f} KB" if size < 1024 * 1024 else f"{size / 1024 / 1024:.1f} MB"
+
+
+class Pipeline:
+    """Deploys ``config`` from the git repository ``repo``."""
+
+    def __init__(
+        self,
+        repo: Path,
+        config: DeployConfig,
+        say: Say,
+        connect: Connect | None = None,
+        who: str | None = None,
+    ) -> None:
+        self.repo = repo
+        self.config = config
+        self.say = say
+        self.connect = connect or ssh_connector(config)
+        self.who = who or default_builder()
+        self.store = repo / STORE
+        self._wait = 0.0
+        """Seconds to wait for a held lock."""
+
+    def environment(self, name: str) -> Environment:
+        try:
+            return self.config.environments[name]
+        except KeyError:
+            known = ", ".join(self.config.environments)
+            raise DeployError(
+                f"{self.config.path}: no environment named {name!r} (environments: {known})",
+                "name one of them, or add it under 'environments:'",
+            ) from None
+
+    @contextmanager
+    def hosts(self, environment: Environment) -> Iterator[list[DeployHost]]:
+        """Connected hosts of ``environment``, each checked (tools, layout); closed at the end."""
+        hosts = [
+            DeployHost(host, environment, self.connect(host, environment))
+            for host in environment.hosts
+        ]
+        try:
+            self._fail_on(parallel(hosts, DeployHost.preflight), "nothing was changed")
+            yield hosts
+        finally:
+            for host in hosts:
+                host.transport.close()
+
+    def _fail_on(self, errors: list[ProcmanError], consequence: str) -> None:
+        if not errors:
+            return
+        for error in errors[:-1]:
+            self.say(f"error: {error}")
+        last = errors[-1]
+        raise DeployError(f"{last.message}; {consequence}", last.hint)
+
+    # -- deploy ------------------------------------------------------------------------------
+
+    def deploy(self, name: str, options: DeployOptions) -> Outcome:
+        environment = self.environment(name)
+        self._wait = options.wait
+        if environment.promote_from is not None:
+            return self.promote(environment, options)
+        if options.release is not None:
+            raise DeployError(
+                f"--release is for promotions; {name} has no promote_from",
+                f"deploy a commit with --commit, or roll back with procman rollback {name} ID",
+            )
+        started = time.monotonic()
+        flags: list[str] = []
+        git_sha = resolve_commit(self.repo, options.commit)
+        dirty = dirty_paths(self.repo) if options.commit == "HEAD" else []
+        if dirty:
+            if not options.allow_dirty:
+                check_clean(dirty, self.repo)
+            flags.append("allow-dirty")
+        self._test_stage(options, flags)
+        artifact, fresh = self._artifact(git_sha, bool(dirty), options)
+        outcome = Outcome(name, "deploy", artifact.release_id, artifact.sha256)
+        outcome.artifact_built = fresh
+        outcome.timings["artifact"] = time.monotonic() - started
+        self.say(
+            f"release {artifact.release_id} (sha256 {artifact.sha256[:12]}, "
+            f"{'built' if fresh else 'cached'}, {_size(artifact.path)}) to {environment.summary()}"
+        )
+        return self._activate(environment, artifact, "deploy", flags, started, outcome)
+
+    def _test_stage(self, options: DeployOptions, flags: list[str]) -> None:
+        if self.config.test is None:
+            return
+        if options.skip_tests:
+            flags.append("skip-tests")
+            self.say(f"test: skipped (--skip-tests): {self.config.test}")
+            return
+        self.say(f"test: {self.config.test}")
+        began = time.monotonic()
+        try:
+            done = subprocess.run(["sh", "-c", self.config.test], cwd=self.repo, check=False)
+        except OSError as error:
+            raise DeployError(f"test stage: cannot run sh ({error.strerror})") from None
+        if done.returncode != 0:
+            raise DeployError(
+                f"test stage failed (exit status {done.returncode}): {self.config.test}; "
+                "nothing was deployed",
+                "fix the tests, or deploy anyway with --skip-tests (recorded in history)",
+            )
+        self.say(f"test: passed in {time.monotonic() - began:.1f}s")
+
+    def _artifact(self, git_sha: str, dirty: bool, options: DeployOptions) -> tuple[Artifact, bool]:
+        """The cached artifact of this commit if there is one (a clean tree only), else a new
+        one; True when it was built now."""
+        if not dirty:
+            cached = self._cached_for_commit(git_sha)
+            if cached is not None:
+                return cached, False
+        artifact = build_release(
+            self.repo,
+            app=self.config.app,
+            commit=git_sha,
+            allow_dirty=True,  # checked above, with the commit the user named
+            builder=self.who,
+            store=self.store,
+        )
+        return artifact, True
+
+    def _cached_for_commit(self, git_sha: str) -> Artifact | None:
+        if not self.store.is_dir():
+            return None
+        for path in sorted(self.store.glob(f"*-{git_sha[:7]}.tar.gz"), reverse=True):
+            release_id = path.name.removesuffix(".tar.gz")
+            try:
+                artifact = load_artifact(self.store, validate_release_id(release_id))
+            except ReleaseError:
+                continue
+            if (
+                artifact is not None
+                and artifact.manifest.git_sha == git_sha
+                and not artifact.manifest.dirty
+                and artifact.manifest.app == self.config.app
+            ):
+                return artifact
+        return None
+
+    # -- promote -----------------------------------------------------------------------------
+
+    def promote(self, environment: Environment, options: DeployOptions) -> Outcome:
+        started = time.monotonic()
+        assert environment.promote_from is not None
+        source = self.environment(environment.promote_from)
+        with self.hosts(source) as source_hosts:
+            record = self._source_release(source, source_hosts, options.release)
+            artifact = self._promoted_artifact(record, source_hosts)
+        outcome = Outcome(environment.name, "promote", artifact.release_id, artifact.sha256)
+        outcome.timings["artifact"] = time.monotonic() - started
+        self.say(
+            f"promoting {artifact.release_id} (sha256 {artifact.sha256[:12]}) from "
+            f"{source.name} to {environment.summary()}"
+        )
+        return self._activate(environment, artifact, "promote", [], started, outcome)
+
+    def _source_release(
+        self, source: Environment, hosts: list[DeployHost], wanted: str | None
+    ) -> HistoryRecord:
+        """The release current and healthy on every source host (or ``wanted``, healthy there
+        before); else "cannot skip" with what the source hosts have."""
+        found: list[tuple[DeployHost, HistoryRecord | None, str | None]] = []
+        for host in hosts:
+            history = host.history()
+            current = host.current()
+            if wanted is not None:
+                record = healthy_record(history, validate_release_id(wanted))
+            else:
+                latest = current_healthy(history)
+                record = latest if latest is not None and latest.release_id == current else None
+            found.append((host, record, current))
+        skip_hint = f"deploy to {source.name} first (procman deploy {source.name})"
+        if wanted is not None and any(record is None for _, record, _ in found):
+            missing = [host.label for host, record, _ in found if record is None]
+            raise DeployError(
+                f"release {wanted} was never healthy on {source.name} ({', '.join(missing)})",
+                f"list what was: procman releases {source.name}",
+            )
+        if any(record is None for _, record, _ in found):
+            raise DeployError(
+                f"cannot skip {source.name}: {skip_hint}",
+                f"no release is current and healthy on {source.name}",
+            )
+        ids = {(record.release_id, record.sha256) for _, record, _ in found if record}
+        if len(ids) > 1:
+            seen = ", ".join(
+                f"{host.label} has {record.release_id}" for host, record, _ in found if record
+            )
+            raise DeployError(
+                f"cannot skip {source.name}: {skip_hint}",
+                f"its hosts disagree ({seen}); deploy to {source.name} again",
+            )
+        record = found[0][1]
+        assert record is not None
+        return record
+
+    def _promoted_artifact(self, record: HistoryRecord, hosts: list[DeployHost]) -> Artifact:
+        cached = load_artifact(self.store, record.release_id)
+        if cached is not None and cached.sha256 == record.sha256:
+            return cached
+        self.store.mkdir(parents=True, exist_ok=True)
+        download = self.store / f".{record.release_id}.download"
+        try:
+            hosts[0].fetch(record.release_id, download)
+            data = download.read_bytes()
+        finally:
+            download.unlink(missing_ok=True)
+        if sha256_hex(data) != record.sha256:
+            raise DeployError(
+                f"{hosts[0].label}: the artifact of {record.release_id} has sha256 "
+                f"{sha256_hex(data)}, but history records {record.sha256}; nothing was promoted",
+                "the file on the host was changed; deploy the source environment again",
+            )
+        manifest = read_manifest(data, f"{hosts[0].label}:{record.release_id}")
+        self.say(f"downloaded {record.release_id} from {hosts[0].label}")
+        return store_artifact(self.store, manifest, data)
+
+    # -- the shared second half: lock, ship, build, release phase, switch, restart, check ----
+
+    def _activate(
+        self,
+        environment: Environment,
+        artifact: Artifact,
+        action: str,
+        flags: list[str],
+        started: float,
+        outcome: Outcome,
+    ) -> Outcome:
+        data = artifact.path.read_bytes()
+        stop_timeout = stop_timeout_for(queues_text(data))
+        types = artifact.manifest.process_types
+        with (
+            self.hosts(environment) as hosts,
+            self._locked(hosts, environment, artifact.release_id),
+        ):
+            record = self._recorder(hosts, artifact, action, flags, started)
+            previous = {host.label: host.current() for host in hosts}
+
+            began = time.monotonic()
+
+            def ship_and_build(host: DeployHost) -> None:
+                if host.ship(artifact):
+                    outcome.uploaded.append(host.label)
+                host.verify(artifact)
+                if host.prepare(
+                    artifact.release_id,
+                    self.config.build,
+                    self.config.shared,
+                    steps.dotenv_text(dict(environment.env)),
+                ):
+                    outcome.built.append(host.label)
+
+            errors = parallel(hosts, ship_and_build)
+            outcome.timings["ship_and_build"] = time.monotonic() - began
+            if errors:
+                record(FAILED)
+                self._fail_on(
+                    errors,
+                    f"no host was switched ({artifact.release_id} is left on the hosts for "
+                    "inspection)",
+                )
+            self.say(
+                f"shipped to {len(hosts)} host{'s' if len(hosts) != 1 else ''} "
+                f"(uploaded to {len(outcome.uploaded)}, built on {len(outcome.built)}) "
+                f"in {outcome.timings['ship_and_build']:.1f}s"
+            )
+            if self.config.release:
+                self.say(f"release phase on {hosts[0].label}: {self.config.release}")
+                try:
+                    hosts[0].release_phase(artifact.release_id, self.config.release)
+                except ProcmanError as error:
+                    record(FAILED)
+                    raise DeployError(
+                        f"{error.message}; no host was switched", error.hint
+                    ) from None
+
+            began = time.monotonic()
+            failure = self._switch_all(hosts, artifact.release_id, types, stop_timeout)
+            outcome.timings["restart"] = time.monotonic() - began
+            if failure is not None:
+                self._roll_back(hosts, previous, types, stop_timeout)
+                record(ROLLED_BACK)
+                outcome.result = ROLLED_BACK
+                raise failure
+            record(OK)
+            for host in hosts:
+                keep = [artifact.release_id, previous[host.label]]
+                try:
+                    pruned = host.prune(self.config.keep_releases, keep)
+                except ProcmanError as error:
+                    self.say(f"warning: {error}")
+                    continue
+                if pruned:
+                    self.say(f"{host.label}: pruned {', '.join(pruned)}")
+        outcome.timings["total"] = time.monotonic() - started
+        self.say(
+            f"{environment.name} now runs {artifact.release_id} "
+            f"({action}, {outcome.timings['total']:.1f}s)"
+        )
+        return outcome
+
+    @contextmanager
+    def _locked(
+        self, hosts: list[DeployHost], environment: Environment, release_id: str
+    ) -> Iterator[None]:
+        holder = self.who
+        when = _now()
+        taken: list[DeployHost] = []
+        deadline = time.monotonic() + self._wait
+
+        def take(host: DeployHost) -> None:
+            host.lock(holder, when, release_id)
+            taken.append(host)
+
+        while True:
+            errors = parallel([h for h in hosts if h not in taken], take)
+            held = [e for e in errors if isinstance(e, LockHeld)]
+            if not errors:
+                break
+            if held and len(held) == len(errors) and time.monotonic() < deadline:
+                time.sleep(LOCK_POLL)
+                continue
+            self._unlock(taken)
+            if held:
+                info = held[0].info
+                raise DeployError(
+                    f"{held[0].host}: {environment.name} is locked by {info['holder']} since "
+                    f"{info['time']} (release {info['release']}); nothing was changed",
+                    f"wait for that deploy (or pass --wait SECONDS); if it died, break the lock "
+                    f"with procman unlock {environment.name}",
+                )
+            self._fail_on(errors, "nothing was changed")
+        try:
+            yield
+        finally:
+            self._unlock(taken)
+
+    def _unlock(self, hosts: list[DeployHost]) -> None:
+        for error in parallel(hosts, DeployHost.unlock):
+            self.say(
+                f"warning: {error}; the lock is still held there: when the host is back, run "
+                f"procman unlock {hosts[0].environment.name}"
+            )
+
+    def _recorder(
+        self,
+        hosts: list[DeployHost],
+        artifact: Artifact,
+        action: str,
+        flags: list[str],
+        started: float,
+    ) -> Callable[[str], None]:
+        when = _now()
+
+        def record(result: str) -> None:
+            entry = HistoryRecord(
+                who=self.who,
+                when=when,
+                action=action,
+                release_id=artifact.release_id,
+                sha256=artifact.sha256,
+                git_sha=artifact.manifest.git_sha,
+                result=result,
+                duration=time.monotonic() - started,
+                flags=tuple(flags),
+            )
+            for error in parallel(hosts, lambda host: host.append_history(entry)):
+                self.say(f"warning: history not recorded: {error}")
+
+        return record
+
+    def _switch_all(
+        self, hosts: list[DeployHost], release_id: str, types: Sequence[str], stop_timeout: float
+    ) -> DeployError | None:
+        """Switch and restart every host (one at a time when rolling); the error that stopped
+        it, after showing the failing processes' last log lines."""
+
+        def switch(host: DeployHost) -> None:
+            host.switch(release_id)
+            restarted = host.restart(
+                release_id, host_formation(host.environment, host.host, types), stop_timeout
+            )
+            self._check_health(host, release_id, restarted)
+
+        rolling = hosts[0].environment.rolling
+        errors: list[ProcmanError] = []
+        if rolling:
+            for host in hosts:
+                errors = parallel([host], switch)
+                if errors:
+                    break
+        else:
+            errors = parallel(hosts, switch)
+        if not errors:
+            return None
+        for error in errors[:-1]:
+            self.say(f"error: {error}")
+        last = errors[-1]
+        return DeployError(f"{last.message}; rolled back", last.hint)
+
+    def _check_health(self, host: DeployHost, release_id: str, restarted: Restarted) -> None:
+        if restarted.healthy:
+            if restarted.web_ports:
+                ports = ", ".join(str(p) for p in restarted.web_ports)
+                self.say(f"{host.label}: healthy (web on {ports})")
+            else:
+                self.say(f"{host.label}: restarted")
+            return
+        failing = ", ".join(
+            f"port {port}: {status}"
+            for port, status in restarted.health.items()
+            if not status.startswith("2")
+        )
+        lines = host.log_tail(release_id, only="web")
+        self.say(f"{host.label}: last web log lines of {release_id}:")
+        for line in lines.splitlines() or ["(none)"]:
+            self.say(f"  {line}")
+        check = host.environment.healthcheck
+        raise StepFailed(
+            host.label,
+            "health check",
+            f"GET {check.path} did not answer 2xx within {check.timeout}s ({failing})",
+            "see the log lines above; fix the app and deploy again",
+        )
+
+    def _roll_back(
+        self,
+        hosts: list[DeployHost],
+        previous: dict[str, str | None],
+        types: Sequence[str],
+        stop_timeout: float,
+    ) -> None:
+        def back(host: DeployHost) -> None:
+            before = previous[host.label]
+            if before is None:
+                host.stop_all(stop_timeout)
+                host.remove_current()
+                return
+            host.switch(before)
+            host.restart(before, host_formation(host.environment, host.host, types), stop_timeout)
+
+        for error in parallel(hosts, back):
+            self.say(f"error: rolling back: {error}")
+        for host in hosts:
+            before = previous[host.label]
+            self.say(
+                f"{host.label}: rolled back to {before}"
+                if before
+                else f"{host.label}: stopped (there was no previous release)"
+            )
+
+    # -- rollback, releases, unlock ----------------------------------------------------------
+
+    def rollback(self, name: str, release_id: str | None, wait: float = 0.0) -> Outcome:
+        environment = self.environment(name)
+        started = time.monotonic()
+        self._wait = wait
+        with self.hosts(environment) as hosts:
+            history = hosts[0].history()
+            if release_id is None:
+                target = previous_healthy(history)
+                if target is None:
+                    raise DeployError(
+                        f"{name} has no earlier healthy release to roll back to",
+                        f"see procman releases {name}",
+                    )
+            else:
+                target = healthy_record(history, validate_release_id(release_id))
+                if target is None:
+                    raise DeployError(
+                        f"release {release_id} was never healthy on {name}",
+                        f"pick one marked ok in procman releases {name}",
+                    )
+            missing = [h.label for h in hosts if target.release_id not in h.releases()]
+            if missing:
+                raise DeployError(
+                    f"release {target.release_id} is no longer kept on {', '.join(missing)}",
+                    f"roll back to a kept release (procman releases {name}), or raise "
+                    "keep_releases",
+                )
+        outcome = Outcome(name, "rollback", target.release_id, target.sha256)
+        self.say(f"rolling {name} back to {target.release_id} (git {target.git_sha[:7]})")
+        with self.hosts(environment) as hosts, self._locked(hosts, environment, target.release_id):
+            previous = {host.label: host.current() for host in hosts}
+            stop_timeout = stop_timeout_for(
+                hosts[0].read_release_file(target.release_id, "queues.yml")
+            )
+            types = self._types_of(hosts[0], target.release_id)
+            entry_flags: list[str] = []
+            when = _now()
+
+            def record(result: str) -> None:
+                entry = HistoryRecord(
+                    who=self.who,
+                    when=when,
+                    action="rollback",
+                    release_id=target.release_id,
+                    sha256=target.sha256,
+                    git_sha=target.git_sha,
+                    result=result,
+                    duration=time.monotonic() - started,
+                    flags=tuple(entry_flags),
+                )
+                for error in parallel(hosts, lambda host: host.append_history(entry)):
+                    self.say(f"warning: history not recorded: {error}")
+
+            failure = self._switch_all(hosts, target.release_id, types, stop_timeout)
+            if failure is not None:
+                self._roll_back(hosts, previous, types, stop_timeout)
+                record(ROLLED_BACK)
+                raise failure
+            record(OK)
+        outcome.timings["total"] = time.monotonic() - started
+        self.say(f"{name} now runs {target.release_id} (rollback)")
+        return outcome
+
+    def _types_of(self, host: DeployHost, release_id: str) -> tuple[str, ...]:
+        """The process types of a release on a host, from the Procfile the release carries."""
+        from procman.procfile import parse_procfile
+
+        text = host.read_release_file(release_id, "Procfile") or ""
+        return tuple(parse_procfile(text, f"{host.label}:{release_id}/Procfile").names)
+
+    def releases(self, name: str) -> tuple[list[ReleaseRow], list[str]]:
+        """The environment's releases (from its first host), and warnings when hosts differ."""
+        environment = self.environment(name)
+        warnings: list[str] = []
+        with self.hosts(environment) as hosts:
+            history = hosts[0].history()
+            currents = {host.label: host.current() for host in hosts}
+        current = currents[hosts[0].label]
+        if len(set(currents.values())) > 1:
+            seen = ", ".join(f"{label}: {cur or 'none'}" for label, cur in currents.items())
+            warnings.append(f"the hosts of {name} run different releases ({seen})")
+        return release_rows(history, current), warnings
+
+    def unlock(self, name: str) -> list[str]:
+        """Break the environment's lock on every host; one line per host saying who held it."""
+        environment = self.environment(name)
+        lines: list[str] = []
+        with self.hosts(environment) as hosts:
+            for host in hosts:
+                info = host.read_lock()
+                if info is None:
+                    lines.append(f"{host.label}: not locked")
+                    continue
+                host.unlock()
+                lines.append(
+                    f"{host.label}: unlocked (held by {info['holder']} since {info['time']}, "
+                    f"release {info['release']})"
+                )
+        return lines
