@@ -12,7 +12,9 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -269,6 +271,15 @@ def redis_url(redis_server: str) -> str:
 
 SSHD = "/usr/sbin/sshd"
 SSH_ADDRESSES = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
+HOST_VAR = "PROCMAN_SSH_HOST"
+"""Set by each sshd in every session's environment to the host's address, and inherited by every
+process a session starts, daemons that ``setsid`` detached from sshd included: the way to find
+what deploys left running (the per-test tag is not there: sshd does not pass the client's
+environment on)."""
+RUN_VAR = "PROCMAN_SSH_RUN"
+SSH_RUN = uuid.uuid4().hex
+"""Set beside HOST_VAR to this value, unique to this pytest process, so clean-up here only ever
+touches processes of this run's hosts, never those of another run on the same machine."""
 
 SSHD_CONFIG = """\
 ListenAddress {address}:{port}
@@ -286,6 +297,7 @@ MaxStartups 100
 MaxSessions 100
 LogLevel ERROR
 Subsystem sftp internal-sftp
+SetEnv PROCMAN_SSH_HOST={address} PROCMAN_SSH_RUN={run}
 """
 
 
@@ -350,7 +362,8 @@ def _keygen(path: Path, comment: str) -> str:
     return path.with_name(path.name + ".pub").read_text().strip()
 
 
-def _free_port_on(address: str) -> int:
+def free_port_on(address: str) -> int:
+    """A port free right now on ``address`` (one of SSH_ADDRESSES, say)."""
     import socket
 
     with socket.socket() as probe:
@@ -411,7 +424,7 @@ def sshd_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHCluste
     known_hosts: list[str] = []
     try:
         for address in SSH_ADDRESSES:
-            host = SSHHost(address, _free_port_on(address), base / address, private_srv)
+            host = SSHHost(address, free_port_on(address), base / address, private_srv)
             host.srv.mkdir(parents=True)
             public = _keygen(host.root / "ssh_host_ed25519_key", f"host-{address}")
             known_hosts.append(f"[{address}]:{host.port} {' '.join(public.split()[:2])}")
@@ -421,6 +434,7 @@ def sshd_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHCluste
                     port=host.port,
                     host_key=host.root / "ssh_host_ed25519_key",
                     authorized_keys=base / "authorized_keys",
+                    run=SSH_RUN,
                 )
             )
             _start_sshd(host, env)
@@ -452,3 +466,202 @@ def _stop_sshd(host: SSHHost) -> None:
             session.kill()
         except psutil.Error:
             pass
+
+
+# Deploy tests: clean hosts, and no daemon left running on them ------------------------------------
+
+
+class HostProcessesLeftRunning(UserWarning):
+    """A deploy test left processes running on the SSH hosts; ``deploy_hosts`` killed them."""
+
+
+def host_processes(run: str = SSH_RUN) -> list[psutil.Process]:
+    """Live processes started in a session on one of the run's hosts: their environment carries
+    the run's RUN_VAR (and HOST_VAR). Never this process or its ancestors; processes whose
+    environment cannot be read, and zombies, are skipped."""
+    mine = {os.getpid(), *(parent.pid for parent in psutil.Process().parents())}
+    found = []
+    for process in psutil.process_iter():
+        if process.pid in mine:
+            continue
+        try:
+            environ = process.environ()
+            if environ.get(RUN_VAR) != run or HOST_VAR not in environ:
+                continue
+            if process.status() != psutil.STATUS_ZOMBIE:
+                found.append(process)
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
+def _describe(process: psutil.Process) -> str | None:
+    try:
+        host = process.environ().get(HOST_VAR, "?")
+        return f"{host} pid {process.pid}: {' '.join(process.cmdline()) or process.name()}"
+    except (psutil.Error, OSError):
+        return None
+
+
+def _gone(process: psutil.Process) -> bool:
+    """Exited, or a zombie: dead, waiting for its parent (often init, which reaps lazily)."""
+    try:
+        return not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return True
+
+
+def _wait_gone(processes: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    deadline = time.monotonic() + timeout
+    alive = [process for process in processes if not _gone(process)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+        alive = [process for process in alive if not _gone(process)]
+    return alive
+
+
+def _signal(processes: list[psutil.Process], signum: signal.Signals) -> None:
+    for process in processes:
+        try:
+            process.send_signal(signum)
+        except psutil.Error:
+            pass
+
+
+def kill_host_processes(run: str = SSH_RUN, term_timeout: float = 3) -> list[str]:
+    """Kill every process this run's SSH hosts started (see ``host_processes``): SIGTERM to each,
+    up to ``term_timeout`` seconds to exit, then SIGKILL to the survivors, waited for too. Again
+    while new ones appear (a supervisor may start more as its children die). Returns what was
+    killed, as ``"<host> pid <pid>: <command line>"``; empty when nothing was running."""
+    killed: list[str] = []
+    for _ in range(5):
+        processes = host_processes(run)
+        if not processes:
+            break
+        killed += [text for text in map(_describe, processes) if text is not None]
+        _signal(processes, signal.SIGTERM)
+        survivors = _wait_gone(processes, term_timeout)
+        _signal(survivors, signal.SIGKILL)
+        stuck = _wait_gone(survivors, 5)
+        if stuck:
+            raise RuntimeError(f"host processes survived SIGKILL: {list(map(_describe, stuck))}")
+    else:
+        still = list(map(_describe, host_processes(run)))
+        raise RuntimeError(f"host processes kept appearing: {still}")
+    return killed
+
+
+def empty_directory(path: Path) -> None:
+    """Delete everything in ``path`` but ``path`` itself; symbolic links are removed, never
+    followed (a release's ``.venv`` links to the test venv)."""
+    for entry in path.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+@contextmanager
+def clean_deploy_hosts(cluster: SSHCluster) -> Iterator[SSHCluster]:
+    """The body of ``deploy_hosts``, usable directly: every host's /srv empty before, and after
+    (on failure too) no process left running on any host and every /srv empty again. Processes it
+    had to kill are reported with a ``HostProcessesLeftRunning`` warning, not an error."""
+    for host in cluster.hosts:
+        empty_directory(host.srv)
+    try:
+        yield cluster
+    finally:
+        killed = kill_host_processes()
+        for host in cluster.hosts:
+            empty_directory(host.srv)
+        if killed:
+            warnings.warn(
+                HostProcessesLeftRunning(
+                    f"killed {len(killed)} process(es) left running on the SSH hosts: "
+                    + "; ".join(killed)
+                ),
+                stacklevel=1,
+            )
+
+
+@pytest.fixture
+def deploy_hosts(sshd_cluster: SSHCluster) -> Iterator[SSHCluster]:
+    """The session's SSH hosts, each /srv emptied for this test; afterwards, on failure too, every
+    process still running on a host is killed (with a warning: deploy tests stop their own, this
+    is the safety net) and every /srv emptied again."""
+    with clean_deploy_hosts(sshd_cluster) as cluster:
+        yield cluster
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+DEPLOY_APP_FILES = ("Procfile", "queues.yml", "requirements.txt")
+DEPLOY_APP_GITIGNORE = ".procman/\n__pycache__/\n.venv\n"
+
+
+class DeployApp:
+    """A git repository holding a copy of the example app (examples/), committed, to deploy from.
+
+    ``build_command`` stands in for ``pip install -r requirements.txt``: it links the release's
+    ``.venv`` to the test venv, which has procman, gunicorn and flask."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.venv = Path(sys.prefix)
+        self.build_command = f"ln -sfn {self.venv} .venv"
+
+    def git(self, *args: str) -> str:
+        """Run git in the repository; its stdout, stripped. Raises on failure."""
+        result = subprocess.run(
+            ["git", *args], cwd=self.root, capture_output=True, text=True, check=False, timeout=30
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"git {' '.join(args)} failed: {result.stderr.strip()}")
+        return result.stdout.strip()
+
+    def create(self) -> str:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.git("init", "-q", "-b", "main")
+        self.git("config", "user.name", "procman tests")
+        self.git("config", "user.email", "tests@procman.invalid")
+        for name in DEPLOY_APP_FILES:
+            shutil.copy2(EXAMPLES / name, self.root / name)
+        shutil.copytree(
+            EXAMPLES / "snippets",
+            self.root / "snippets",
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+        )
+        return self.commit("the example app", {".gitignore": DEPLOY_APP_GITIGNORE})
+
+    def commit(self, message: str, files: Mapping[str, str] | None = None) -> str:
+        """Write ``files`` (paths relative to the root, parents created), commit everything in
+        the tree (a commit is made even when nothing changed) and return its full sha."""
+        for name, text in (files or {}).items():
+            path = self.root / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        self.git("add", "-A")
+        self.git("commit", "-q", "--allow-empty", "-m", message)
+        return self.git("rev-parse", "HEAD")
+
+    def run(
+        self, *args: str, timeout: float = 120, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the installed ``procman`` with ``args`` in the repository. ``env`` is added to
+        this process's environment (which keeps the per-test tag), not a replacement for it."""
+        return subprocess.run(
+            [PROCMAN, *args],
+            cwd=self.root,
+            capture_output=True,
+            check=False,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **env} if env is not None else None,
+        )
+
+
+@pytest.fixture
+def deploy_app(tmp_path: Path) -> DeployApp:
+    """A fresh git repository (branch main) with the example app committed in one commit."""
+    application = DeployApp(tmp_path / "app")
+    application.create()
+    return application
