@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import os
 import select
 import socket
@@ -37,6 +38,10 @@ TRANSFER_TIMEOUT = 300.0
 _CHUNK = 65536
 KILL_TIMEOUT = 10.0
 _PID_MARKER = b"procman-pid:"
+
+# paramiko logs a lost connection at ERROR from its own thread; without a handler Python prints
+# it raw to stderr, beside the error procman reports for the step.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 def fingerprint(key: paramiko.PKey) -> str:
@@ -276,11 +281,11 @@ class SSHTransport(ClosesOnExit):
         except BaseException as error:
             try:
                 sftp.remove(temporary)
-            except (OSError, paramiko.SSHException):
+            except (OSError, paramiko.SSHException, EOFError):
                 pass
             if isinstance(error, TimeoutError):
                 raise CommandTimeout(self.host, step, f"not done within {timeout:g}s") from None
-            if isinstance(error, (OSError, paramiko.SSHException)):
+            if isinstance(error, (OSError, paramiko.SSHException, EOFError)):
                 raise TransportError(self.host, step, _describe(error)) from None
             raise
 
@@ -297,7 +302,7 @@ class SSHTransport(ClosesOnExit):
         except TimeoutError:
             temporary.unlink(missing_ok=True)
             raise CommandTimeout(self.host, step, f"not done within {timeout:g}s") from None
-        except (OSError, paramiko.SSHException) as error:
+        except (OSError, paramiko.SSHException, EOFError) as error:
             temporary.unlink(missing_ok=True)
             raise TransportError(self.host, step, _describe(error)) from None
 
@@ -361,6 +366,8 @@ def _set_timeout(sftp: paramiko.SFTPClient, timeout: float) -> None:
 
 
 def _describe(error: BaseException) -> str:
+    if isinstance(error, EOFError):
+        return "connection lost"
     if isinstance(error, OSError) and error.strerror:
         return error.strerror
     return str(error) or type(error).__name__

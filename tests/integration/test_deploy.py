@@ -1,0 +1,425 @@
+"""``procman deploy``, ``releases``, ``rollback`` and ``unlock`` end to end: the example app shipped
+over real OpenSSH (the session's ``sshd_cluster``: 127.0.0.2 as staging, 127.0.0.3 and 127.0.0.4
+as production), run by procman on the hosts, its pages fetched, its jobs processed through a real
+Redis. No mocks."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import re
+import subprocess
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.conftest import HOST_VAR, DeployApp, SSHCluster, SSHHost, free_port_on
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+
+
+def get(port: int, path: str) -> tuple[int, str]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+    except OSError as error:
+        return 0, str(error)
+    finally:
+        connection.close()
+
+
+def post(port: int, path: str, form: dict[str, str]) -> tuple[int, str]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        body = urllib.parse.urlencode(form)
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        connection.request("POST", path, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.getheader("Location") or ""
+    finally:
+        connection.close()
+
+
+class Deployment:
+    """The example app's repository with a procman.yml for the session's hosts: staging on the
+    first host (web on ``staging_port``), production on the second (web) and third (worker)."""
+
+    def __init__(self, app: DeployApp, cluster: SSHCluster, redis_url: str) -> None:
+        self.app = app
+        self.cluster = cluster
+        self.redis_url = redis_url
+        self.staging_port = free_port_on("127.0.0.1")
+        self.production_port = free_port_on("127.0.0.1")
+        self.staging = [cluster.hosts[0]]
+        self.production = cluster.hosts[1:3]
+
+    def host_entry(self, host: SSHHost, roles: list[str] | None = None) -> dict[str, object]:
+        entry: dict[str, object] = {"host": host.address, "port": host.port}
+        if roles is not None:
+            entry["roles"] = roles
+        else:
+            entry["roles"] = ["web", "worker", "clock"]
+        return entry
+
+    def write_config(
+        self,
+        *,
+        build: str | None = None,
+        staging_hosts: list[SSHHost] | None = None,
+        keep: int = 3,
+        rolling: bool = False,
+        extra: dict[str, object] | None = None,
+    ) -> str:
+        if staging_hosts is not None:
+            self.staging = staging_hosts
+        env_common = {"REDIS_PROVIDER": "REDISTOGO_URL", "SNIPPETS_DB": "data/snippets.db"}
+        config: dict[str, object] = {
+            "app": "snippets",
+            "build": build or self.app.build_command,
+            "keep_releases": keep,
+            "shared": [".env", "data/"],
+            "known_hosts": str(self.cluster.known_hosts),
+            "environments": {
+                "staging": {
+                    # Hosts share one loopback here: web runs on the first host only.
+                    "hosts": [self.host_entry(self.staging[0])]
+                    + [self.host_entry(h, ["worker"]) for h in self.staging[1:]],
+                    "user": self.cluster.user,
+                    "identity_file": str(self.cluster.identity_file),
+                    "path": f"{self.staging[0].deploy_root}/snippets",
+                    "formation": {"web": 1, "worker": 1, "clock": 0},
+                    "env": {**env_common, "PORT": str(self.staging_port)},
+                    "healthcheck": {"path": "/health", "timeout": 15},
+                },
+                "production": {
+                    "promote_from": "staging",
+                    "hosts": [
+                        self.host_entry(self.production[0], ["web"]),
+                        self.host_entry(self.production[1], ["worker"]),
+                    ],
+                    "user": self.cluster.user,
+                    "identity_file": str(self.cluster.identity_file),
+                    "path": f"{self.production[0].deploy_root}/snippets",
+                    "formation": {"web": 1, "worker": 1, "clock": 0},
+                    "env": {**env_common, "PORT": str(self.production_port)},
+                    "healthcheck": {"path": "/health", "timeout": 15},
+                    "rolling": rolling,
+                },
+            },
+            **(extra or {}),
+        }
+        for host in self.cluster.hosts:
+            shared = self.root_of(host) / "shared"
+            shared.mkdir(parents=True, exist_ok=True)
+            (shared / ".env").write_text(f"REDISTOGO_URL={self.redis_url}\n")
+        return self.app.commit("procman.yml", {"procman.yml": json.dumps(config, indent=2)})
+
+    def root_of(self, host: SSHHost) -> Path:
+        """The deploy root on the host, as this machine sees it."""
+        return host.srv / "snippets"
+
+    def current(self, host: SSHHost) -> str | None:
+        link = self.root_of(host) / "current"
+        return Path(link.readlink()).name if link.is_symlink() else None
+
+    def history(self, host: SSHHost) -> list[dict[str, object]]:
+        path = self.root_of(host) / ".procman" / "history.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+    def artifact_sha256(self, host: SSHHost, release_id: str) -> str:
+        data = (self.root_of(host) / ".procman" / "artifacts" / f"{release_id}.tar.gz").read_bytes()
+        return hashlib.sha256(data).hexdigest()
+
+    def deploy(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        done = self.app.run("deploy", *args, timeout=150)
+        if ok:
+            assert done.returncode == 0, done.stdout + done.stderr
+        return done
+
+    def stop_everything(self) -> None:
+        """Stop what the deploys started on the hosts, over SSH as procman does: procman stop in
+        each release that has a supervisor."""
+        from procman.deploy.config import Environment, Host
+        from procman.deploy.host import DeployHost
+        from procman.deploy.transport.ssh import SSHTransport
+
+        for host in self.cluster.hosts:
+            transport = SSHTransport(
+                host.address,
+                host.port,
+                self.cluster.user,
+                known_hosts=[self.cluster.known_hosts],
+                identity_file=self.cluster.identity_file,
+            )
+            environment = Environment("any", (), f"{host.deploy_root}/snippets")
+            with transport:
+                DeployHost(Host(host.address), environment, transport).stop_all(30)
+
+
+def host_commands(address: str) -> list[str]:
+    """Command lines of the processes running on a host."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.environ().get(HOST_VAR) == address:
+                found.append(" ".join(process.cmdline()))
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
+def wait_until(check: object, timeout: float = 20, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def deployment(deploy_app: DeployApp, deploy_hosts: SSHCluster, redis_url: str) -> object:
+    deployment = Deployment(deploy_app, deploy_hosts, redis_url)
+    yield deployment
+    deployment.stop_everything()
+
+
+def release_id_in(output: str) -> str:
+    match = re.search(r"release (\d{8}T\d{6}Z-[0-9a-f]+)", output)
+    assert match, output
+    return match.group(1)
+
+
+def test_deploy_to_staging_serves_the_app_and_runs_its_jobs(deployment: Deployment) -> None:
+    deployment.write_config()
+    done = deployment.deploy("staging")
+    release = release_id_in(done.stdout)
+    staging = deployment.staging[0]
+    assert deployment.current(staging) == release
+
+    status, body = get(deployment.staging_port, "/health")
+    assert (status, body) == (200, "ok")
+    status, page = get(deployment.staging_port, "/")
+    assert status == 200 and "Paste a snippet" in page
+
+    # A job enqueued by staging's web is run by staging's worker, on the Redis named by
+    # REDIS_PROVIDER=REDISTOGO_URL (from the host's shared .env).
+    status, location = post(deployment.staging_port, "/", {"title": "a.py", "code": "print(1)"})
+    assert status == 303
+    path = urllib.parse.urlsplit(location).path
+    wait_until(
+        lambda: '<span class="nb">print</span>' in get(deployment.staging_port, path)[1],
+        what="the worker to highlight the snippet",
+    )
+    assert (deployment.root_of(staging) / "shared" / "data" / "snippets.db").exists()
+
+    # The processes outlive the SSH session and run from the release.
+    commands = host_commands(staging.address)
+    assert any("gunicorn" in c for c in commands), commands
+    assert any("procman worker" in c for c in commands), commands
+
+    [record] = deployment.history(staging)
+    assert record["action"] == "deploy" and record["result"] == "ok"
+    assert record["release_id"] == release
+    assert record["git_sha"] == deployment.app.git("rev-parse", "HEAD")
+    assert record["sha256"] == deployment.artifact_sha256(staging, release)
+
+    listing = deployment.app.run("releases", "staging")
+    assert listing.returncode == 0, listing.stderr
+    assert re.search(rf"\*\s+{release}\s+\w{{7}}\s+.*\sok$", listing.stdout, re.M), listing.stdout
+
+
+def test_repeated_deploy_of_the_same_commit_uploads_nothing(deployment: Deployment) -> None:
+    deployment.write_config()
+    first = deployment.deploy("staging")
+    assert "uploaded to 1, built on 1" in first.stdout
+    again = deployment.deploy("staging")
+    assert "cached" in again.stdout
+    assert "uploaded to 0, built on 0" in again.stdout
+    assert release_id_in(first.stdout) == release_id_in(again.stdout)
+    assert get(deployment.staging_port, "/health") == (200, "ok")
+
+
+def test_promotion_ships_the_identical_artifact_without_rebuilding(
+    deployment: Deployment,
+) -> None:
+    deployment.write_config()
+    refused = deployment.deploy("production", ok=False)
+    assert refused.returncode != 0
+    assert "cannot skip staging: deploy to staging first (procman deploy staging)" in (
+        refused.stderr
+    )
+    assert "Traceback" not in refused.stderr
+
+    release = release_id_in(deployment.deploy("staging").stdout)
+    store = deployment.app.root / ".procman" / "releases"
+    artifact = store / f"{release}.tar.gz"
+    built_at = artifact.stat().st_mtime_ns
+
+    promoted = deployment.deploy("production")
+    assert f"promoting {release}" in promoted.stdout
+    assert artifact.stat().st_mtime_ns == built_at  # not rebuilt
+    assert sorted(p.name for p in store.glob("*.tar.gz")) == [artifact.name]
+    local = hashlib.sha256(artifact.read_bytes()).hexdigest()
+    for host in deployment.cluster.hosts:
+        assert deployment.current(host) == release
+        assert deployment.artifact_sha256(host, release) == local
+    [record] = deployment.history(deployment.production[0])
+    assert (record["action"], record["result"], record["sha256"]) == ("promote", "ok", local)
+
+    web_host, worker_host = deployment.production
+    assert get(deployment.production_port, "/health") == (200, "ok")
+    assert any("gunicorn" in c for c in host_commands(web_host.address))
+    assert not any("procman worker" in c for c in host_commands(web_host.address))
+    assert any("procman worker" in c for c in host_commands(worker_host.address))
+    assert not any("gunicorn" in c for c in host_commands(worker_host.address))
+
+
+def test_failing_build_on_one_host_switches_no_host(deployment: Deployment) -> None:
+    hosts = deployment.cluster.hosts[:2]
+    build = f"{deployment.app.build_command} && test ! -e ../../shared/fail-build"
+    deployment.write_config(build=build, staging_hosts=hosts)
+    good = release_id_in(deployment.deploy("staging", "--skip-tests").stdout)
+    (deployment.root_of(hosts[1]) / "shared" / "fail-build").write_text("")
+    deployment.app.commit("v2", {"snippets/VERSION": "2\n"})
+    failed = deployment.deploy("staging", ok=False)
+    assert failed.returncode == 1
+    assert "no host was switched" in failed.stderr
+    assert hosts[1].address in failed.stderr and "build" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    for host in hosts:
+        assert deployment.current(host) == good
+        assert [r["result"] for r in deployment.history(host)] == ["ok", "failed"]
+        assert not (deployment.root_of(host) / ".procman" / "lock").exists()
+
+
+def test_failing_health_check_rolls_back_and_the_old_release_keeps_serving(
+    deployment: Deployment,
+) -> None:
+    deployment.write_config()
+    good = release_id_in(deployment.deploy("staging").stdout)
+    web = (deployment.app.root / "snippets" / "web.py").read_text()
+    broken = web.replace('return "ok", 200,', 'return "broken", 500,')
+    assert broken != web
+    deployment.app.commit("break /health", {"snippets/web.py": broken})
+    failed = deployment.deploy("staging", ok=False)
+    assert failed.returncode == 1, failed.stdout
+    assert "rolled back" in failed.stderr
+    assert "500" in failed.stderr
+    assert "last web log lines" in failed.stdout
+    staging = deployment.staging[0]
+    assert deployment.current(staging) == good
+    assert get(deployment.staging_port, "/health") == (200, "ok")
+    assert [r["result"] for r in deployment.history(staging)] == ["ok", "failed, rolled back"]
+
+
+def test_a_second_deploy_is_refused_by_the_lock_and_unlock_breaks_it(
+    deployment: Deployment,
+) -> None:
+    deployment.write_config(build=f"sleep 4 && {deployment.app.build_command}")
+    slow = threading.Thread(target=lambda: results.append(deployment.deploy("staging", ok=False)))
+    results: list[subprocess.CompletedProcess[str]] = []
+    slow.start()
+    lock = deployment.root_of(deployment.staging[0]) / ".procman" / "lock"
+    wait_until(lock.exists, what="the first deploy to take the lock")
+    second = deployment.deploy("staging", ok=False)
+    slow.join(timeout=120)
+    assert second.returncode == 1
+    assert "staging is locked by" in second.stderr
+    assert "procman unlock staging" in second.stderr
+    assert results and results[0].returncode == 0, results[0].stderr if results else "no result"
+    assert not lock.exists()
+
+    # A lock left by a deploy that died is broken by procman unlock, which names the holder.
+    lock.mkdir()
+    (lock / "info").write_text('{"holder": "alice@laptop", "time": "T", "release": "R"}\n')
+    unlocked = deployment.app.run("unlock", "staging")
+    assert unlocked.returncode == 0, unlocked.stderr
+    assert "held by alice@laptop" in unlocked.stdout
+    assert not lock.exists()
+
+
+def test_sshd_killed_mid_upload_leaves_current_unchanged(deployment: Deployment) -> None:
+    hosts = deployment.cluster.hosts[:2]
+    deployment.write_config(staging_hosts=hosts)
+    good = release_id_in(deployment.deploy("staging").stdout)
+    # A big incompressible file makes the upload long enough to cut.
+    import os
+
+    (deployment.app.root / "blob.bin").write_bytes(os.urandom(40 * 1024 * 1024))
+    deployment.app.commit("a big file")
+    victim = hosts[1]
+    artifacts = deployment.root_of(victim) / ".procman" / "artifacts"
+
+    def cut() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if any(p.name.startswith(".") for p in artifacts.iterdir()):
+                assert victim.process is not None
+                [listener] = psutil.Process(victim.process.pid).children()  # sh exec'd sshd
+                for connection in listener.children():  # the connections, not the listener
+                    connection.kill()
+                return
+            time.sleep(0.005)
+
+    cutter = threading.Thread(target=cut)
+    cutter.start()
+    failed = deployment.deploy("staging", ok=False)
+    cutter.join()
+    assert failed.returncode == 1, failed.stdout
+    assert victim.address in failed.stderr
+    assert "no host was switched" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    for host in hosts:
+        assert deployment.current(host) == good
+    # The lock is released where the host answers, or the output says where it is still held.
+    for host in hosts:
+        lock = deployment.root_of(host) / ".procman" / "lock"
+        assert not lock.exists() or "procman unlock staging" in failed.stdout
+
+
+def test_unknown_host_key_is_refused(deployment: Deployment, tmp_path: Path) -> None:
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    deployment.write_config(extra={"known_hosts": str(empty)})
+    failed = deployment.deploy("staging", ok=False)
+    assert failed.returncode == 1
+    assert "SHA256:" in failed.stderr
+    assert "ssh-keyscan" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    assert not (deployment.root_of(deployment.staging[0]) / "releases").exists()
+
+
+def test_rollback_runs_the_previous_release_again(deployment: Deployment) -> None:
+    deployment.write_config()
+    first = release_id_in(deployment.deploy("staging").stdout)
+    index = deployment.app.root / "snippets" / "templates" / "index.html"
+    changed = index.read_text().replace("Paste a snippet", "Paste a v2 snippet")
+    deployment.app.commit("v2", {"snippets/templates/index.html": changed})
+    time.sleep(1)  # release ids have one-second resolution
+    second = release_id_in(deployment.deploy("staging").stdout)
+    assert second != first
+    assert "Paste a v2 snippet" in get(deployment.staging_port, "/")[1]
+
+    rolled = deployment.app.run("rollback", "staging")
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    staging = deployment.staging[0]
+    assert deployment.current(staging) == first
+    page = get(deployment.staging_port, "/")[1]
+    assert "Paste a snippet" in page and "v2" not in page
+    assert deployment.history(staging)[-1]["action"] == "rollback"
+
+    forward = deployment.app.run("rollback", "staging", second)
+    assert forward.returncode == 0, forward.stdout + forward.stderr
+    assert deployment.current(staging) == second
+    listing = deployment.app.run("releases", "staging", "--json")
+    rows = json.loads(listing.stdout)
+    assert [r["release_id"] for r in rows if r["current"]] == [second]
