@@ -345,7 +345,9 @@ class _Checker:
                 or any(p in ("", ".", "..") for p in parts)
                 or any(c in text for c in "\0\n")
             ):
-                self.fail(f"shared[{index}]", f"bad path {describe(item)}", hint)
+                self.fail(
+                    f"shared[{index}]", f"{describe(item)} is not a path inside the release", hint
+                )
                 continue
             if text in names:
                 self.fail(f"shared[{index}]", f"{text!r} is listed twice")

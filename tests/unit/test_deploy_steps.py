@@ -147,7 +147,8 @@ def test_releases_to_prune_keeps_the_newest_and_never_current_or_previous() -> N
 def test_remove_releases_removes_directories_and_artifacts() -> None:
     assert line(steps.remove_releases(ROOT, [OLDER])) == (
         "rm -rf -- '/srv/my app/releases/20261120T090000Z-89abcde' "
-        "'/srv/my app/.procman/artifacts/20261120T090000Z-89abcde.tar.gz'"
+        "'/srv/my app/.procman/artifacts/20261120T090000Z-89abcde.tar.gz' "
+        "'/srv/my app/.procman/built/20261120T090000Z-89abcde'"
     )
 
 

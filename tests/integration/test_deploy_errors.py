@@ -1,0 +1,132 @@
+"""``procman deploy`` refusing bad input before anything changes: a dirty tree, a failing test
+stage, an unknown environment, an unreachable host, a refused key, a host without python3. Each
+is one line naming what and where, a non-zero exit and no traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from procman.deploy.config import Environment, Host
+from procman.deploy.host import DeployHost, StepFailed
+from procman.deploy.transport import LocalTransport
+from tests.conftest import DeployApp, SSHCluster, free_port_on
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def write_config(app: DeployApp, cluster: SSHCluster, **changes: object) -> None:
+    host = cluster.hosts[0]
+    staging: dict[str, object] = {
+        "hosts": [{"host": host.address, "port": host.port, "roles": ["web", "worker", "clock"]}],
+        "user": cluster.user,
+        "identity_file": str(cluster.identity_file),
+        "path": f"{host.deploy_root}/snippets",
+    }
+    staging.update(changes.pop("staging", {}))  # type: ignore[call-overload]
+    config = {
+        "app": "snippets",
+        "build": app.build_command,
+        "known_hosts": str(cluster.known_hosts),
+        "environments": {"staging": staging},
+        **changes,
+    }
+    app.commit("procman.yml", {"procman.yml": json.dumps(config)})
+
+
+def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode != 0, done.stdout
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("procman: error: ")
+    return lines[0]
+
+
+def test_a_dirty_tree_is_refused_unless_allowed(
+    deploy_app: DeployApp, deploy_hosts: SSHCluster
+) -> None:
+    write_config(deploy_app, deploy_hosts, test="false")
+    (deploy_app.root / "notes.txt").write_text("not committed\n")
+    error = one_error_line(deploy_app.run("deploy", "staging"))
+    assert "uncommitted changes: notes.txt" in error
+    assert "--allow-dirty" in error
+    # --allow-dirty goes on to the test stage, which fails here: nothing reaches the hosts.
+    failed = deploy_app.run("deploy", "staging", "--allow-dirty")
+    assert "test stage failed (exit status 1): false; nothing was deployed" in one_error_line(
+        failed
+    )
+    assert not list(deploy_hosts.hosts[0].srv.iterdir())
+
+
+def test_the_test_stage_runs_in_the_repository_and_stops_the_deploy(
+    deploy_app: DeployApp, deploy_hosts: SSHCluster
+) -> None:
+    write_config(deploy_app, deploy_hosts, test="test -f Procfile && echo tests-ran && exit 3")
+    done = deploy_app.run("deploy", "staging")
+    assert "tests-ran" in done.stdout
+    error = one_error_line(done)
+    assert "test stage failed (exit status 3)" in error
+    assert "--skip-tests" in error
+
+
+def test_an_unknown_environment_names_the_known_ones(
+    deploy_app: DeployApp, deploy_hosts: SSHCluster
+) -> None:
+    write_config(deploy_app, deploy_hosts)
+    error = one_error_line(deploy_app.run("deploy", "stagin"))
+    assert "procman.yml: no environment named 'stagin' (environments: staging)" in error
+
+
+def test_an_unreachable_host_is_named(deploy_app: DeployApp, deploy_hosts: SSHCluster) -> None:
+    closed = free_port_on("127.0.0.2")
+    write_config(
+        deploy_app,
+        deploy_hosts,
+        staging={"hosts": [{"host": "127.0.0.2", "port": closed, "roles": ["web"]}]},
+    )
+    error = one_error_line(deploy_app.run("deploy", "staging", "--skip-tests"))
+    assert f"127.0.0.2:{closed}: connect: cannot reach 127.0.0.2 port {closed}" in error
+    assert "nothing was changed" in error
+
+
+def test_a_refused_key_is_an_authentication_error(
+    deploy_app: DeployApp, deploy_hosts: SSHCluster, tmp_path: Path
+) -> None:
+    stranger = tmp_path / "stranger"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)],
+        check=True,
+        capture_output=True,
+    )
+    write_config(deploy_app, deploy_hosts, staging={"identity_file": str(stranger)})
+    error = one_error_line(deploy_app.run("deploy", "staging"))
+    assert "connect: authentication failed" in error
+    assert deploy_hosts.hosts[0].address in error
+
+
+def test_a_host_without_python3_is_named_with_the_package_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The host is this machine (LocalTransport), with a PATH holding every tool a deploy needs
+    # but python3.
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for name in ("sh", "tar", "sha256sum", "setsid", "find", "mkdir"):
+        found = shutil.which(name)
+        assert found is not None, name
+        os.symlink(found, tools / name)
+    monkeypatch.setenv("PATH", str(tools))
+    environment = Environment("staging", (Host("localhost"),), str(tmp_path / "srv"))
+    host = DeployHost(Host("localhost"), environment, LocalTransport())
+    with pytest.raises(StepFailed) as failure:
+        host.preflight()
+    assert str(failure.value) == (
+        "localhost: check the host: python3 is not installed "
+        "(install it on the host (Debian: apt-get install python3))"
+    )
