@@ -51,7 +51,7 @@ from procman.deploy.release import (
     store_artifact,
     validate_release_id,
 )
-from procman.deploy.transport.base import Transport
+from procman.deploy.transport.base import Transport, TransportError
 from procman.errors import ProcmanError
 
 T = TypeVar("T")
@@ -382,6 +382,12 @@ class Pipeline:
         try:
             hosts[0].fetch(record.release_id, download)
             data = download.read_bytes()
+        except TransportError as error:
+            raise DeployError(
+                f"release {record.release_id} is neither cached here nor downloadable from "
+                f"{hosts[0].label} ({error.problem}); nothing was promoted",
+                "it may have been pruned (keep_releases); promote a release that is still kept",
+            ) from None
         finally:
             download.unlink(missing_ok=True)
         if sha256_hex(data) != record.sha256:

@@ -76,6 +76,7 @@ class Deployment:
         keep: int = 3,
         rolling: bool = False,
         extra: dict[str, object] | None = None,
+        staging_extra: dict[str, object] | None = None,
     ) -> str:
         if staging_hosts is not None:
             self.staging = staging_hosts
@@ -97,6 +98,7 @@ class Deployment:
                     "formation": {"web": 1, "worker": 1, "clock": 0},
                     "env": {**env_common, "PORT": str(self.staging_port)},
                     "healthcheck": {"path": "/health", "timeout": 15},
+                    **(staging_extra or {}),
                 },
                 "production": {
                     "promote_from": "staging",
@@ -423,3 +425,63 @@ def test_rollback_runs_the_previous_release_again(deployment: Deployment) -> Non
     listing = deployment.app.run("releases", "staging", "--json")
     rows = json.loads(listing.stdout)
     assert [r["release_id"] for r in rows if r["current"]] == [second]
+
+
+def test_rolling_stops_at_the_first_unhealthy_host(deployment: Deployment) -> None:
+    hosts = deployment.cluster.hosts[:2]
+    deployment.write_config(staging_hosts=hosts, staging_extra={"rolling": True})
+    good = release_id_in(deployment.deploy("staging").stdout)
+    web = (deployment.app.root / "snippets" / "web.py").read_text()
+    deployment.app.commit("break", {"snippets/web.py": web.replace('"ok", 200,', '"no", 503,')})
+    failed = deployment.deploy("staging", ok=False)
+    assert failed.returncode == 1
+    assert "503" in failed.stderr and "rolled back" in failed.stderr
+    # The first host failed its check; the second was never switched; both run the old release.
+    assert (
+        f"{hosts[1].address}"
+        not in failed.stdout.split("last web log lines")[0].split("shipped")[1]
+    )
+    for host in hosts:
+        assert deployment.current(host) == good
+    assert get(deployment.staging_port, "/health") == (200, "ok")
+
+
+def test_promote_an_older_release_and_prune_to_keep_releases(deployment: Deployment) -> None:
+    deployment.write_config(keep=2)
+    ids = []
+    for version in range(3):
+        if version:
+            deployment.app.commit(f"v{version}", {"snippets/VERSION": f"{version}\n"})
+            time.sleep(1)  # release ids have one-second resolution
+        ids.append(release_id_in(deployment.deploy("staging").stdout))
+    staging = deployment.staging[0]
+    kept = sorted(p.name for p in (deployment.root_of(staging) / "releases").iterdir())
+    assert kept == ids[1:]  # the oldest was pruned: keep_releases is 2
+    assert not (
+        deployment.root_of(staging) / ".procman" / "artifacts" / f"{ids[0]}.tar.gz"
+    ).exists()
+
+    # The pruned release is still in the local cache, byte for byte: it can be promoted from there.
+    # Without the cache it is nowhere.
+    store = deployment.app.root / ".procman" / "releases"
+    for path in store.glob(f"{ids[0]}.*"):
+        path.unlink()
+    gone = deployment.deploy("production", "--release", ids[0], ok=False)
+    assert gone.returncode == 1
+    assert f"release {ids[0]} is neither cached here nor downloadable" in gone.stderr
+    assert "Traceback" not in gone.stderr
+    promoted = deployment.deploy("production", "--release", ids[1])
+    assert f"promoting {ids[1]}" in promoted.stdout
+    for host in deployment.production:
+        assert deployment.current(host) == ids[1]
+    never = deployment.deploy("production", "--release", "20200101T000000Z-0000000", ok=False)
+    assert "was never healthy on staging" in never.stderr
+
+
+def test_a_release_without_procman_is_refused_before_the_switch(deployment: Deployment) -> None:
+    deployment.write_config(build="true")
+    failed = deployment.deploy("staging", ok=False)
+    assert failed.returncode == 1
+    assert "procman is not installed in the release" in failed.stderr
+    assert "no host was switched" in failed.stderr
+    assert deployment.current(deployment.staging[0]) is None
