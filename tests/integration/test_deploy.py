@@ -80,11 +80,13 @@ class Deployment:
     ) -> str:
         if staging_hosts is not None:
             self.staging = staging_hosts
+        release = (extra or {}).pop("release", None)
         env_common = {"REDIS_PROVIDER": "REDISTOGO_URL", "SNIPPETS_DB": "data/snippets.db"}
         config: dict[str, object] = {
             "app": "snippets",
             "build": build or self.app.build_command,
             "keep_releases": keep,
+            **({"release": release} if release else {}),
             "shared": [".env", "data/"],
             "known_hosts": str(self.cluster.known_hosts),
             "environments": {
@@ -485,3 +487,41 @@ def test_a_release_without_procman_is_refused_before_the_switch(deployment: Depl
     assert "procman is not installed in the release" in failed.stderr
     assert "no host was switched" in failed.stderr
     assert deployment.current(deployment.staging[0]) is None
+
+
+def test_the_release_phase_runs_once_with_the_environment_before_the_switch(
+    deployment: Deployment,
+) -> None:
+    hosts = deployment.cluster.hosts[:2]
+    phase = 'echo "migrated with $REDIS_PROVIDER in $(basename "$PWD")" >> ../../shared/release.log'
+    deployment.write_config(staging_hosts=hosts, extra={"release": phase})
+    good = release_id_in(deployment.deploy("staging").stdout)
+    logs = [deployment.root_of(h) / "shared" / "release.log" for h in hosts]
+    assert logs[0].read_text() == f"migrated with REDISTOGO_URL in {good}\n"
+    assert not logs[1].exists()  # once per deploy, on the first host
+
+    deployment.write_config(staging_hosts=hosts, extra={"release": "echo no; exit 4"})
+    failed = deployment.deploy("staging", ok=False)
+    assert failed.returncode == 1
+    assert "release phase (`echo no; exit 4`): exit status 4: no; no host was switched" in (
+        failed.stderr
+    )
+    for host in hosts:
+        assert deployment.current(host) == good
+        assert deployment.history(host)[-1]["result"] == "failed"
+
+
+def test_wait_queues_behind_a_running_deploy(deployment: Deployment) -> None:
+    deployment.write_config(build=f"sleep 3 && {deployment.app.build_command}")
+    results: list[subprocess.CompletedProcess[str]] = []
+    slow = threading.Thread(target=lambda: results.append(deployment.deploy("staging")))
+    slow.start()
+    lock = deployment.root_of(deployment.staging[0]) / ".procman" / "lock"
+    wait_until(lock.exists, what="the first deploy to take the lock")
+    deployment.app.commit("v2", {"snippets/VERSION": "2\n"})
+    second = deployment.deploy("staging", "--wait", "60")
+    slow.join(timeout=120)
+    assert results and results[0].returncode == 0
+    history = deployment.history(deployment.staging[0])
+    assert [r["result"] for r in history] == ["ok", "ok"]
+    assert deployment.current(deployment.staging[0]) == release_id_in(second.stdout)
