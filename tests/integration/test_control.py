@@ -190,6 +190,31 @@ def test_stop_one_instance_then_the_app(app: App, live: type[LiveOutput]) -> Non
     assert output.finish()[0] == 0
 
 
+def test_stop_wait_returns_once_the_processes_have_stopped(
+    app: App, live: type[LiveOutput]
+) -> None:
+    slow = "trap 'sleep 0.5; exit 0' TERM; echo ready; while :; do sleep 0.1; done"
+    app.procfile(
+        f"web: {TICKER}\nslow: {slow}\nstubborn: trap '' TERM; while :; do sleep 1; done\n"
+    )
+    procman, output = started(app, live, "-t", "3")
+    output.wait_for_line("slow.1", "ready")
+    done = app.run("stop", "slow", "--wait", "10")
+    assert (done.returncode, done.stdout) == (0, "stopping slow.1\nstopped\n")
+    assert by_name(app)["slow.1"]["pid"] is None  # gone by the time stop returned
+
+    late = app.run("stop", "stubborn", "--wait", "0.5")
+    assert late.returncode == 1
+    assert late.stderr == (
+        "procman: error: stubborn.1 still running 0.5s after the stop request (they may be "
+        "finishing work; wait longer with --wait, or check procman ps)\n"
+    )
+    # SIGKILL comes 3 s (-t) after SIGTERM: the app has stopped within the wait.
+    done = app.run("stop", "--wait", "10")
+    assert (done.returncode, done.stdout) == (0, "stopping the app\nstopped\n")
+    assert output.finish(timeout=5)[0] == 0
+
+
 def test_unknown_process_lists_the_known_ones(app: App, live: type[LiveOutput]) -> None:
     app.procfile(f"web: {TICKER}\n")
     procman, output = started(app, live)
