@@ -258,21 +258,20 @@ class DeployHost:
     def restart(
         self, release_id: str, formation: Mapping[str, int], stop_timeout: float
     ) -> Restarted:
-        """Run ``formation`` from ``release_id`` in place of whatever ran before: web first (the
-        old web stopped, the new one started and health-checked), then the other types (the old
-        supervisor stopped gracefully, waiting up to ``stop_timeout``, the new one scaled up)."""
+        """Run ``formation`` from ``release_id`` in place of whatever ran before. On a host with
+        web: web first (the old web stopped, the new one started and health-checked), then the
+        other types (the old supervisor stopped gracefully, waiting up to ``stop_timeout`` for
+        running jobs, the new one scaled up). On a host without web: the old supervisor stopped
+        gracefully, then the new one started; old and new workers never overlap."""
         running = self.supervisors()
         old = [r for r in running if r != release_id]
         if release_id in running:
             self.stop(release_id, [], stop_timeout)
         wanted = {name: count for name, count in formation.items() if count > 0}
         web_first = WEB in wanted and len(wanted) > 1
-        if WEB in wanted:
-            for previous in old:
-                self.stop(previous, [WEB], stop_timeout)
+        for previous in old:
+            self.stop(previous, [WEB] if WEB in wanted else [], stop_timeout)
         if not wanted:
-            for previous in old:
-                self.stop(previous, [], stop_timeout)
             return Restarted((), {})
         first = {name: (count if not web_first or name == WEB else 0)
                  for name, count in formation.items()}  # fmt: skip
@@ -344,7 +343,12 @@ class DeployHost:
         self._run("record history", steps.append_history(self.root, record.to_json_line()))
 
     def prune(self, keep: int, protect: Sequence[str | None]) -> list[str]:
-        doomed = steps.releases_to_prune(self.releases(), keep, protect)
+        """Remove releases beyond ``keep`` (see ``steps.releases_to_prune``); never-healthy
+        releases, by this host's history, go first."""
+        healthy = {record.release_id for record in self.history() if record.healthy}
+        releases = self.releases()
+        failed = [release for release in releases if release not in healthy]
+        doomed = steps.releases_to_prune(releases, keep, protect, failed)
         if doomed:
             self._run("prune releases", steps.remove_releases(self.root, doomed))
         return doomed

@@ -23,7 +23,13 @@ from pathlib import Path
 from typing import TypeVar
 
 from procman.deploy import steps
-from procman.deploy.config import DeployConfig, Environment, Host
+from procman.deploy.config import (
+    DEFAULT_SSH_PORT,
+    DeployConfig,
+    DeployConfigError,
+    Environment,
+    Host,
+)
 from procman.deploy.history import (
     FAILED,
     OK,
@@ -52,7 +58,7 @@ from procman.deploy.release import (
     validate_release_id,
 )
 from procman.deploy.transport.base import Transport, TransportError
-from procman.errors import ProcmanError
+from procman.errors import ProcmanError, UsageError
 
 T = TypeVar("T")
 DEFAULT_STOP_TIMEOUT = 30.0
@@ -97,17 +103,26 @@ Say = Callable[[str], None]
 
 def ssh_connector(config: DeployConfig) -> Connect:
     """Connections as procman.yml describes them: strict host keys (``~/.ssh/known_hosts`` and
-    the project's ``known_hosts`` file), keys from the agent or ``identity_file``."""
+    the project's ``known_hosts`` file), keys from the agent or ``identity_file``. What
+    procman.yml leaves out (the address behind an alias, user, port, identity file) comes from
+    ``~/.ssh/config`` when it has the host."""
+    known = config.known_hosts_path()
+    if known is not None and not known.is_file():
+        raise DeployConfigError(
+            f"{config.path}: known_hosts: {known} does not exist",
+            f"record the hosts' keys in it (ssh-keyscan HOST >> {known}), or remove the key",
+        )
+    user_config = Path("~/.ssh/config").expanduser()
 
     def connect(host: Host, environment: Environment) -> Transport:
-        from procman.deploy.transport.ssh import SSHTransport
+        from procman.deploy.transport.ssh import SSHTransport, lookup_ssh_config
 
-        known = config.known_hosts_path()
-        identity = environment.identity_file
+        found = lookup_ssh_config(user_config, host.host.strip("[]"))
+        identity = environment.identity_file or found.identity_file
         return SSHTransport(
-            host.host.strip("[]"),
-            host.port,
-            host.user,
+            found.hostname,
+            host.port if host.port != DEFAULT_SSH_PORT or found.port is None else found.port,
+            host.user or found.user,
             known_hosts=[known] if known is not None else [],
             identity_file=Path(identity).expanduser() if identity else None,
         )
@@ -235,6 +250,22 @@ class Pipeline:
         environment = self.environment(name)
         self._wait = options.wait
         if environment.promote_from is not None:
+            given = [
+                flag
+                for flag, used in [
+                    (f"--commit {options.commit}", options.commit != "HEAD"),
+                    ("--allow-dirty", options.allow_dirty),
+                    ("--skip-tests", options.skip_tests),
+                ]
+                if used
+            ]
+            if given:
+                raise UsageError(
+                    f"{', '.join(given)}: {name} is promoted from {environment.promote_from}, "
+                    "so nothing is built or tested for it",
+                    f"deploy {environment.promote_from} with them first, or promote an older "
+                    f"release of it with --release ID",
+                )
             return self.promote(environment, options)
         if options.release is not None:
             raise DeployError(
@@ -249,7 +280,7 @@ class Pipeline:
             if not options.allow_dirty:
                 check_clean(dirty, self.repo)
             flags.append("allow-dirty")
-        self._test_stage(options, flags)
+        self._test_stage(options, git_sha, flags)
         artifact, fresh = self._artifact(git_sha, bool(dirty), options)
         outcome = Outcome(name, "deploy", artifact.release_id, artifact.sha256)
         outcome.artifact_built = fresh
@@ -260,13 +291,19 @@ class Pipeline:
         )
         return self._activate(environment, artifact, "deploy", flags, started, outcome)
 
-    def _test_stage(self, options: DeployOptions, flags: list[str]) -> None:
+    def _test_stage(self, options: DeployOptions, git_sha: str, flags: list[str]) -> None:
         if self.config.test is None:
             return
         if options.skip_tests:
             flags.append("skip-tests")
             self.say(f"test: skipped (--skip-tests): {self.config.test}")
             return
+        if resolve_commit(self.repo, "HEAD") != git_sha:
+            raise DeployError(
+                f"the test stage runs in the working tree, which is not at {options.commit} "
+                f"({git_sha[:7]}); nothing was deployed",
+                f"check it out first (git checkout {options.commit}), or pass --skip-tests",
+            )
         self.say(f"test: {self.config.test}")
         began = time.monotonic()
         try:
@@ -460,10 +497,10 @@ class Pipeline:
                     ) from None
 
             began = time.monotonic()
-            failure = self._switch_all(hosts, artifact.release_id, types, stop_timeout)
+            failure, touched = self._switch_all(hosts, artifact.release_id, types, stop_timeout)
             outcome.timings["restart"] = time.monotonic() - began
             if failure is not None:
-                self._roll_back(hosts, previous, types, stop_timeout)
+                self._roll_back(touched, previous, types, stop_timeout)
                 record(ROLLED_BACK)
                 outcome.result = ROLLED_BACK
                 raise failure
@@ -556,9 +593,9 @@ class Pipeline:
 
     def _switch_all(
         self, hosts: list[DeployHost], release_id: str, types: Sequence[str], stop_timeout: float
-    ) -> DeployError | None:
-        """Switch and restart every host (one at a time when rolling); the error that stopped
-        it, after showing the failing processes' last log lines."""
+    ) -> tuple[DeployError | None, list[DeployHost]]:
+        """Switch and restart every host (one at a time when rolling, stopping at the first
+        failure): the error that stopped it, and the hosts that were touched."""
 
         def switch(host: DeployHost) -> None:
             host.switch(release_id)
@@ -567,21 +604,23 @@ class Pipeline:
             )
             self._check_health(host, release_id, restarted)
 
-        rolling = hosts[0].environment.rolling
+        touched: list[DeployHost] = []
         errors: list[ProcmanError] = []
-        if rolling:
+        if hosts[0].environment.rolling:
             for host in hosts:
+                touched.append(host)
                 errors = parallel([host], switch)
                 if errors:
                     break
         else:
+            touched = list(hosts)
             errors = parallel(hosts, switch)
         if not errors:
-            return None
+            return None, touched
         for error in errors[:-1]:
             self.say(f"error: {error}")
         last = errors[-1]
-        return DeployError(f"{last.message}; rolled back", last.hint)
+        return DeployError(f"{last.message}; rolled back", last.hint), touched
 
     def _check_health(self, host: DeployHost, release_id: str, restarted: Restarted) -> None:
         if restarted.healthy:
@@ -624,9 +663,14 @@ class Pipeline:
             host.switch(before)
             host.restart(before, host_formation(host.environment, host.host, types), stop_timeout)
 
+        failed = set()
         for error in parallel(hosts, back):
             self.say(f"error: rolling back: {error}")
+            if isinstance(error, TransportError):
+                failed.add(error.host)
         for host in hosts:
+            if host.label in failed:
+                continue
             before = previous[host.label]
             self.say(
                 f"{host.label}: rolled back to {before}"
@@ -689,9 +733,9 @@ class Pipeline:
                 for error in parallel(hosts, lambda host: host.append_history(entry)):
                     self.say(f"warning: history not recorded: {error}")
 
-            failure = self._switch_all(hosts, target.release_id, types, stop_timeout)
+            failure, touched = self._switch_all(hosts, target.release_id, types, stop_timeout)
             if failure is not None:
-                self._roll_back(hosts, previous, types, stop_timeout)
+                self._roll_back(touched, previous, types, stop_timeout)
                 record(ROLLED_BACK)
                 raise failure
             record(OK)

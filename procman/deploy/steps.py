@@ -255,14 +255,24 @@ def parse_releases(output: str) -> list[str]:
 
 
 def releases_to_prune(
-    releases: Iterable[str], keep: int, protect: Iterable[str | None]
+    releases: Iterable[str],
+    keep: int,
+    protect: Iterable[str | None],
+    failed: Iterable[str] = (),
 ) -> list[str]:
-    """The releases beyond the newest ``keep``, never one in ``protect`` (current, previous)."""
+    """The releases beyond the newest ``keep`` healthy ones, never one in ``protect`` (current,
+    previous). ``failed`` releases (never healthy) do not count toward ``keep``: the newest of
+    them is kept for inspection, the others are pruned."""
     if keep < 1:
         raise ConfigError(f"keep_releases must be at least 1, got {keep}")
+    present = set(releases)
     kept = set(filter(None, protect))
-    newest_first = sorted(set(releases), reverse=True)
-    return sorted(r for r in newest_first[keep:] if r not in kept)
+    broken = set(failed) & present
+    healthy_newest_first = sorted(present - broken, reverse=True)
+    kept.update(healthy_newest_first[:keep])
+    if broken:
+        kept.add(max(broken))
+    return sorted(present - kept)
 
 
 def remove_releases(root: str, release_ids: Sequence[str]) -> list[str]:

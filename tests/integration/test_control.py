@@ -197,7 +197,7 @@ def test_stop_wait_returns_once_the_processes_have_stopped(
     app.procfile(
         f"web: {TICKER}\nslow: {slow}\nstubborn: trap '' TERM; while :; do sleep 1; done\n"
     )
-    procman, output = started(app, live, "-t", "3")
+    _, output = started(app, live, "-t", "3")
     output.wait_for_line("slow.1", "ready")
     done = app.run("stop", "slow", "--wait", "10")
     assert (done.returncode, done.stdout) == (0, "stopping slow.1\nstopped\n")

@@ -130,3 +130,35 @@ def test_a_host_without_python3_is_named_with_the_package_to_install(
         "localhost: check the host: python3 is not installed "
         "(install it on the host (Debian: apt-get install python3))"
     )
+
+
+def test_the_test_stage_refuses_a_commit_other_than_the_working_tree(
+    deploy_app: DeployApp, deploy_hosts: SSHCluster
+) -> None:
+    write_config(deploy_app, deploy_hosts, test="true")
+    first = deploy_app.git("rev-parse", "HEAD~1")
+    error = one_error_line(deploy_app.run("deploy", "staging", "--commit", "HEAD~1"))
+    assert f"the test stage runs in the working tree, which is not at HEAD~1 ({first[:7]})" in error
+    assert "--skip-tests" in error
+
+
+def test_build_and_test_flags_are_refused_on_a_promotion(
+    deploy_app: DeployApp, deploy_hosts: SSHCluster
+) -> None:
+    host = deploy_hosts.hosts[1]
+    production = {
+        "promote_from": "staging",
+        "hosts": [{"host": host.address, "port": host.port, "roles": ["web"]}],
+        "path": f"{host.deploy_root}/snippets",
+    }
+    write_config(deploy_app, deploy_hosts)
+    config = json.loads((deploy_app.root / "procman.yml").read_text())
+    config["environments"]["production"] = production
+    deploy_app.commit("production", {"procman.yml": json.dumps(config)})
+    done = deploy_app.run("deploy", "production", "--skip-tests", "--commit", "HEAD~1")
+    assert done.returncode == 2
+    assert one_error_line(done) == (
+        "procman: error: --commit HEAD~1, --skip-tests: production is promoted from staging, so "
+        "nothing is built or tested for it (deploy staging with them first, or promote an older "
+        "release of it with --release ID)"
+    )

@@ -171,3 +171,28 @@ def test_bad_shared_paths(shared: str, message: str) -> None:
     with pytest.raises((ConfigError, ManyErrors)) as failure:
         parse_deploy_config(BASE + shared + "\n")
     assert message in str(failure.value)
+
+
+def test_ssh_config_fills_in_what_procman_yml_leaves_out(tmp_path: Path) -> None:
+    from procman.deploy.transport.ssh import SSHConfigEntry, lookup_ssh_config
+
+    config = tmp_path / "config"
+    config.write_text(
+        "Host web1\n  HostName 10.0.0.5\n  Port 2222\n  User deploy\n"
+        "  IdentityFile ~/.ssh/deploy_key\n"
+    )
+    assert lookup_ssh_config(config, "web1") == SSHConfigEntry(
+        "10.0.0.5", 2222, "deploy", str(Path("~/.ssh/deploy_key").expanduser())
+    )
+    assert lookup_ssh_config(config, "other") == SSHConfigEntry("other")
+    assert lookup_ssh_config(tmp_path / "missing", "web1") == SSHConfigEntry("web1")
+
+
+def test_a_missing_project_known_hosts_file_is_an_error_before_connecting(tmp_path: Path) -> None:
+    from procman.deploy.config import DeployConfigError
+    from procman.deploy.pipeline import ssh_connector
+
+    config = parse_deploy_config(BASE + "known_hosts: nowhere\n", str(tmp_path / "procman.yml"))
+    with pytest.raises(DeployConfigError) as failure:
+        ssh_connector(config)
+    assert f"procman.yml: known_hosts: {tmp_path / 'nowhere'} does not exist" in str(failure.value)

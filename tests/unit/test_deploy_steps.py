@@ -140,6 +140,10 @@ def test_releases_to_prune_keeps_the_newest_and_never_current_or_previous() -> N
     assert steps.releases_to_prune(ids, 2, [ids[0], ids[1]]) == ids[2:5]
     assert steps.releases_to_prune(ids, 1, [ids[3], None]) == [*ids[:3], *ids[4:6]]
     assert steps.releases_to_prune(ids[:3], 5, []) == []
+    # Failed releases do not take a healthy one's place; the newest failed is kept to inspect.
+    failed = ids[2:5]
+    assert steps.releases_to_prune(ids, 3, [ids[6], ids[5]], failed) == [ids[0], *ids[2:4]]
+    assert steps.releases_to_prune(ids, 3, [ids[6], ids[5]], ["2020"]) == ids[:4]
     with pytest.raises(ConfigError, match="keep_releases must be at least 1"):
         steps.releases_to_prune(ids, 0, [])
 

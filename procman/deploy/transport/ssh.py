@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import paramiko
@@ -48,6 +49,36 @@ def fingerprint(key: paramiko.PKey) -> str:
     """``SHA256:...`` as ``ssh-keygen -lf`` and OpenSSH's own prompts show it."""
     digest = hashlib.sha256(key.asbytes()).digest()
     return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+@dataclass(frozen=True, slots=True)
+class SSHConfigEntry:
+    """What ``~/.ssh/config`` says about a host (None where it says nothing)."""
+
+    hostname: str
+    port: int | None = None
+    user: str | None = None
+    identity_file: str | None = None
+
+
+def lookup_ssh_config(path: Path, host: str) -> SSHConfigEntry:
+    """``host`` as OpenSSH's client config file at ``path`` resolves it (HostName, Port, User,
+    IdentityFile); just ``host`` when there is no file or no entry for it."""
+    if not path.is_file():
+        return SSHConfigEntry(host)
+    try:
+        found = paramiko.SSHConfig.from_path(str(path)).lookup(host)
+    except (OSError, ValueError, paramiko.SSHException) as error:
+        raise TransportError(host, "read ssh config", f"cannot read {path} ({error})") from None
+    port = found.get("port")
+    given = found.get("identityfile")
+    identities: list[str] = [given] if isinstance(given, str) else list(given or [])
+    return SSHConfigEntry(
+        hostname=found.get("hostname", host),
+        port=int(port) if port and str(port).isdigit() else None,
+        user=found.get("user"),
+        identity_file=identities[0] if identities else None,
+    )
 
 
 def known_hosts_name(host: str, port: int) -> str:

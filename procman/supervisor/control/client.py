@@ -18,6 +18,10 @@ class NotRunning(ProcmanError):
     pass
 
 
+class Gone(ProcmanError):
+    """The supervisor went away in the middle of a request (it was exiting)."""
+
+
 class ControlClient:
     def __init__(self, socket_path: Path, root: Path) -> None:
         self.socket_path = socket_path
@@ -26,9 +30,15 @@ class ControlClient:
     def request(self, message: dict[str, Any]) -> dict[str, Any]:
         """Send one request and return its reply; an error reply is raised as ProcmanError."""
         with self._connect() as sock:
-            sock.sendall(encode(message))
-            reader = sock.makefile("rb")
-            return _checked(self._read_reply(reader))
+            try:
+                sock.sendall(encode(message))
+                reader = sock.makefile("rb")
+                return _checked(self._read_reply(reader))
+            except (ConnectionError, BrokenPipeError) as error:
+                raise Gone(
+                    f"procman in {self.root} closed the connection ({error.strerror or error}); "
+                    "it is probably exiting"
+                ) from None
 
     def stream(self, message: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """Send one request; yield its reply, then every further message until disconnected."""
@@ -66,7 +76,7 @@ class ControlClient:
                 f"procman in {self.root} did not answer within {REPLY_TIMEOUT:.0f}s"
             ) from None
         if not line:
-            raise ProcmanError(f"procman in {self.root} closed the connection without answering")
+            raise Gone(f"procman in {self.root} closed the connection without answering")
         return decode(line)
 
 

@@ -13,7 +13,7 @@ from procman.formation import parse_scale, resolve_counts, scaled
 from procman.procfile import load_procfile
 from procman.rundir import RunDir
 from procman.settings import AppOptions, app_root, load_app, procfile_path
-from procman.supervisor.control.client import ControlClient, NotRunning
+from procman.supervisor.control.client import ControlClient, Gone, NotRunning
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,13 +72,12 @@ def wait_stopped(options: AppOptions, names: Sequence[str] | None, timeout: floa
     while True:
         try:
             processes = client.request({"verb": "ps"})["processes"]
-        except NotRunning:
-            return
+        except (NotRunning, Gone):
+            return  # procman has exited, or is exiting with its processes already stopped
         except ProcmanError:
-            if names is None:  # exiting: the socket is going away
-                processes = [{"name": "?", "pid": 0}]
-            else:
+            if names is not None:
                 raise
+            processes = [{"name": "?", "pid": 0}]  # stopping: "procman is stopping"
         waiting = [
             p["name"]
             for p in processes
