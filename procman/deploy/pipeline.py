@@ -463,7 +463,6 @@ class Pipeline:
             def ship_and_build(host: DeployHost) -> None:
                 if host.ship(artifact):
                     outcome.uploaded.append(host.label)
-                host.verify(artifact)
                 if host.prepare(
                     artifact.release_id,
                     self.config.build,

@@ -143,6 +143,10 @@ def test_a_process_ignoring_sigterm_is_killed_with_sigkill(sshd_cluster: SSHClus
         "setsid -f sh -c 'trap \"\" TERM; exec sleep 300' </dev/null >/dev/null 2>&1",
     )
     [stubborn] = wait_for_host_processes(1)
+    deadline = time.monotonic() + 10
+    while stubborn.cmdline() != ["sleep", "300"]:  # the sh has not exec'd the sleep yet
+        assert time.monotonic() < deadline, stubborn.cmdline()
+        time.sleep(0.01)
     started = time.monotonic()
     assert kill_host_processes(term_timeout=0.5) == [
         f"{host.address} pid {stubborn.pid}: sleep 300"
