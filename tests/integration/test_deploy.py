@@ -523,3 +523,32 @@ def test_wait_queues_behind_a_running_deploy(deployment: Deployment) -> None:
     history = deployment.history(deployment.staging[0])
     assert [r["result"] for r in history] == ["ok", "ok"]
     assert deployment.current(deployment.staging[0]) == release_id_in(second.stdout)
+
+
+def test_a_job_running_during_a_deploy_finishes(deployment: Deployment) -> None:
+    from redis import Redis
+    from rq import Queue
+    from rq.job import Job, JobStatus
+
+    nap = (
+        "import time\n\n\ndef nap(seconds: float) -> str:\n"
+        "    time.sleep(seconds)\n    return 'rested'\n"
+    )
+    deployment.app.commit("a slow job", {"snippets/slow.py": nap})
+    deployment.write_config()
+    deployment.deploy("staging")
+    connection = Redis.from_url(deployment.redis_url)
+    try:
+        job = Queue("default", connection=connection).enqueue("snippets.slow.nap", 4)
+        wait_until(
+            lambda: Job.fetch(job.id, connection=connection).get_status() == JobStatus.STARTED,
+            what="the worker to start the job",
+        )
+        # The next deploy stops the old worker gracefully: it finishes the job it is running.
+        deployment.app.commit("v2", {"snippets/VERSION": "2\n"})
+        deployment.deploy("staging")
+        finished = Job.fetch(job.id, connection=connection)
+        assert finished.get_status() == JobStatus.FINISHED
+        assert finished.return_value() == "rested"
+    finally:
+        connection.close()

@@ -162,3 +162,39 @@ def test_build_and_test_flags_are_refused_on_a_promotion(
         "nothing is built or tested for it (deploy staging with them first, or promote an older "
         "release of it with --release ID)"
     )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_a_full_disk_is_named_with_the_host_and_the_step(
+    deploy_app: DeployApp, tmp_path: Path
+) -> None:
+    from procman.deploy.config import load_deploy_config
+    from procman.deploy.pipeline import DeployError, DeployOptions, Pipeline
+
+    # The host is this machine (LocalTransport: real commands, real files) with its deploy root
+    # on a 256 KiB file system, and the release is bigger than that.
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)], check=True)
+    try:
+        deploy_app.commit("a big file", {"blob.txt": os.urandom(600_000).hex()})
+        config = {
+            "app": "snippets",
+            "environments": {"staging": {"hosts": ["localhost"], "path": f"{disk}/snippets"}},
+        }
+        deploy_app.commit("procman.yml", {"procman.yml": json.dumps(config)})
+        pipeline = Pipeline(
+            deploy_app.root,
+            load_deploy_config(deploy_app.root / "procman.yml"),
+            say=lambda line: None,
+            connect=lambda host, environment: LocalTransport(),
+        )
+        with pytest.raises(DeployError) as failure:
+            pipeline.deploy("staging", DeployOptions())
+        message = str(failure.value)
+        assert message.startswith("localhost: upload ")
+        assert "No space left on device; no host was switched" in message
+        assert not (disk / "snippets" / "current").exists()
+        assert not (disk / "snippets" / ".procman" / "lock").exists()
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
