@@ -455,7 +455,8 @@ class Pipeline:
             self.hosts(environment) as hosts,
             self._locked(hosts, environment, artifact.release_id),
         ):
-            record = self._recorder(hosts, artifact, action, flags, started)
+            release = (artifact.release_id, artifact.sha256, artifact.manifest.git_sha)
+            record = self._recorder(hosts, action, release, flags, started)
             previous = {host.label: host.current() for host in hosts}
 
             began = time.monotonic()
@@ -566,21 +567,24 @@ class Pipeline:
     def _recorder(
         self,
         hosts: list[DeployHost],
-        artifact: Artifact,
         action: str,
+        release: tuple[str, str, str],
         flags: list[str],
         started: float,
     ) -> Callable[[str], None]:
+        """A function that appends this command's outcome to the history on every host;
+        ``release`` is (release id, sha256, git sha)."""
         when = _now()
+        release_id, sha256, git_sha = release
 
         def record(result: str) -> None:
             entry = HistoryRecord(
                 who=self.who,
                 when=when,
                 action=action,
-                release_id=artifact.release_id,
-                sha256=artifact.sha256,
-                git_sha=artifact.manifest.git_sha,
+                release_id=release_id,
+                sha256=sha256,
+                git_sha=git_sha,
                 result=result,
                 duration=time.monotonic() - started,
                 flags=tuple(flags),
@@ -684,63 +688,58 @@ class Pipeline:
         started = time.monotonic()
         self._wait = wait
         with self.hosts(environment) as hosts:
-            history = hosts[0].history()
-            if release_id is None:
-                target = previous_healthy(history)
-                if target is None:
-                    raise DeployError(
-                        f"{name} has no earlier healthy release to roll back to",
-                        f"see procman releases {name}",
-                    )
-            else:
-                target = healthy_record(history, validate_release_id(release_id))
-                if target is None:
-                    raise DeployError(
-                        f"release {release_id} was never healthy on {name}",
-                        f"pick one marked ok in procman releases {name}",
-                    )
-            missing = [h.label for h in hosts if target.release_id not in h.releases()]
-            if missing:
-                raise DeployError(
-                    f"release {target.release_id} is no longer kept on {', '.join(missing)}",
-                    f"roll back to a kept release (procman releases {name}), or raise "
-                    "keep_releases",
+            target = self._rollback_target(name, hosts, release_id)
+            outcome = Outcome(name, "rollback", target.release_id, target.sha256)
+            self.say(f"rolling {name} back to {target.release_id} (git {target.git_sha[:7]})")
+            with self._locked(hosts, environment, target.release_id):
+                previous = {host.label: host.current() for host in hosts}
+                queues = hosts[0].read_release_file(target.release_id, "queues.yml")
+                stop_timeout = stop_timeout_for(queues)
+                types = self._types_of(hosts[0], target.release_id)
+                record = self._recorder(
+                    hosts,
+                    "rollback",
+                    (target.release_id, target.sha256, target.git_sha),
+                    [],
+                    started,
                 )
-        outcome = Outcome(name, "rollback", target.release_id, target.sha256)
-        self.say(f"rolling {name} back to {target.release_id} (git {target.git_sha[:7]})")
-        with self.hosts(environment) as hosts, self._locked(hosts, environment, target.release_id):
-            previous = {host.label: host.current() for host in hosts}
-            stop_timeout = stop_timeout_for(
-                hosts[0].read_release_file(target.release_id, "queues.yml")
-            )
-            types = self._types_of(hosts[0], target.release_id)
-            entry_flags: list[str] = []
-            when = _now()
-
-            def record(result: str) -> None:
-                entry = HistoryRecord(
-                    who=self.who,
-                    when=when,
-                    action="rollback",
-                    release_id=target.release_id,
-                    sha256=target.sha256,
-                    git_sha=target.git_sha,
-                    result=result,
-                    duration=time.monotonic() - started,
-                    flags=tuple(entry_flags),
-                )
-                for error in parallel(hosts, lambda host: host.append_history(entry)):
-                    self.say(f"warning: history not recorded: {error}")
-
-            failure, touched = self._switch_all(hosts, target.release_id, types, stop_timeout)
-            if failure is not None:
-                self._roll_back(touched, previous, types, stop_timeout)
-                record(ROLLED_BACK)
-                raise failure
-            record(OK)
+                failure, touched = self._switch_all(hosts, target.release_id, types, stop_timeout)
+                if failure is not None:
+                    self._roll_back(touched, previous, types, stop_timeout)
+                    record(ROLLED_BACK)
+                    raise failure
+                record(OK)
         outcome.timings["total"] = time.monotonic() - started
         self.say(f"{name} now runs {target.release_id} (rollback)")
         return outcome
+
+    def _rollback_target(
+        self, name: str, hosts: list[DeployHost], release_id: str | None
+    ) -> HistoryRecord:
+        """The release to roll back to, by the first host's history: ``release_id``, else the
+        previous healthy one; it must have been healthy and still be kept on every host."""
+        history = hosts[0].history()
+        if release_id is None:
+            target = previous_healthy(history)
+            if target is None:
+                raise DeployError(
+                    f"{name} has no earlier healthy release to roll back to",
+                    f"see procman releases {name}",
+                )
+        else:
+            target = healthy_record(history, validate_release_id(release_id))
+            if target is None:
+                raise DeployError(
+                    f"release {release_id} was never healthy on {name}",
+                    f"pick one marked ok in procman releases {name}",
+                )
+        missing = [host.label for host in hosts if target.release_id not in host.releases()]
+        if missing:
+            raise DeployError(
+                f"release {target.release_id} is no longer kept on {', '.join(missing)}",
+                f"roll back to a kept release (procman releases {name}), or raise keep_releases",
+            )
+        return target
 
     def _types_of(self, host: DeployHost, release_id: str) -> tuple[str, ...]:
         """The process types of a release on a host, from the Procfile the release carries."""
