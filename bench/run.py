@@ -1,7 +1,8 @@
 """Run every benchmark against procman and its peers in one go; print a Markdown report.
 
     .venv/bin/python bench/run.py [--quick]
-                                  [--only throughput,startup,shutdown,idle,scale,control,worker]
+                                  [--only throughput,startup,shutdown,idle,scale,control,worker,
+                                          deploy]
                                   [--managers procman,honcho,foreman] [--json results.json]
 
 Peers that are not installed are reported as skipped. Progress goes to stderr, the report to
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import common
 import control
+import deploy
 import idle
 import scale
 import shutdown
@@ -30,50 +32,21 @@ import startup
 import throughput
 import worker
 
-BENCHMARKS = ("throughput", "startup", "shutdown", "idle", "scale", "control", "worker")
+BENCHMARKS = ("throughput", "startup", "shutdown", "idle", "scale", "control", "worker",
+              "deploy")  # fmt: skip
 MANAGERS = ("procman", "honcho", "foreman")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     managers, skipped = common.find_managers(args.managers.split(","))
-    lines_each = 50_000 if args.quick else 200_000
     repeat = args.repeat or (1 if args.quick else 3)
-    window = 3.0 if args.quick else 10.0
     scratch = Path(tempfile.mkdtemp(prefix="procman-bench-"))
     results: dict[str, object] = {}
     began = time.monotonic()
     report = Report(managers, skipped, repeat)
     try:
-        wanted = args.only.split(",")
-        if "throughput" in wanted:
-            samples = throughput.run(managers, repeat, lines_each, scratch)
-            results["throughput"] = samples
-            report.throughput(samples, lines_each)
-        if "startup" in wanted:
-            samples = startup.run(managers, repeat, scratch)
-            results["startup"] = samples
-            report.startup(samples)
-        if "shutdown" in wanted:
-            samples = shutdown.run(managers, repeat, scratch)
-            results["shutdown"] = samples
-            report.shutdown(samples)
-        if "idle" in wanted:
-            samples = idle.run(managers, repeat, window, scratch)
-            results["idle"] = samples
-            report.idle(samples, window)
-        if "scale" in wanted:
-            samples = scale.run(managers, repeat, scratch)
-            results["scale"] = samples
-            report.scale(samples)
-        if "control" in wanted:
-            samples = control.run(managers, repeat, scratch)
-            results["control"] = samples
-            report.control(samples)
-        if "worker" in wanted:
-            jobs = worker.run(repeat, scratch, args.quick)
-            results["worker"] = jobs
-            report.worker(jobs)
+        run_benchmarks(args, managers, repeat, scratch, results, report)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     elapsed = time.monotonic() - began
@@ -83,6 +56,53 @@ def main(argv: Sequence[str] | None = None) -> int:
         payload = {"machine": common.machine(), "versions": report.versions(), **results}
         Path(args.json).write_text(json.dumps(payload, default=_jsonable, indent=2) + "\n")
     return 0
+
+
+def run_benchmarks(
+    args: argparse.Namespace,
+    managers: list[common.Manager],
+    repeat: int,
+    scratch: Path,
+    results: dict[str, object],
+    report: Report,
+) -> None:
+    """The benchmarks named by ``--only``, in the order of BENCHMARKS; samples into
+    ``results``, sections into ``report``."""
+    lines_each = 50_000 if args.quick else 200_000
+    window = 3.0 if args.quick else 10.0
+    wanted = args.only.split(",")
+    if "throughput" in wanted:
+        samples = throughput.run(managers, repeat, lines_each, scratch)
+        results["throughput"] = samples
+        report.throughput(samples, lines_each)
+    if "startup" in wanted:
+        samples = startup.run(managers, repeat, scratch)
+        results["startup"] = samples
+        report.startup(samples)
+    if "shutdown" in wanted:
+        samples = shutdown.run(managers, repeat, scratch)
+        results["shutdown"] = samples
+        report.shutdown(samples)
+    if "idle" in wanted:
+        samples = idle.run(managers, repeat, window, scratch)
+        results["idle"] = samples
+        report.idle(samples, window)
+    if "scale" in wanted:
+        samples = scale.run(managers, repeat, scratch)
+        results["scale"] = samples
+        report.scale(samples)
+    if "control" in wanted:
+        samples = control.run(managers, repeat, scratch)
+        results["control"] = samples
+        report.control(samples)
+    if "worker" in wanted:
+        jobs = worker.run(repeat, scratch, args.quick)
+        results["worker"] = jobs
+        report.worker(jobs)
+    if "deploy" in wanted:
+        deploys = deploy.run(repeat, scratch, args.quick)
+        results["deploy"] = deploys
+        report.deploy(deploys)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -464,6 +484,45 @@ class Report:
             )
         )
 
+    def deploy(self, results: deploy.Results) -> None:
+        title = "## Deploy: the example app over real OpenSSH, 3 sshd hosts on this machine"
+        if results.skipped:
+            self.sections.append(f"{title}\n\nskipped: {results.skipped}")
+            return
+        versions = ", ".join(f"{name} {version}" for name, version in results.versions.items())
+        load = " → ".join(f"{v:.2f}" for v in results.load)
+        background = " / ".join(f"{v:.2f}" for v in results.background)
+        shells = [
+            f"- hosts `{name}`: {text}; one SSH command (`true`) "
+            + (
+                f"{common.median(results.command_ms[name]):.0f} ms median, "
+                f"{common.percentile(results.command_ms[name], 0.9):.0f} ms p90"
+                if results.command_ms.get(name)
+                else "not measured"
+            )
+            for name, text in deploy.SHELLS.items()
+        ]
+        head = [
+            f"{versions}; 1-minute load average {load} (start → end); cores busy in the 1 s "
+            f"before each round: {background}; scratch at most "
+            f"{results.scratch_peak_mb:.1f} MB, deleted",
+            "",
+            *shells,
+        ]
+        self.sections.append(
+            f"{title}\n\n"
+            + "\n".join(head)
+            + "\n\n"
+            + "\n\n".join(
+                [
+                    _deploy_scaling(results.rounds, results.baseline_skipped),
+                    _deploy_again(results.rounds),
+                    _deploy_promotion(results.rounds),
+                    _deploy_problems(results),
+                ]
+            )
+        )
+
     def render(self, command: str, elapsed: float) -> str:
         info = common.machine()
         head = [
@@ -583,6 +642,208 @@ def _worker_crash(samples: list[worker.Crash]) -> str:
         f"{1000 * worker.KILL_EVERY[0]:.0f}-{1000 * worker.KILL_EVERY[1]:.0f} ms\n\n"
         + "\n".join([*rows, "", *notes])
     )
+
+
+def _deploys(rounds: list[deploy.Round], attribute: str, shell: str) -> list[deploy.Deploy]:
+    found = [getattr(r, attribute) for r in rounds if r.shell == shell]
+    return [d for d in found if d is not None]
+
+
+def _ok_median(samples: list[deploy.Deploy]) -> float | None:
+    done = [d.seconds for d in samples if d.ok]
+    return common.median(done) if done else None
+
+
+def _wall(samples: list[deploy.Deploy]) -> str:
+    return seconds_cell([d.seconds if d.ok else None for d in samples], 2)
+
+
+def _deploy_cells(samples: list[deploy.Deploy]) -> str:
+    """wall | phases | uploaded / built on | CLI CPU | machine CPU, for successful runs."""
+    if not samples:
+        return "not run | — | — | — | —"
+    ok = [d for d in samples if d.ok]
+    phases = [d.phases() for d in ok if d.phases()]
+    names = ("artifact", "ship", "restart", "finish", "exit")
+    shown = "—"
+    if phases:
+        shown = " / ".join(f"{common.median([p[n] for p in phases]):.2f}" for n in names)
+    counts = ", ".join(sorted({f"{d.uploaded} / {d.built_on}" for d in ok})) or "—"
+    cli = f"{common.median([d.cli_cpu_seconds for d in ok]):.2f}" if ok else "—"
+    machine = "—"
+    if ok:
+        cpu = common.median([d.machine_cpu_seconds for d in ok])
+        cores = common.median([d.machine_cpu_seconds / d.seconds for d in ok])
+        machine = f"{cpu:.2f} ({cores:.2f})"
+    return f"{_wall(samples)} | {shown} | {counts} | {cli} | {machine}"
+
+
+def _deploy_scaling(rounds: list[deploy.Round], baseline_skipped: str | None) -> str:
+    rows = [
+        "| hosts' shell | command | hosts | wall s, median (runs) | phases s, median: artifact / "
+        "ship / restart / finish / exit | uploaded / built on | procman CLI CPU s "
+        "| machine CPU s (cores busy) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    notes = []
+    for shell in deploy.SHELLS:
+        one, three = _deploys(rounds, "one", shell), _deploys(rounds, "three", shell)
+        if not one and not three:
+            continue
+        rows.append(f"| `{shell}` | `procman deploy staging` | 1 | {_deploy_cells(one)} |")
+        rows.append(f"| `{shell}` | `procman deploy staging3` | 3 | {_deploy_cells(three)} |")
+        base: dict[int, float] = {}
+        for count, attribute in ((1, "baseline_one"), (3, "baseline_three")):
+            samples = [
+                getattr(r, attribute)
+                for r in rounds
+                if r.shell == shell and getattr(r, attribute) is not None
+            ]
+            if not samples:
+                continue
+            values = [s.seconds if s.ok else None for s in samples]
+            done = [v for v in values if v is not None]
+            if done:
+                base[count] = common.median(done)
+            rows.append(
+                f"| `{shell}` | baseline: `git archive \\| gzip`, `scp` + `ssh` per host "
+                f"| {count} | {seconds_cell(values, 2)} | — | {count} / 0 | — | — |"
+            )
+        ours_one, ours_three = _ok_median(one), _ok_median(three)
+        if ours_one and ours_three:
+            ratio = ours_three / ours_one
+            notes.append(
+                f"- `{shell}`: goal a deploy to 3 hosts under 1.5x a deploy to 1 host: "
+                f"{ours_three:.2f} s ÷ {ours_one:.2f} s = {ratio:.2f}x → {verdict(ratio < 1.5)}"
+            )
+        if 1 in base and 3 in base:
+            notes.append(f"- `{shell}`: baseline, 3 hosts ÷ 1 host: {base[3] / base[1]:.2f}x")
+        shown = [
+            f"{ours / base[count]:.1f}x with {count} host{'s' if count > 1 else ''}"
+            for count, ours in ((1, ours_one), (3, ours_three))
+            if ours and count in base
+        ]
+        if shown:
+            notes.append(f"- `{shell}`: procman ÷ baseline: {', '.join(shown)}")
+    notes.append(
+        "- the baseline only copies and unpacks: no lock, no checksum, no build command, no env "
+        "file, no shared files, no history, no restart, no health check"
+    )
+    if baseline_skipped:
+        notes.append(f"- baseline skipped: {baseline_skipped}")
+    return (
+        "### A deploy to 1 host and to 3 hosts (fresh /srv, the artifact built each time)\n\n"
+        + "\n".join([*rows, "", *notes])
+    )
+
+
+def _deploy_again(rounds: list[deploy.Round]) -> str:
+    rows = [
+        "| hosts' shell | hosts | first deploy s, median | the same commit again s, median "
+        "(runs) | again ÷ first | phases s, again: artifact / ship / restart / finish / exit "
+        "| uploaded to / built on, again (every run) | same release |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    uploads: list[int | None] = []
+    for shell in deploy.SHELLS:
+        for count, first_name, again_name in (
+            (1, "one", "one_again"),
+            (3, "three", "three_again"),
+        ):
+            firsts = _deploys(rounds, first_name, shell)
+            agains = _deploys(rounds, again_name, shell)
+            if not agains:
+                continue
+            first, again = _ok_median(firsts), _ok_median(agains)
+            ratio = f"{again / first:.2f}" if first and again else "—"
+            counts = " ; ".join(f"{d.uploaded} / {d.built_on}" for d in agains)
+            uploads += [d.uploaded for d in agains]
+            same = all(
+                a.release_id is not None and a.release_id == f.release_id
+                for f, a in zip(firsts, agains, strict=False)
+            )
+            phases = [d.phases() for d in agains if d.ok and d.phases()]
+            names = ("artifact", "ship", "restart", "finish", "exit")
+            shown = "—"
+            if phases:
+                shown = " / ".join(f"{common.median([p[n] for p in phases]):.2f}" for n in names)
+            rows.append(
+                f"| `{shell}` | {count} | {first or 0:.2f} | {_wall(agains)} | {ratio} "
+                f"| {shown} | {counts} | {'yes' if same else 'no'} |"
+            )
+    met = bool(uploads) and all(u == 0 for u in uploads)
+    notes = [
+        f"- Goal a repeated deploy of the same commit uploads nothing: uploaded to "
+        f"{sum(u or 0 for u in uploads)} hosts in {len(uploads)} repeated deploys → "
+        f"{verdict(met)}"
+    ]
+    return "### The same commit deployed again\n\n" + "\n".join([*rows, "", *notes])
+
+
+def _deploy_promotion(rounds: list[deploy.Round]) -> str:
+    rows = [
+        "| hosts' shell | command | hosts | wall s, median (runs) | launch → its release line "
+        "s, median | that line | uploaded / built on | local artifact store |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    promoted_all: list[deploy.Deploy] = []
+    for shell in deploy.SHELLS:
+        built, promoted = _deploys(rounds, "one", shell), _deploys(rounds, "promote", shell)
+        promoted_all += promoted
+        for label, samples in (
+            ("`procman deploy staging` (builds the artifact)", built),
+            ("`procman deploy production` (promotion from staging)", promoted),
+        ):
+            if not samples:
+                continue
+            ok = [d for d in samples if d.ok]
+            at = [d.artifact_seconds for d in ok if d.artifact_seconds is not None]
+            words = ", ".join(sorted({str(d.artifact) for d in ok})) or "—"
+            counts = ", ".join(sorted({f"{d.uploaded} / {d.built_on}" for d in ok})) or "—"
+            store = "—"
+            if any(d.store_unchanged is not None for d in samples):
+                unchanged = sum(bool(d.store_unchanged) for d in samples)
+                store = f"unchanged in {unchanged} of {len(samples)} runs"
+            rows.append(
+                f"| `{shell}` | {label} | {samples[0].hosts} | {_wall(samples)} "
+                f"| {common.median(at) if at else 0:.2f} | {words} | {counts} | {store} |"
+            )
+    met = bool(promoted_all) and all(
+        d.ok and d.store_unchanged and d.artifact == "promoted" for d in promoted_all
+    )
+    notes = [
+        "- Goal a promotion with the artifact cached spends no time building it: "
+        + (
+            f"all {len(promoted_all)} promotions reused the staging artifact (local store "
+            f'unchanged, a "promoting" line, no "built") → {verdict(met)}'
+            if promoted_all
+            else "not run"
+        )
+    ]
+    return "### Promotion to production (2 fresh hosts)\n\n" + "\n".join([*rows, "", *notes])
+
+
+def _deploy_problems(results: deploy.Results) -> str:
+    failed = [
+        deploy.describe(d)
+        for r in results.rounds
+        for d in (r.one, r.one_again, r.promote, r.three, r.three_again)
+        if d is not None and not d.ok
+    ]
+    failed += [
+        f"baseline, {b.hosts} host(s): {b.error}"
+        for r in results.rounds
+        for b in (r.baseline_one, r.baseline_three)
+        if b is not None and not b.ok
+    ]
+    left = [n for r in results.rounds for n in r.left_running] + results.left_at_exit
+    lines = [
+        "- failed runs: " + ("; ".join(failed) if failed else "none"),
+        "- processes still running on the hosts 5 s after procman stopped them (then killed): "
+        + ("; ".join(left) if left else "none"),
+        "- local processes left behind: " + common.summarize(results.local_leftovers),
+    ]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

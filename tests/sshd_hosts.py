@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import getpass
 import os
+import pwd
+import shlex
 import shutil
 import signal
 import socket
@@ -18,7 +20,7 @@ import sys
 import time
 import uuid
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -165,13 +167,20 @@ def _wait_for_banner(host: SSHHost, timeout: float = 10) -> None:
         time.sleep(0.02)
 
 
-def _start_sshd(host: SSHHost, env: dict[str, str]) -> None:
+SHELL_RC_FILES = (".bashrc",)
+"""What bash reads in the home directory when sshd runs a command (``bash -c``), see
+``sshd_cluster``'s ``quiet_shell``."""
+
+
+def _start_sshd(host: SSHHost, env: dict[str, str], hide: Sequence[Path] = ()) -> None:
     command = [SSHD, "-D", "-e", "-f", str(host.config)]
     if host.private_srv:
         # Its own mount namespace: the bind mount over /srv is seen by sshd and every session it
-        # starts, and by nothing else on this machine.
+        # starts, and by nothing else on this machine; so is /dev/null over each file of ``hide``.
+        hidden = "".join(f"mount --bind /dev/null {shlex.quote(str(f))} && " for f in hide)
         command = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                   'mount --bind "$0" /srv && exec "$@"', str(host.srv), *command]  # fmt: skip
+                   f'mount --bind "$0" /srv && {hidden}exec "$@"', str(host.srv),
+                   *command]  # fmt: skip
     with host.log.open("wb") as log:
         host.process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env
@@ -179,11 +188,18 @@ def _start_sshd(host: SSHHost, env: dict[str, str]) -> None:
 
 
 @contextmanager
-def sshd_cluster(base: Path, env: Mapping[str, str]) -> Iterator[SSHCluster]:
+def sshd_cluster(
+    base: Path, env: Mapping[str, str], quiet_shell: bool = False
+) -> Iterator[SSHCluster]:
     """Real OpenSSH servers on 127.0.0.2-4, their files under ``base`` (created), each with a
     generated host key, one client key authorized for the current user, a known_hosts file listing
     exactly these hosts, and a private /srv (a mount namespace) where the machine allows it; ``env``
-    is their environment. Stopped at the end, on failure too. Raises ``SSHDidNotStart``."""
+    is their environment. Stopped at the end, on failure too. Raises ``SSHDidNotStart``.
+
+    ``quiet_shell`` (with a private /srv only): the user's ``~/.bashrc`` reads as empty on the
+    hosts, as on a server whose ~/.bashrc returns at once for non-interactive shells. bash reads
+    it for every command sshd runs; a heavy one (``pyenv init``, say) then adds its cost to each
+    of them."""
     if not os.path.exists(SSHD):
         raise SSHDidNotStart(NO_SSHD)
     base.mkdir(parents=True, exist_ok=True)
@@ -191,6 +207,8 @@ def sshd_cluster(base: Path, env: Mapping[str, str]) -> Iterator[SSHCluster]:
     client_key = base / "id_ed25519"
     (base / "authorized_keys").write_text(_keygen(client_key, "procman-tests") + "\n")
     private_srv = _mount_namespaces_work()
+    home = Path(pwd.getpwnam(getpass.getuser()).pw_dir)
+    hide = [home / n for n in SHELL_RC_FILES if (home / n).is_file()] if quiet_shell else []
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation directory
     hosts: list[SSHHost] = []
     known_hosts: list[str] = []
@@ -209,7 +227,7 @@ def sshd_cluster(base: Path, env: Mapping[str, str]) -> Iterator[SSHCluster]:
                     run=SSH_RUN,
                 )
             )
-            _start_sshd(host, dict(env))
+            _start_sshd(host, dict(env), hide)
             hosts.append(host)
         for host in hosts:
             _wait_for_banner(host)
