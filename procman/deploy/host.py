@@ -8,7 +8,6 @@ across hosts; ``pipeline`` does.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +21,6 @@ from procman.deploy.transport.base import Result, Transport, TransportError
 QUICK = 60.0
 """Seconds for a step that only moves files or reads state."""
 BUILD_TIMEOUT = 1800.0
-UP_TIMEOUT = 20.0
-"""Seconds for a freshly started ``procman start`` to answer on its control socket."""
 OUTPUT_SHOWN = 15
 LOG_LINES_SHOWN = 20
 WEB = "web"
@@ -139,68 +136,67 @@ class DeployHost:
 
     # -- shipping ----------------------------------------------------------------------------
 
-    def ship(self, artifact: Artifact) -> bool:
-        """Make sure the host has the artifact, its sha256 computed on the host either way (the
-        copy already there, or the upload before it is accepted); True when it was uploaded."""
-        state = self._run("check release", steps.release_state(self.root, artifact.release_id))
-        present, _ = steps.parse_release_state(state.stdout.decode())
-        if present == artifact.sha256:
-            return False
-        upload = steps.upload_path(self.root, artifact.release_id)
-        self.transport.put(artifact.path, upload)
-        check = self._run("verify upload", steps.sha256(upload))
-        try:
-            steps.verify_sha256(check.stdout.decode(), artifact.sha256, upload)
-        except steps.StepError as error:
-            raise StepFailed(self.label, "verify upload", error.message, error.hint) from None
-        self._run("accept upload", steps.accept_upload(self.root, artifact.release_id))
-        return True
-
-    def fetch(self, release_id: str, local_path: Path) -> None:
-        self.transport.get(steps.artifact_path(self.root, release_id), local_path)
-
-    def prepare(
-        self, release_id: str, build: str | None, shared: Sequence[str], env_text: str
-    ) -> bool:
-        """Unpack, link shared paths, write the environment's env file and build, unless this
-        release was already built here; True when it was built now."""
+    def stage(
+        self, artifact: Artifact, build: str | None, shared: Sequence[str], env_text: str
+    ) -> tuple[bool, bool]:
+        """Make the release ready to switch to: the artifact on the host with its sha256 checked
+        there (uploaded unless already there), unpacked into ``releases/<id>`` with the shared
+        paths linked and the environment's env file written, and built, unless this release was
+        built here before (then only the env file is written again). Returns (uploaded, built)."""
+        release_id = artifact.release_id
         state = self._run("check release", steps.release_state(self.root, release_id))
-        _, built = steps.parse_release_state(state.stdout.decode())
-        if not built:
-            self._run("unpack", steps.unpack(self.root, release_id), timeout=BUILD_TIMEOUT)
-            link = self.transport.run(
-                steps.link_shared_paths(self.root, release_id, shared), timeout=QUICK
+        present, built = steps.parse_release_state(state.stdout.decode())
+        uploaded = present != artifact.sha256
+        if uploaded:
+            built = False
+            self.transport.put(artifact.path, steps.upload_path(self.root, release_id))
+            accept = self.transport.run(
+                steps.accept_checked_upload(self.root, release_id, artifact.sha256), timeout=QUICK
             )
-            if not link.ok:
-                output = tail(link.stdout + link.stderr)
-                missing = output[len("missing ") :] if output.startswith("missing ") else None
+            if accept.exit_status == steps.SHA256_MISMATCH_STATUS:
+                actual = accept.stdout.decode(errors="replace").split()[-1]
                 raise StepFailed(
                     self.label,
-                    "link shared files",
-                    f"{steps.shared_dir(self.root)}/{missing} does not exist"
-                    if missing
-                    else output,
-                    "create it on the host (it is kept across releases), or remove it from "
-                    "'shared' in procman.yml",
+                    "verify upload",
+                    f"sha256 is {actual}, expected {artifact.sha256}",
+                    "the upload was damaged; deploy again to upload it anew",
                 )
-        self.write_env(release_id, env_text)
+            if not accept.ok:
+                raise StepFailed(self.label, "accept upload", tail(accept.stdout + accept.stderr))
         if built:
-            return False
+            self.write_env(release_id, env_text)
+            return uploaded, False
+        unpack = self.transport.run(
+            steps.unpack_release(self.root, release_id, shared, env_text), timeout=BUILD_TIMEOUT
+        )
+        if unpack.exit_status == steps.MISSING_SHARED_STATUS:
+            missing = unpack.stdout.decode(errors="replace").strip().removeprefix("missing ")
+            raise StepFailed(
+                self.label,
+                "link shared files",
+                f"{steps.shared_dir(self.root)}/{missing} does not exist",
+                "create it on the host (it is kept across releases), or remove it from "
+                "'shared' in procman.yml",
+            )
+        if not unpack.ok:
+            raise StepFailed(self.label, "unpack", tail(unpack.stdout + unpack.stderr))
         if build:
             self._run(f"build (`{build}`)", steps.run_in_release(self.root, release_id, build),
                       timeout=BUILD_TIMEOUT)  # fmt: skip
-        probe = self.transport.run(
-            steps.procman_in_release(self.root, release_id, ["ps", "--help"]), timeout=QUICK
-        )
-        if probe.exit_status == steps.NO_PROCMAN_STATUS:
+        finish = self.transport.run(steps.finish_build(self.root, release_id), timeout=QUICK)
+        if finish.exit_status == steps.NO_PROCMAN_STATUS:
             raise StepFailed(
                 self.label,
                 "check the build",
                 "procman is not installed in the release (it runs the Procfile on the host)",
                 "install it in the build: step, e.g. list procman in requirements.txt",
             )
-        self._run("mark built", steps.mark_built(self.root, release_id))
-        return True
+        if not finish.ok:
+            raise StepFailed(self.label, "mark built", tail(finish.stdout + finish.stderr))
+        return uploaded, True
+
+    def fetch(self, release_id: str, local_path: Path) -> None:
+        self.transport.get(steps.artifact_path(self.root, release_id), local_path)
 
     def write_env(self, release_id: str, env_text: str) -> None:
         path = f"{steps.release_dir(self.root, release_id)}/{steps.DEPLOY_ENV_FILE}"
@@ -267,11 +263,18 @@ class DeployHost:
             return Restarted((), {})
         first = {name: (count if not web_first or name == WEB else 0)
                  for name, count in formation.items()}  # fmt: skip
-        self._run(
-            "start processes",
+        started = self.transport.run(
             steps.start_supervisor(self.root, release_id, _formation_text(first), stop_timeout),
+            timeout=steps.UP_TIMEOUT + QUICK,
         )
-        processes = self._wait_up(release_id)
+        if not started.ok:
+            raise StepFailed(
+                self.label,
+                "start processes",
+                f"procman start exited or did not answer within {steps.UP_TIMEOUT}s; its log:\n"
+                + self.log_tail(release_id),
+            )
+        processes: list[dict[str, object]] = json.loads(started.stdout)
         web_ports = tuple(
             int(str(p["port"])) for p in processes if p["type"] == WEB and p.get("port")
         )
@@ -290,21 +293,6 @@ class DeployHost:
         result = self._procman(release_id, args)
         if not result.ok:
             raise StepFailed(self.label, step, tail(result.stdout + result.stderr))
-
-    def _wait_up(self, release_id: str) -> list[dict[str, object]]:
-        deadline = time.monotonic() + UP_TIMEOUT
-        while True:
-            processes = self.processes(release_id)
-            if processes is not None:
-                return processes
-            if time.monotonic() > deadline:
-                raise StepFailed(
-                    self.label,
-                    "start processes",
-                    f"procman did not come up within {UP_TIMEOUT:g}s; its log:\n"
-                    + self.log_tail(release_id),
-                )
-            time.sleep(0.2)
 
     def health(self, ports: Sequence[int]) -> dict[int, str]:
         check = self.environment.healthcheck

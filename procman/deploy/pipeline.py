@@ -462,14 +462,15 @@ class Pipeline:
             began = time.monotonic()
 
             def ship_and_build(host: DeployHost) -> None:
-                if host.ship(artifact):
-                    outcome.uploaded.append(host.label)
-                if host.prepare(
-                    artifact.release_id,
+                uploaded, built = host.stage(
+                    artifact,
                     self.config.build,
                     self.config.shared,
                     steps.dotenv_text(dict(environment.env)),
-                ):
+                )
+                if uploaded:
+                    outcome.uploaded.append(host.label)
+                if built:
                     outcome.built.append(host.label)
 
             errors = parallel(hosts, ship_and_build)

@@ -162,10 +162,6 @@ def parse_lock_info(output: str) -> dict[str, str]:
     return {key: str(data.get(key, "?")) for key in ("holder", "time", "release")}
 
 
-def sha256(path: str) -> list[str]:
-    return ["sha256sum", "--", path]
-
-
 def parse_sha256(output: str) -> str:
     """The digest from ``sha256sum`` output (a name with odd characters starts with ``\\``)."""
     digest = output.lstrip("\\")[:64]
@@ -174,40 +170,74 @@ def parse_sha256(output: str) -> str:
     return digest
 
 
-def verify_sha256(output: str, expected: str, path: str) -> None:
-    """Raise unless the ``sha256sum`` output for ``path`` shows ``expected``."""
-    actual = parse_sha256(output)
-    if actual != expected:
-        raise StepError(
-            f"{path}: sha256 is {actual}, expected {expected}",
-            "the upload was damaged or the file was changed; deploy again to upload it anew",
-        )
+SHA256_MISMATCH_STATUS = 65
+MISSING_SHARED_STATUS = 66
+RELEASE_IS_CURRENT_STATUS = 67
 
 
-def accept_upload(root: str, release_id: str) -> list[str]:
-    """Rename the verified upload to its artifact name."""
-    return ["mv", "-T", "--", upload_path(root, release_id), artifact_path(root, release_id)]
-
-
-def unpack(root: str, release_id: str) -> list[str]:
-    """Unpack the artifact into a temporary directory, then rename it to ``releases/<id>``."""
+def accept_checked_upload(root: str, release_id: str, expected: str) -> list[str]:
+    """Check the upload's sha256 on the host and rename it to its artifact name; on a mismatch
+    print ``sha256 ACTUAL`` and exit ``SHA256_MISMATCH_STATUS`` (the upload is removed)."""
+    if not _SHA256.fullmatch(expected):
+        raise StepError(f"bad sha256 {expected!r}")
     script = (
-        'rm -rf -- "$2" && mkdir -- "$2" && tar -xzf "$1" -C "$2" --no-same-owner '
-        '&& mv -T -- "$2" "$3"'
+        'actual=$(sha256sum < "$1") && actual=${actual%% *} && '
+        'if [ "$actual" != "$2" ]; then rm -f -- "$1"; echo "sha256 $actual"; '
+        f"exit {SHA256_MISMATCH_STATUS}; fi && "
+        'mv -T -- "$1" "$3"'
     )
-    final = release_dir(root, release_id)
-    temporary = f"{releases_dir(root)}/.{release_id}.unpacking"
-    return _sh("unpack", script, artifact_path(root, release_id), temporary, final)
+    return _sh(
+        "accept",
+        script,
+        upload_path(root, release_id),
+        expected,
+        artifact_path(root, release_id),
+    )
 
 
-def link_shared(root: str, release_id: str, files: Sequence[str]) -> list[str]:
-    """Symlink each of ``files`` from ``shared/`` into the release, replacing what is there."""
+def unpack_release(root: str, release_id: str, shared: Sequence[str], env_text: str) -> list[str]:
+    """In one command: unpack the artifact into ``releases/<id>`` through a temporary directory
+    (replacing a release left there unbuilt by a failed deploy, never the current one: that exits
+    ``RELEASE_IS_CURRENT_STATUS``), link each of ``shared`` from ``shared/`` into it and write the
+    environment's env file. A directory in ``shared`` (trailing ``/``) is made in ``shared/``
+    when missing; a file must exist there (``.env`` alone is optional), else the command prints
+    ``missing PATH`` and exits ``MISSING_SHARED_STATUS``."""
     script = (
-        'set -e; r=$1; s=$2; shift 2; for f; do mkdir -p -- "$(dirname -- "$r/$f")"; '
-        'rm -rf -- "$r/$f"; ln -s -- "$s/$f" "$r/$f"; done'
+        "set -e; a=$1; t=$2; r=$3; s=$4; c=$5; env=$6; shift 6; "
+        'if [ -e "$r" ]; then if [ "$(readlink -- "$c" || true)" = "releases/${r##*/}" ]; then '
+        f'echo "$r is current"; exit {RELEASE_IS_CURRENT_STATUS}; fi; rm -rf -- "$r"; fi; '
+        'rm -rf -- "$t"; mkdir -- "$t"; '
+        'tar -xzf "$a" -C "$t" --no-same-owner; mv -T -- "$t" "$r"; '
+        'for f; do case $f in */) f=${f%/}; mkdir -p -- "$s/$f";; '
+        '*) if [ ! -e "$s/$f" ]; then [ "$f" = .env ] && continue; echo "missing $f"; '
+        f"exit {MISSING_SHARED_STATUS}; "
+        'fi;; esac; mkdir -p -- "$(dirname -- "$r/$f")"; rm -rf -- "$r/$f"; '
+        'ln -s -- "$s/$f" "$r/$f"; done; '
+        f'printf "%s" "$env" > "$r/{DEPLOY_ENV_FILE}"'
     )
-    names = [shared_file(name) for name in files]
-    return _sh("link-shared", script, release_dir(root, release_id), shared_dir(root), *names)
+    names = [shared_file(p.rstrip("/")) + ("/" if p.endswith("/") else "") for p in shared]
+    return _sh(
+        "unpack",
+        script,
+        artifact_path(root, release_id),
+        f"{releases_dir(root)}/.{release_id}.unpacking",
+        release_dir(root, release_id),
+        shared_dir(root),
+        current_link(root),
+        env_text,
+        *names,
+    )
+
+
+def finish_build(root: str, release_id: str) -> list[str]:
+    """After ``build:``: check that the release can run procman (``.venv/bin`` or PATH; else exit
+    ``NO_PROCMAN_STATUS``) and mark the release built."""
+    script = (
+        'cd -- "$1" && PATH="$PWD/.venv/bin:$PATH" && '
+        f"{{ command -v procman >/dev/null 2>&1 || exit {NO_PROCMAN_STATUS}; }} && "
+        'mkdir -p -- "$(dirname -- "$2")" && : > "$2"'
+    )
+    return _sh("built", script, release_dir(root, release_id), built_marker(root, release_id))
 
 
 def run_in_release(root: str, release_id: str, command: str) -> list[str]:
@@ -301,7 +331,7 @@ def read_history(root: str) -> list[str]:
 
 # -- host checks -----------------------------------------------------------------------------------
 
-HOST_TOOLS = ("python3", "tar", "sha256sum", "setsid", "find")
+HOST_TOOLS = ("python3", "tar", "sha256sum", "setsid", "flock", "find")
 MISSING_TOOL_STATUS = 127
 
 
@@ -347,25 +377,6 @@ def parse_release_state(output: str) -> tuple[str | None, bool]:
         elif line:
             digest = parse_sha256(line)
     return digest, built
-
-
-def mark_built(root: str, release_id: str) -> list[str]:
-    marker = built_marker(root, release_id)
-    return _sh("built", 'mkdir -p -- "$(dirname -- "$1")" && : > "$1"', marker)
-
-
-def link_shared_paths(root: str, release_id: str, paths: Sequence[str]) -> list[str]:
-    """Link ``shared/<path>`` into the release for each of ``paths``: a directory (trailing ``/``)
-    is made in ``shared/`` when missing; a file is linked when it exists in ``shared/``, else the
-    command prints ``missing PATH`` and fails (``.env`` alone is optional)."""
-    script = (
-        'set -e; r=$1; s=$2; shift 2; for f; do case $f in */) f=${f%/}; mkdir -p -- "$s/$f";; '
-        '*) if [ ! -e "$s/$f" ]; then [ "$f" = .env ] && continue; echo "missing $f"; exit 3; '
-        'fi;; esac; mkdir -p -- "$(dirname -- "$r/$f")"; rm -rf -- "$r/$f"; '
-        'ln -s -- "$s/$f" "$r/$f"; done'
-    )
-    names = [shared_file(p.rstrip("/")) + ("/" if p.endswith("/") else "") for p in paths]
-    return _sh("link-shared", script, release_dir(root, release_id), shared_dir(root), *names)
 
 
 def write_file(path: str, text: str) -> list[str]:
@@ -416,12 +427,29 @@ def procman_in_release(root: str, release_id: str, args: Sequence[str]) -> list[
     )
 
 
+START_FAILED_STATUS = 125
+"""``start_supervisor``: procman exited, or did not answer in time (its log says why)."""
+UP_TIMEOUT = 20
+"""Seconds for a freshly started ``procman start`` to take its lock and answer ``ps``."""
+
+
 def start_supervisor(root: str, release_id: str, formation: str, stop_timeout: float) -> list[str]:
-    """Start ``procman start`` in the release detached from the SSH session (its own session,
-    output appended to ``SUPERVISOR_LOG``), restarting crashed processes."""
+    """Start ``procman start`` in the release, detached from the SSH session (a session of its
+    own, output appended to ``SUPERVISOR_LOG``), restarting crashed processes; wait until it
+    holds its lock and answers, then print ``procman ps --json``. Exit ``START_FAILED_STATUS``
+    when it exits first or does not answer within ``UP_TIMEOUT`` seconds."""
+    lock = f".procman/{LOCK_FILE}"
     script = (
-        _PROCMAN_IN_RELEASE + "mkdir -p .procman && setsid -f procman start --no-color "
-        '--restart all ${files:+-e "$files"} "$@" >> ' + SUPERVISOR_LOG + " 2>&1 < /dev/null"
+        _PROCMAN_IN_RELEASE + "mkdir -p .procman; "
+        'setsid procman start --no-color --restart all ${files:+-e "$files"} "$@" '
+        f">> {SUPERVISOR_LOG} 2>&1 < /dev/null & pid=$!; "
+        f"end=$(( $(date +%s) + {UP_TIMEOUT} )); "
+        f"until [ -e {lock} ] && ! flock -n -s {lock} true 2>/dev/null; do "
+        f"kill -0 $pid 2>/dev/null && [ $(date +%s) -lt $end ] || exit {START_FAILED_STATUS}; "
+        "sleep 0.05; done; "
+        'until procman ps --json ${files:+-e "$files"} 2>/dev/null; do '
+        f"kill -0 $pid 2>/dev/null && [ $(date +%s) -lt $end ] || exit {START_FAILED_STATUS}; "
+        "sleep 0.1; done"
     )
     return _sh(
         "start",
@@ -435,14 +463,22 @@ def start_supervisor(root: str, release_id: str, formation: str, stop_timeout: f
     )
 
 
+LOCK_FILE = "procman.pid"
+"""The file a running ``procman start`` holds an exclusive ``flock`` on, in ``.procman/``."""
+
+
 def running_supervisors(root: str) -> list[str]:
-    """The releases with a ``procman start`` control socket (running, or stale after a crash)."""
-    return ["find", releases_dir(root), "-mindepth", "3", "-maxdepth", "3",
-            "-path", "*/.procman/procman.sock", "-printf", "%h\\n"]  # fmt: skip
+    """The releases where a ``procman start`` runs now: its lock file is locked (``flock``)."""
+    script = (
+        f'for f in "$1"/*/.procman/{LOCK_FILE}; do [ -e "$f" ] || continue; '
+        'flock -n -s "$f" true 2>/dev/null || echo "${f%/.procman/*}"; done'
+    )
+    return _sh("running", script, releases_dir(root))
 
 
 def parse_running_supervisors(output: str) -> list[str]:
-    ids = {PurePosixPath(line).parent.name for line in output.split("\n") if line}
+    """Release ids from ``running_supervisors`` output (release directories, one a line)."""
+    ids = {PurePosixPath(line).name for line in output.split("\n") if line}
     return sorted(i for i in ids if RELEASE_ID_PATTERN.fullmatch(i))
 
 

@@ -50,8 +50,14 @@ def test_release_state(tmp_path: Path) -> None:
     digest, built = steps.parse_release_state(sh(steps.release_state(root, ID)).stdout)
     assert digest == "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881"
     assert not built
-    Path(steps.release_dir(root, ID)).mkdir()
-    assert sh(steps.mark_built(root, ID)).returncode == 0
+    release = Path(steps.release_dir(root, ID))
+    release.mkdir()
+    assert sh(steps.finish_build(root, ID)).returncode == steps.NO_PROCMAN_STATUS  # none yet
+    assert steps.parse_release_state(sh(steps.release_state(root, ID)).stdout) == (digest, False)
+    (release / ".venv" / "bin").mkdir(parents=True)
+    (release / ".venv" / "bin" / "procman").write_text("#!/bin/sh\n")
+    (release / ".venv" / "bin" / "procman").chmod(0o755)
+    assert sh(steps.finish_build(root, ID)).returncode == 0
     assert steps.parse_release_state(sh(steps.release_state(root, ID)).stdout) == (digest, True)
     sh(steps.remove_releases(root, [ID]))
     assert steps.parse_release_state(sh(steps.release_state(root, ID)).stdout) == (None, False)
@@ -63,21 +69,27 @@ def test_parse_release_state_refuses_garbage() -> None:
     assert steps.parse_release_state(f"{DIGEST}  /x\nbuilt\n") == (DIGEST, True)
 
 
-def test_link_shared_paths(tmp_path: Path) -> None:
+def test_unpack_release_links_shared_paths(tmp_path: Path) -> None:
+    import tarfile
+
     root = str(tmp_path / "srv")
     sh(steps.preflight(root))
+    with tarfile.open(steps.artifact_path(root, ID), "w:gz"):
+        pass
     release = Path(steps.release_dir(root, ID))
-    release.mkdir()
     shared = Path(steps.shared_dir(root))
     (shared / "config.yml").write_text("x")
-    done = sh(steps.link_shared_paths(root, ID, [".env", "config.yml", "media/uploads/"]))
+    done = sh(steps.unpack_release(root, ID, [".env", "config.yml", "media/uploads/"], "A='1'\n"))
     assert done.returncode == 0, done.stdout + done.stderr
     assert not (release / ".env").exists()  # optional, and absent
     assert (release / "config.yml").resolve() == (shared / "config.yml").resolve()
     assert (shared / "media" / "uploads").is_dir()
     assert (release / "media" / "uploads").is_symlink()
-    missing = sh(steps.link_shared_paths(root, ID, ["secrets.json"]))
-    assert (missing.returncode, missing.stdout) == (3, "missing secrets.json\n")
+    missing = sh(steps.unpack_release(root, ID, ["secrets.json"], ""))
+    assert (missing.returncode, missing.stdout) == (
+        steps.MISSING_SHARED_STATUS,
+        "missing secrets.json\n",
+    )
 
 
 def test_preflight_makes_the_layout_and_names_a_missing_tool(tmp_path: Path) -> None:
@@ -86,15 +98,26 @@ def test_preflight_makes_the_layout_and_names_a_missing_tool(tmp_path: Path) -> 
     assert sorted(p.name for p in Path(root).iterdir()) == [".procman", "releases", "shared"]
 
 
-def test_running_supervisors(tmp_path: Path) -> None:
+def test_running_supervisors_are_the_releases_whose_lock_is_held(tmp_path: Path) -> None:
+    import fcntl
+    import os
+
     root = str(tmp_path / "srv")
     sh(steps.preflight(root))
-    for release_id, has_socket in [(ID, True), ("20261122T131956Z-89abcde", False)]:
+    held = None
+    for release_id, running in [(ID, True), ("20261122T131956Z-89abcde", False)]:
         run_dir = Path(steps.release_dir(root, release_id)) / ".procman"
         run_dir.mkdir(parents=True)
-        if has_socket:
-            (run_dir / "procman.sock").write_text("")
-    output = sh(steps.running_supervisors(root)).stdout
+        lock = run_dir / steps.LOCK_FILE
+        lock.write_text("123\n")  # a stale lock file stays after procman exits
+        if running:
+            held = os.open(lock, os.O_RDWR)
+            fcntl.flock(held, fcntl.LOCK_EX)
+    try:
+        output = sh(steps.running_supervisors(root)).stdout
+    finally:
+        assert held is not None
+        os.close(held)
     assert steps.parse_running_supervisors(output) == [ID]
     assert steps.parse_running_supervisors("/x/releases/not-an-id\n\n") == []
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import subprocess
 import tarfile
@@ -61,40 +62,40 @@ def test_parse_lock_info() -> None:
     assert steps.parse_lock_info("[1]") == {"holder": "?", "time": "?", "release": "?"}
 
 
-def test_upload_verify_and_accept() -> None:
+def test_accept_checked_upload_compares_the_digest_then_renames() -> None:
     part = "'/srv/my app/.procman/artifacts/20261122T131955Z-0123456.tar.gz.part'"
-    assert line(steps.sha256(steps.upload_path(ROOT, ID))) == f"sha256sum -- {part}"
-    assert line(steps.accept_upload(ROOT, ID)) == (
-        f"mv -T -- {part} '/srv/my app/.procman/artifacts/20261122T131955Z-0123456.tar.gz'"
+    assert line(steps.accept_checked_upload(ROOT, ID, "a" * 64)) == (
+        """sh -c 'actual=$(sha256sum < "$1") && actual=${actual%% *} """
+        """&& if [ "$actual" != "$2" ]; then rm -f -- "$1"; echo "sha256 $actual"; exit 65; fi """
+        """&& mv -T -- "$1" "$3"' procman-accept """
+        f"{part} {'a' * 64} '/srv/my app/.procman/artifacts/20261122T131955Z-0123456.tar.gz'"
     )
+    with pytest.raises(steps.StepError, match="bad sha256"):
+        steps.accept_checked_upload(ROOT, ID, "$(reboot)")
 
 
-def test_verify_sha256() -> None:
+def test_parse_sha256() -> None:
     digest = "a" * 64
-    steps.verify_sha256(f"{digest}  /srv/x.tar.gz\n", digest, "/srv/x.tar.gz")
-    steps.verify_sha256(f"\\{digest}  /srv/odd\\nname\n", digest, "/srv/odd\nname")
-    with pytest.raises(steps.StepError, match=r"/srv/x: sha256 is b{64}, expected a{64}"):
-        steps.verify_sha256("b" * 64 + "  /srv/x\n", digest, "/srv/x")
+    assert steps.parse_sha256(f"{digest}  /srv/x.tar.gz\n") == digest
+    assert steps.parse_sha256(f"\\{digest}  /srv/odd\\nname\n") == digest
     with pytest.raises(steps.StepError, match="unexpected sha256sum output"):
-        steps.verify_sha256("sha256sum: /srv/x: No such file or directory\n", digest, "/srv/x")
+        steps.parse_sha256("sha256sum: /srv/x: No such file or directory\n")
 
 
-def test_unpack_goes_through_a_temporary_directory() -> None:
-    assert line(steps.unpack(ROOT, ID)) == (
-        """sh -c 'rm -rf -- "$2" && mkdir -- "$2" && tar -xzf "$1" -C "$2" --no-same-owner """
-        """&& mv -T -- "$2" "$3"' procman-unpack """
-        "'/srv/my app/.procman/artifacts/20261122T131955Z-0123456.tar.gz' "
-        "'/srv/my app/releases/.20261122T131955Z-0123456.unpacking' "
-        "'/srv/my app/releases/20261122T131955Z-0123456'"
-    )
-
-
-def test_link_shared() -> None:
-    assert line(steps.link_shared(ROOT, ID, [".env", "media/uploads/"])) == (
-        """sh -c 'set -e; r=$1; s=$2; shift 2; for f; do mkdir -p -- "$(dirname -- "$r/$f")"; """
-        """rm -rf -- "$r/$f"; ln -s -- "$s/$f" "$r/$f"; done' procman-link-shared """
-        "'/srv/my app/releases/20261122T131955Z-0123456' '/srv/my app/shared' .env media/uploads"
-    )
+def test_unpack_release_goes_through_a_temporary_directory() -> None:
+    argv = steps.unpack_release(ROOT, ID, [".env", "media/uploads/"], "A='1'\n")
+    assert argv[:2] == ["sh", "-c"]
+    assert argv[3:] == [
+        "procman-unpack",
+        "/srv/my app/.procman/artifacts/20261122T131955Z-0123456.tar.gz",
+        "/srv/my app/releases/.20261122T131955Z-0123456.unpacking",
+        "/srv/my app/releases/20261122T131955Z-0123456",
+        "/srv/my app/shared",
+        "/srv/my app/current",
+        "A='1'\n",
+        ".env",
+        "media/uploads/",
+    ]
 
 
 def test_run_in_release_passes_the_command_as_one_argument() -> None:
@@ -183,10 +184,10 @@ HOSTILE_IDS = [
 @pytest.mark.parametrize("release_id", HOSTILE_IDS)
 def test_hostile_release_ids_are_rejected(release_id: str) -> None:
     for build in (
-        steps.unpack,
+        lambda root, rid: steps.unpack_release(root, rid, [".env"], ""),
         steps.switch_current,
-        steps.accept_upload,
-        lambda root, rid: steps.link_shared(root, rid, [".env"]),
+        lambda root, rid: steps.accept_checked_upload(root, rid, "a" * 64),
+        steps.finish_build,
         lambda root, rid: steps.run_in_release(root, rid, "true"),
         lambda root, rid: steps.remove_releases(root, [rid]),
         lambda root, rid: steps.take_lock(root, "me", "now", rid),
@@ -204,14 +205,14 @@ def test_bad_roots_are_rejected(root: str) -> None:
 @pytest.mark.parametrize("name", ["", "/etc/passwd", "../x", "a/../../x", ".", "a\nb"])
 def test_bad_shared_files_are_rejected(name: str) -> None:
     with pytest.raises(ConfigError, match="shared file"):
-        steps.link_shared(ROOT, ID, [name])
+        steps.unpack_release(ROOT, ID, [name], "")
 
 
 def test_hostile_root_is_one_quoted_word() -> None:
     root = "/srv/a b;$(touch pwned)`id`'\"&|*"
     argv = steps.release_lock(root)
     assert shlex.split(line(argv)) == ["rm", "-rf", "--", f"{root}/.procman/lock"]
-    built = [steps.unpack(root, ID), steps.switch_current(root, ID)]
+    built = [steps.unpack_release(root, ID, [".env"], ""), steps.switch_current(root, ID)]
     built.append(steps.take_lock(root, "x'y", "t", ID))
     for argv in built:
         assert shlex.split(line(argv)) == argv
@@ -254,17 +255,19 @@ def test_a_whole_deploy_runs_in_a_hostile_root(tmp_path: Path) -> None:
     assert steps.parse_lock_info(ok(steps.read_lock(root), tmp_path))["release"] == ID
 
     make_artifact(Path(steps.upload_path(root, ID)), "web: run\n")
-    digest = ok(steps.sha256(steps.upload_path(root, ID)), tmp_path)
-    steps.verify_sha256(digest, steps.parse_sha256(digest), steps.upload_path(root, ID))
-    ok(steps.accept_upload(root, ID), tmp_path)
-    ok(steps.unpack(root, ID), tmp_path)
+    digest = steps.parse_sha256(
+        subprocess.run(
+            ["sha256sum", steps.upload_path(root, ID)], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    ok(steps.accept_checked_upload(root, ID, digest), tmp_path)
+    (root_path / "shared" / ".env").write_text("A=1\n")
+    ok(steps.unpack_release(root, ID, [".env", "media/uploads/"], "B='$(x)'\n"), tmp_path)
     release = root_path / "releases" / ID
     assert (release / "Procfile").read_text() == "web: run\n"
-
-    (root_path / "shared" / ".env").write_text("A=1\n")
-    ok(steps.link_shared(root, ID, [".env", "media/uploads"]), tmp_path)
     assert (release / ".env").read_text() == "A=1\n"
     assert (release / "media" / "uploads").is_symlink()
+    assert (release / steps.DEPLOY_ENV_FILE).read_text() == "B='$(x)'\n"
 
     ok(steps.run_in_release(root, ID, 'echo built > out; echo "$0" > zero'), tmp_path)
     assert (release / "out").read_text() == "built\n"
@@ -274,9 +277,8 @@ def test_a_whole_deploy_runs_in_a_hostile_root(tmp_path: Path) -> None:
     assert steps.parse_current(ok(steps.read_current(root), tmp_path)) == ID
     assert (root_path / "current" / "out").read_text() == "built\n"
 
-    make_artifact(Path(steps.upload_path(root, OLDER)), "web: old\n")
-    ok(steps.accept_upload(root, OLDER), tmp_path)
-    ok(steps.unpack(root, OLDER), tmp_path)
+    make_artifact(Path(steps.artifact_path(root, OLDER)), "web: old\n")
+    ok(steps.unpack_release(root, OLDER, [], ""), tmp_path)
     ok(steps.switch_current(root, OLDER), tmp_path)
     assert (root_path / "current" / "Procfile").read_text() == "web: old\n"
     assert not (root_path / ".current.tmp").exists()
@@ -297,14 +299,33 @@ def test_a_whole_deploy_runs_in_a_hostile_root(tmp_path: Path) -> None:
     assert not list(tmp_path.rglob("pwned*"))
 
 
-def test_unpack_over_an_existing_release_fails_and_keeps_it(tmp_path: Path) -> None:
+def test_unpack_replaces_an_unbuilt_release_but_never_the_current_one(tmp_path: Path) -> None:
     root = str(tmp_path / "app")
     ok(steps.ensure_layout(root), tmp_path)
     make_artifact(Path(steps.artifact_path(root, ID)), "web: new\n")
-    (tmp_path / "app" / "releases" / ID).mkdir()
-    (tmp_path / "app" / "releases" / ID / "keep").write_text("")
-    assert run(steps.unpack(root, ID), tmp_path).returncode != 0
-    assert (tmp_path / "app" / "releases" / ID / "keep").exists()
+    release = tmp_path / "app" / "releases" / ID
+    release.mkdir()
+    (release / "left-by-a-failed-build").write_text("")
+    ok(steps.unpack_release(root, ID, [], ""), tmp_path)
+    assert sorted(p.name for p in release.iterdir()) == [steps.DEPLOY_ENV_FILE, "Procfile"]
+
+    ok(steps.switch_current(root, ID), tmp_path)
+    (release / "running").write_text("")
+    refused = run(steps.unpack_release(root, ID, [], ""), tmp_path)
+    assert refused.returncode == steps.RELEASE_IS_CURRENT_STATUS
+    assert refused.stdout == f"{release} is current\n"
+    assert (release / "running").exists()
+
+
+def test_a_tampered_upload_is_removed_not_accepted(tmp_path: Path) -> None:
+    root = str(tmp_path / "app")
+    ok(steps.ensure_layout(root), tmp_path)
+    make_artifact(Path(steps.upload_path(root, ID)), "web: x\n")
+    done = run(steps.accept_checked_upload(root, ID, "b" * 64), tmp_path)
+    assert done.returncode == steps.SHA256_MISMATCH_STATUS
+    assert re.fullmatch(r"sha256 [0-9a-f]{64}\n", done.stdout)
+    assert not Path(steps.upload_path(root, ID)).exists()
+    assert not Path(steps.artifact_path(root, ID)).exists()
 
 
 def test_lock_in_a_missing_root_is_an_error_not_held(tmp_path: Path) -> None:
