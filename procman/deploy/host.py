@@ -339,4 +339,9 @@ def _formation_text(formation: Mapping[str, int]) -> str:
 
 
 def _package(tool: str) -> str:
-    return {"sha256sum": "coreutils", "setsid": "util-linux", "find": "findutils"}.get(tool, tool)
+    return {
+        "sha256sum": "coreutils",
+        "setsid": "util-linux",
+        "flock": "util-linux",
+        "find": "findutils",
+    }.get(tool, tool)
