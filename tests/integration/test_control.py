@@ -212,6 +212,10 @@ def test_stop_wait_returns_once_the_processes_have_stopped(
     # SIGKILL comes 3 s (-t) after SIGTERM: the app has stopped within the wait.
     done = app.run("stop", "--wait", "10")
     assert (done.returncode, done.stdout) == (0, "stopping the app\nstopped\n")
+    # procman itself has exited, its lock released: a new procman start can follow at once.
+    from procman.rundir import RunDir
+
+    assert not RunDir(app.root).is_running()
     assert output.finish(timeout=5)[0] == 0
 
 

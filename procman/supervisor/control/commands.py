@@ -73,7 +73,12 @@ def wait_stopped(options: AppOptions, names: Sequence[str] | None, timeout: floa
         try:
             processes = client.request({"verb": "ps"})["processes"]
         except (NotRunning, Gone):
-            return  # procman has exited, or is exiting with its processes already stopped
+            # Its processes have stopped; for the whole app, wait until procman itself has
+            # exited too (its lock released), so that a new procman start can follow at once.
+            if names is None and RunDir(app_root(options)).is_running():
+                processes = [{"name": "?", "pid": 0}]
+            else:
+                return
         except ProcmanError:
             if names is not None:
                 raise
