@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -99,9 +100,7 @@ class RunDir:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as error:
             raise ProcmanError(f"cannot open {lock_path}: {error.strerror}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _lock_exclusive(fd):
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
             raise AlreadyRunning(
@@ -144,3 +143,22 @@ class RunDir:
             raise ProcmanError(
                 f"cannot save the formation to {self.formation_path}: {error.strerror}"
             ) from None
+
+
+LOCK_ATTEMPTS = 10
+LOCK_RETRY = 0.02
+"""Seconds between attempts: a check of whether procman runs (``is_running`` here, ``flock -s``
+on a deploy host) holds a shared lock for an instant, and must not make a start fail."""
+
+
+def _lock_exclusive(fd: int) -> bool:
+    """Take an exclusive ``flock`` on ``fd``; False when another process keeps a lock on it for
+    longer than a momentary check would."""
+    for attempt in range(LOCK_ATTEMPTS):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if attempt + 1 < LOCK_ATTEMPTS:
+                time.sleep(LOCK_RETRY)
+    return False

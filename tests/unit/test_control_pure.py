@@ -166,3 +166,27 @@ def test_an_unusable_app_directory_is_a_clear_error(tmp_path: Path) -> None:
     not_a_directory.write_text("")
     with pytest.raises(ProcmanError, match=r"^cannot create .*file/\.procman"):
         RunDir(not_a_directory).lock()
+
+
+def test_a_momentary_check_does_not_make_a_start_fail(tmp_path: Path) -> None:
+    import fcntl
+    import os
+    import threading
+
+    from procman.rundir import AlreadyRunning
+
+    run_dir = RunDir(tmp_path)
+    run_dir.ensure()
+    lock_file = tmp_path / ".procman" / "procman.pid"
+    lock_file.write_text("1\n")
+    # A check holds a shared lock for an instant (is_running, or flock -s on a deploy host) ...
+    check = os.open(lock_file, os.O_RDONLY)
+    fcntl.flock(check, fcntl.LOCK_SH)
+    threading.Timer(0.05, os.close, [check]).start()
+    fd = run_dir.lock()  # ... and the start waits it out instead of failing
+    try:
+        with pytest.raises(AlreadyRunning, match=rf"\(pid {os.getpid()}\)"):
+            RunDir(tmp_path).lock()  # a real holder stays: refused after the retries
+        assert run_dir.is_running()
+    finally:
+        os.close(fd)
