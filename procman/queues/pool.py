@@ -13,22 +13,27 @@ puts their jobs back at the front of their queues.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import os
 import selectors
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 import redis
 from rq.queue import Queue
 from rq.scheduler import RQScheduler
 
 from procman.exitcodes import status_for_signal
+from procman.queues import worker as worker_module
 from procman.queues.config import QueueConfig, ScheduledJob
 from procman.queues.recovery import (
     fail_in_progress,
@@ -66,10 +71,64 @@ class PoolOptions:
     app_dir: Path
 
 
+class ChildProcess(Protocol):
+    """What the pool uses of a worker process: ``subprocess.Popen``'s names, met by ``Forked``."""
+
+    @property
+    def pid(self) -> int: ...
+
+    def poll(self) -> int | None: ...
+
+    def wait(self) -> int: ...
+
+    def send_signal(self, sig: int) -> None: ...
+
+    def kill(self) -> None: ...
+
+
+class Forked:
+    """A forked worker, waited for and signalled like a ``subprocess.Popen`` (``returncode`` is
+    the exit code, or minus the signal that ended it; a reaped pid is never signalled)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            self._reap(os.WNOHANG)
+        return self.returncode
+
+    def wait(self) -> int:
+        while self.returncode is None:
+            self._reap(0)
+        return self.returncode
+
+    def _reap(self, flags: int) -> None:
+        try:
+            pid, status = os.waitpid(self.pid, flags)
+        except ChildProcessError:  # reaped elsewhere: its status is lost (as Popen says: 0)
+            self.returncode = 0
+            return
+        if pid == self.pid:
+            self.returncode = os.waitstatus_to_exitcode(status)
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is not None:
+            return
+        try:
+            os.kill(self.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
 @dataclass(eq=False, slots=True)
 class WorkerProcess:
     name: str
-    process: subprocess.Popen[bytes]
+    process: ChildProcess
     status_fd: int
     started_at: float
     job_id: str | None = None
@@ -178,19 +237,42 @@ class Pool:
             app_dir=str(self.options.app_dir),
         )
         try:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "procman.queues.worker"],
-                env={**os.environ, SPEC_VARIABLE: spec.to_json()},
-                cwd=self.options.app_dir,
-                pass_fds=(write_fd,),
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 (the pool has no threads)
-            )
+            process = self._start_worker(spec, read_fd)
         finally:
             os.close(write_fd)
         os.set_blocking(read_fd, False)
         worker = WorkerProcess(name, process, read_fd, time.monotonic())
         self._workers[process.pid] = worker
         self._selector.register(read_fd, selectors.EVENT_READ, worker)
+
+    def _start_worker(self, spec: WorkerSpec, read_fd: int) -> ChildProcess:
+        """Fork the worker (the worker module is imported here already, so a worker costs a fork,
+        not an interpreter start). Forking is only safe with this thread alone: should another
+        thread ever run in the pool, the worker is started as a fresh interpreter instead."""
+        if threading.active_count() > 1:
+            return subprocess.Popen(
+                [sys.executable, "-m", "procman.queues.worker"],
+                env={**os.environ, SPEC_VARIABLE: spec.to_json()},
+                cwd=self.options.app_dir,
+                pass_fds=(spec.status_fd,),
+                # the design before forking, kept as a guard only: no thread runs in the pool
+                # (RQScheduler.acquire_locks without auto_start starts none), and preexec_fn is
+                # as unsafe with threads here as it was there
+                preexec_fn=_die_with_parent,  # noqa: PLW1509
+            )
+        for stream in (sys.stdout, sys.stderr):  # or the child writes their buffers again
+            stream.flush()
+        pool_pid = os.getpid()
+        # No signal reaches the child while it still has the pool's handlers (they would write
+        # to the pool's wakeup socket); the pool gets its own once the fork is done.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        try:
+            pid = os.fork()
+            if pid == 0:
+                _run_forked_worker(self, spec, read_fd, pool_pid, mask)  # never returns
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        return Forked(pid)
 
     def _read_status(self, worker: WorkerProcess) -> None:
         if not worker.status_open:
@@ -369,7 +451,7 @@ def _describe(queue: tuple[str, int | None]) -> str:
     return name if weight is None else f"{name}({weight})"
 
 
-def _signal(process: subprocess.Popen[bytes], signum: int) -> None:
+def _signal(process: ChildProcess, signum: int) -> None:
     try:
         process.send_signal(signum)
     except ProcessLookupError:
@@ -383,6 +465,120 @@ def _die_with_parent() -> None:
 
     pr_set_pdeathsig = 1
     ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+
+
+def _run_forked_worker(
+    pool: Pool, spec: WorkerSpec, read_fd: int, pool_pid: int, mask: set[int | signal.Signals]
+) -> None:
+    """In the forked child: become what ``python -m procman.queues.worker`` was (its signal
+    handlers, cwd, ``sys.path``, environment, modules of the app, only the status pipe's write
+    end open besides stdio), run the worker, and end with ``os._exit``: the pool's ``finally``
+    blocks and ``atexit`` handlers never run here."""
+    status = 1
+    started = interrupted = False
+    try:
+        _die_with_parent()
+        if os.getppid() != pool_pid:  # the pool died before PDEATHSIG was armed
+            os.kill(os.getpid(), signal.SIGKILL)
+        # The pool's objects are never collected here: one owning a descriptor closed below
+        # cannot close a reused number later.
+        gc.freeze()
+        atexit._clear()
+        _reset_signal_handlers()
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        os.chdir(spec.app_dir)
+        os.environ[SPEC_VARIABLE] = spec.to_json()
+        sys.argv = [worker_module.__file__ or "procman.queues.worker"]
+        if not sys.flags.safe_path and sys.path:
+            sys.path[0] = os.getcwd()  # what ``python -m`` puts first: its cwd, the app dir
+        _forget_app_modules(spec.app_dir)
+        pool._selector.close()
+        pool._signals.reader.close()
+        pool._signals._writer.close()
+        os.close(read_fd)
+        for other in pool._workers.values():
+            if other.status_open:
+                os.close(other.status_fd)
+        # And every other descriptor of the pool (its Redis sockets, what its parent passed it):
+        # the fresh interpreter had none of them either (Popen's close_fds).
+        _close_all_but(0, 1, 2, spec.status_fd)
+        started = True
+        status = worker_module.main()
+    except SystemExit as stop:
+        status = _exit_code(stop.code)
+    except KeyboardInterrupt:
+        interrupted = True
+    except BaseException:
+        sys.excepthook(*sys.exc_info())
+    finally:
+        if started:  # the worker's (and its jobs') own atexit handlers, as at interpreter exit
+            atexit._run_exitfuncs()
+        _flush()
+        if interrupted:  # as Python ends on an uncaught KeyboardInterrupt
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
+        os._exit(status)
+
+
+def _reset_signal_handlers() -> None:
+    """The dispositions an exec'd interpreter would start with: handled signals back to the
+    default (SIGINT to ``KeyboardInterrupt``), ignored ones still ignored, no wakeup fd."""
+    signal.set_wakeup_fd(-1)
+    for signum in signal.valid_signals():
+        try:
+            handler = signal.getsignal(signum)
+        except ValueError:
+            continue
+        if handler in (signal.SIG_DFL, signal.SIG_IGN):
+            continue
+        fresh = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+        try:
+            signal.signal(signum, fresh)
+        except (OSError, ValueError):
+            pass  # SIGKILL, SIGSTOP
+
+
+def _forget_app_modules(app_dir: str) -> None:
+    """The pool imported the app's modules named by ``schedule:`` entries; a fresh worker
+    imported its own, so its module-level state (a client made at import time) is its own."""
+    root = os.path.realpath(app_dir) + os.sep
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if name == "__main__" or name.split(".")[0] == "procman" or not path:
+            continue
+        real = os.path.realpath(path)
+        if real.startswith(root) and not {"site-packages", "dist-packages"} & set(Path(real).parts):
+            del sys.modules[name]
+
+
+def _close_all_but(*keep: int) -> None:
+    try:
+        fds = [int(fd) for fd in os.listdir("/proc/self/fd")]
+    except OSError:  # no /proc: every possible number
+        fds = list(range(os.sysconf("SC_OPEN_MAX")))
+    for fd in fds:
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # the listing's own descriptor, gone already
+
+
+def _exit_code(code: object) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    sys.stderr.write(f"{code}\n")
+    return 1
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
 
 
 def parse_queues_option(spec: str) -> tuple[tuple[str, int | None], ...]:

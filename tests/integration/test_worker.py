@@ -3,6 +3,7 @@ real SIGKILLs."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -369,3 +370,84 @@ def test_workers_are_recycled_after_max_jobs(jobs_app: App, redis_url: str) -> N
         if line.startswith("Worker ") and "finished executing 5 jobs" in line
     }
     assert len(names) == 2  # two workers reached max_jobs and were replaced
+
+
+FACTS = """
+import os, signal, sys
+
+IMPORTED_IN = os.getpid()
+
+def facts():
+    fds = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            fds[int(fd)] = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            pass  # the listing's own descriptor
+    return {
+        "imported_here": IMPORTED_IN == os.getpid(),
+        "fds": fds,
+        "handlers": {
+            name: repr(signal.getsignal(getattr(signal, name)))
+            for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGCHLD")
+        },
+        "wakeup_fd": signal.set_wakeup_fd(-1),
+        "cwd": os.getcwd(),
+        "path0": sys.path[0],
+        "spec_in_env": "PROCMAN_WORKER_SPEC" in os.environ,
+        "parent": os.getppid(),
+    }
+"""
+
+
+def test_a_forked_worker_is_what_a_fresh_worker_process_was(jobs_app: App, redis_url: str) -> None:
+    """The pool forks its workers; each must still look like a fresh worker process: its own
+    copy of the app's modules (the pool imported them for ``schedule:``), only stdio, its Redis
+    sockets and the status pipe open, the worker's signal handlers and no wakeup fd, the app
+    dir as cwd and first on sys.path; and it dies with the pool."""
+    import psutil
+
+    jobs_app.write("facts.py", FACTS)
+    jobs_app.write(
+        "queues.yml",
+        'schedule:\n  never:\n    cron: "0 0 1 1 *"\n    func: facts.facts\n    queue: default\n',
+    )
+    connection = client(redis_url)
+    job = Queue("default", connection=connection).enqueue("facts.facts")
+    pool = subprocess.Popen(
+        [PROCMAN, "worker", "-c", "1"],
+        cwd=jobs_app.root,
+        stdout=subprocess.DEVNULL,
+        process_group=0,
+    )
+    try:
+        _wait_status(connection, job.id, JobStatus.FINISHED, timeout=30)
+        facts = Job.fetch(job.id, connection=connection).return_value()
+        assert facts["imported_here"]
+        targets = [target for fd, target in facts["fds"].items() if int(fd) > 2]
+        assert sorted(target.split(":")[0] for target in targets) == [
+            "pipe",  # the status pipe's write end
+            *["socket"] * (len(targets) - 1),  # the worker's own Redis connections
+        ]
+        pool_sockets = {
+            os.readlink(f"/proc/{pool.pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pool.pid}/fd")
+        }
+        assert not pool_sockets & {t for t in targets if t.startswith("socket")}
+        assert facts["handlers"] == {
+            "SIGINT": "<Handlers.SIG_IGN: 1>",
+            "SIGTERM": "<Handlers.SIG_IGN: 1>",
+            "SIGHUP": "<Handlers.SIG_DFL: 0>",
+            "SIGCHLD": "<Handlers.SIG_DFL: 0>",
+        }
+        assert facts["wakeup_fd"] == -1
+        assert facts["cwd"] == facts["path0"] == str(jobs_app.root.resolve())
+        assert facts["spec_in_env"]
+        [worker] = psutil.Process(pool.pid).children()
+        assert facts["parent"] == pool.pid
+        pool.kill()  # the pool alone: its worker must follow
+        pool.wait()
+        worker.wait(timeout=10)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pool.pid, signal.SIGKILL)
+        pool.wait()
