@@ -264,7 +264,13 @@ class DeployHost:
         first = {name: (count if not web_first or name == WEB else 0)
                  for name, count in formation.items()}  # fmt: skip
         started = self.transport.run(
-            steps.start_supervisor(self.root, release_id, _formation_text(first), stop_timeout),
+            steps.start_supervisor(
+                self.root,
+                release_id,
+                _formation_text(first),
+                stop_timeout,
+                list_processes=first.get(WEB, 0) > 0,  # the web ports, for the health check
+            ),
             timeout=steps.UP_TIMEOUT + QUICK,
         )
         if not started.ok:

@@ -433,11 +433,15 @@ UP_TIMEOUT = 20
 """Seconds for a freshly started ``procman start`` to take its lock and answer ``ps``."""
 
 
-def start_supervisor(root: str, release_id: str, formation: str, stop_timeout: float) -> list[str]:
+def start_supervisor(
+    root: str, release_id: str, formation: str, stop_timeout: float, *, list_processes: bool
+) -> list[str]:
     """Start ``procman start`` in the release, detached from the SSH session (a session of its
     own, output appended to ``SUPERVISOR_LOG``), restarting crashed processes; wait until it
-    holds its lock and answers, then print ``procman ps --json``. Exit ``START_FAILED_STATUS``
-    when it exits first or does not answer within ``UP_TIMEOUT`` seconds."""
+    holds its lock, then, with ``list_processes``, until it answers ``procman ps --json``, which
+    is printed (without, ``[]`` is: one interpreter fewer on the host). Exit
+    ``START_FAILED_STATUS`` when it exits first or does not get there within ``UP_TIMEOUT``
+    seconds."""
     lock = f".procman/{LOCK_FILE}"
     script = (
         _PROCMAN_IN_RELEASE + "mkdir -p .procman; "
@@ -447,6 +451,7 @@ def start_supervisor(root: str, release_id: str, formation: str, stop_timeout: f
         f"until [ -e {lock} ] && ! flock -n -s {lock} true 2>/dev/null; do "
         f"kill -0 $pid 2>/dev/null && [ $(date +%s) -lt $end ] || exit {START_FAILED_STATUS}; "
         "sleep 0.05; done; "
+        f"{'' if list_processes else 'echo []; exit 0; '}"
         'until procman ps --json ${files:+-e "$files"} 2>/dev/null; do '
         f"kill -0 $pid 2>/dev/null && [ $(date +%s) -lt $end ] || exit {START_FAILED_STATUS}; "
         "sleep 0.1; done"
