@@ -358,17 +358,8 @@ class Bench:
     def command_latency(self, count: int = 30) -> list[float]:
         """Milliseconds of ``true`` run over one open SSH connection (procman's own transport),
         ``count`` times after one untimed: what every command a deploy runs on a host costs."""
-        from procman.deploy.transport.ssh import SSHTransport
-
-        host = self.cluster.hosts[0]
         times = []
-        with SSHTransport(
-            host.address,
-            host.port,
-            self.cluster.user,
-            known_hosts=[self.cluster.known_hosts],
-            identity_file=self.cluster.identity_file,
-        ) as transport:
+        with self.cluster.connect(self.cluster.hosts[0]) as transport:
             transport.run(["true"], timeout=30)
             for _ in range(count):
                 began = time.monotonic()
@@ -380,21 +371,9 @@ class Bench:
         """Stop what the deploys started on every host, over SSH as procman does (``procman stop
         --wait`` in each release with a supervisor); then kill, and return, whatever still runs
         on a host STOP_GRACE s later."""
-        from procman.deploy.config import Environment, Host
-        from procman.deploy.host import DeployHost
-        from procman.deploy.transport.ssh import SSHTransport
 
         def stop(host: sshd_hosts.SSHHost) -> None:
-            transport = SSHTransport(
-                host.address,
-                host.port,
-                self.cluster.user,
-                known_hosts=[self.cluster.known_hosts],
-                identity_file=self.cluster.identity_file,
-            )
-            environment = Environment("any", (), self.root_path(host))
-            with transport:
-                DeployHost(Host(host.address), environment, transport).stop_all(30)
+            self.cluster.stop_deployed(host, self.root_path(host))
 
         def guarded(host: sshd_hosts.SSHHost) -> None:
             try:

@@ -23,8 +23,12 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import psutil
+
+if TYPE_CHECKING:
+    from procman.deploy.transport.ssh import SSHTransport
 
 
 def procman_executable() -> str:
@@ -116,6 +120,28 @@ class SSHCluster:
         self.user = user
         self.identity_file = identity_file
         self.known_hosts = known_hosts
+
+    def connect(self, host: SSHHost, **options: Any) -> SSHTransport:
+        """procman's SSH transport to ``host``, with this cluster's client key and known_hosts
+        (``options`` override them or add to them)."""
+        from procman.deploy.transport.ssh import SSHTransport
+
+        settings: dict[str, Any] = {
+            "known_hosts": [self.known_hosts],
+            "identity_file": self.identity_file,
+            **options,
+        }
+        return SSHTransport(host.address, host.port, self.user, **settings)
+
+    def stop_deployed(self, host: SSHHost, root: str, wait: float = 30) -> None:
+        """Stop every ``procman start`` that deploys left running under the deploy root ``root``
+        on ``host``, over SSH as procman itself does (``procman stop --wait`` in each release)."""
+        from procman.deploy.config import Environment, Host
+        from procman.deploy.host import DeployHost
+
+        with self.connect(host) as transport:
+            environment = Environment("any", (), root)
+            DeployHost(Host(host.address), environment, transport).stop_all(wait)
 
 
 def _mount_namespaces_work() -> bool:

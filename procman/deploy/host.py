@@ -236,13 +236,6 @@ class DeployHost:
         if not result.ok and b"no procman is running" not in result.stderr:
             raise StepFailed(self.label, f"stop {release_id}", tail(result.stdout + result.stderr))
 
-    def processes(self, release_id: str) -> list[dict[str, object]] | None:
-        result = self._procman(release_id, ["ps", "--json"])
-        if not result.ok:
-            return None
-        processes: list[dict[str, object]] = json.loads(result.stdout)
-        return processes
-
     def restart(
         self, release_id: str, formation: Mapping[str, int], stop_timeout: float
     ) -> Restarted:

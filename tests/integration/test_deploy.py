@@ -150,23 +150,9 @@ class Deployment:
         return done
 
     def stop_everything(self) -> None:
-        """Stop what the deploys started on the hosts, over SSH as procman does: procman stop in
-        each release that has a supervisor."""
-        from procman.deploy.config import Environment, Host
-        from procman.deploy.host import DeployHost
-        from procman.deploy.transport.ssh import SSHTransport
-
+        """Stop what the deploys started on the hosts, over SSH as procman does."""
         for host in self.cluster.hosts:
-            transport = SSHTransport(
-                host.address,
-                host.port,
-                self.cluster.user,
-                known_hosts=[self.cluster.known_hosts],
-                identity_file=self.cluster.identity_file,
-            )
-            environment = Environment("any", (), f"{host.deploy_root}/snippets")
-            with transport:
-                DeployHost(Host(host.address), environment, transport).stop_all(30)
+            self.cluster.stop_deployed(host, f"{host.deploy_root}/snippets")
 
 
 def host_commands(address: str) -> list[str]:

@@ -36,13 +36,7 @@ DETACH_SLEEP = "setsid -f sleep 300 </dev/null >/dev/null 2>&1"
 
 
 def connect(cluster: SSHCluster, host: SSHHost) -> SSHTransport:
-    return SSHTransport(
-        host.address,
-        host.port,
-        cluster.user,
-        known_hosts=[cluster.known_hosts],
-        identity_file=cluster.identity_file,
-    )
+    return cluster.connect(host)
 
 
 def run_on(cluster: SSHCluster, host: SSHHost, script: str) -> str:

@@ -26,12 +26,7 @@ from tests.conftest import SSHCluster, SSHHost
 
 
 def connect(cluster: SSHCluster, host: SSHHost, **options: object) -> SSHTransport:
-    settings: dict[str, object] = {
-        "known_hosts": [cluster.known_hosts],
-        "identity_file": cluster.identity_file,
-    }
-    settings.update(options)
-    return SSHTransport(host.address, host.port, cluster.user, **settings)  # type: ignore[arg-type]
+    return cluster.connect(host, **options)
 
 
 @pytest.fixture
