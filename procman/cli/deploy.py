@@ -59,7 +59,7 @@ def pipeline_for(config_path: Path) -> Pipeline:
     from procman.deploy.pipeline import Pipeline
     from procman.procfile import load_procfile
 
-    repo = config_path.parent if str(config_path.parent) else Path(".")
+    repo = config_path.parent.resolve()
     procfile_path = repo / "Procfile"
     procfile = load_procfile(procfile_path) if procfile_path.is_file() else None
     config = load_deploy_config(config_path, procfile)

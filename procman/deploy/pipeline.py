@@ -358,6 +358,8 @@ class Pipeline:
     def promote(self, environment: Environment, options: DeployOptions) -> Outcome:
         started = time.monotonic()
         assert environment.promote_from is not None
+        if options.release is not None:
+            validate_release_id(options.release)  # before connecting anywhere
         source = self.environment(environment.promote_from)
         with self.hosts(source) as source_hosts:
             record = self._source_release(source, source_hosts, options.release)
@@ -686,6 +688,8 @@ class Pipeline:
 
     def rollback(self, name: str, release_id: str | None, wait: float = 0.0) -> Outcome:
         environment = self.environment(name)
+        if release_id is not None:
+            validate_release_id(release_id)  # before connecting anywhere
         started = time.monotonic()
         self._wait = wait
         with self.hosts(environment) as hosts:

@@ -198,3 +198,19 @@ def test_a_full_disk_is_named_with_the_host_and_the_step(
         assert not (disk / "snippets" / ".procman" / "lock").exists()
     finally:
         subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_bad_release_id_is_refused_before_connecting(
+    deploy_app: DeployApp, deploy_hosts: SSHCluster
+) -> None:
+    closed = free_port_on("127.0.0.2")
+    write_config(
+        deploy_app,
+        deploy_hosts,
+        staging={"hosts": [{"host": "127.0.0.2", "port": closed, "roles": ["web"]}]},
+    )
+    error = one_error_line(deploy_app.run("rollback", "staging", "$(reboot)"))
+    assert error == (
+        "procman: error: bad release id '$(reboot)' (release ids look like "
+        "20261122T131955Z-1a2b3c4 (see procman releases ENV))"
+    )
