@@ -12,10 +12,6 @@ from collections.abc import Sequence
 
 import click
 
-from procman.cli import control as _control  # noqa: F401 (registers the client commands)
-from procman.cli import deploy as _deploy  # noqa: F401 (registers deploy, releases, rollback, unlock)
-from procman.cli import jobs as _jobs  # noqa: F401 (registers procman jobs)
-from procman.cli import queues as _queues  # noqa: F401 (registers procman worker)
 from procman.cli.commands import cli
 from procman.errors import ManyErrors, ProcmanError
 from procman.exitcodes import ExitStatus

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -12,6 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from procman import __version__
+from procman.cli.lazy import LazyGroup
 from procman.settings import AppOptions
 from procman.supervisor.output import StreamStyle
 
@@ -60,7 +60,20 @@ def to_app_options(
     return AppOptions(procfile=procfile, root=root, env_files=paths, port=port)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+LAZY_COMMANDS = {
+    **{name: f"procman.cli.control:{name}" for name in ("scale", "ps", "restart", "stop", "logs")},
+    **{name: f"procman.cli.deploy:{name}" for name in ("deploy", "releases", "rollback", "unlock")},
+    "jobs": "procman.cli.jobs:jobs",
+    "worker": "procman.cli.queues:worker",
+}
+"""The commands defined outside this module, imported only when used."""
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy_commands=LAZY_COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, "-V", "--version", prog_name="procman")
 @click.option("--traceback", is_flag=True, help="Show a traceback on errors (for bug reports).")
 def cli(traceback: bool) -> None:
@@ -170,6 +183,8 @@ def check(
 
     report = check_app(to_app_options(procfile, root, env_files, port), config)
     if as_json:
+        import json
+
         click.echo(json.dumps(report.as_json(), indent=2))
     else:
         click.echo(report.summary())

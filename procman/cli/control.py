@@ -11,14 +11,14 @@ from typing import Any
 
 import click
 
-from procman.cli.commands import app_options, cli, to_app_options
+from procman.cli.commands import app_options, to_app_options
 from procman.formation import format_formation
 from procman.supervisor.output import Prefixer, StreamStyle
 
 EnvFiles = tuple[str, ...]
 
 
-@cli.command()
+@click.command()
 @app_options
 @click.argument("changes", nargs=-1, required=True)
 def scale(
@@ -38,7 +38,7 @@ def scale(
     return 0
 
 
-@cli.command()
+@click.command()
 @app_options
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
 def ps(
@@ -55,7 +55,7 @@ def ps(
     return 0
 
 
-@cli.command()
+@click.command()
 @app_options
 @click.argument("targets", nargs=-1)
 def restart(
@@ -73,7 +73,7 @@ def restart(
     return 0
 
 
-@cli.command()
+@click.command()
 @app_options
 @click.argument("targets", nargs=-1)
 @click.option(
@@ -106,7 +106,7 @@ def stop(
     return 0
 
 
-@cli.command()
+@click.command()
 @app_options
 @click.argument("targets", nargs=-1)
 @click.option(

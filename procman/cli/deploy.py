@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from procman.cli.commands import cli, with_options
+from procman.cli.commands import with_options
 from procman.cli.control import format_table
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ def say(line: str) -> None:
     click.echo(f"procman: {line}", err=False)
 
 
-@cli.command()
+@click.command()
 @click.argument("environment")
 @deploy_file_option
 @click.option("--commit", default="HEAD", show_default=True, help="The git commit to deploy.")
@@ -109,7 +109,7 @@ def deploy(
     return 0
 
 
-@cli.command()
+@click.command()
 @click.argument("environment")
 @deploy_file_option
 @click.option("--json", "as_json", is_flag=True, help="Print the releases as JSON.")
@@ -140,7 +140,7 @@ def releases(environment: str, config_path: Path, as_json: bool) -> int:
     return 0
 
 
-@cli.command()
+@click.command()
 @click.argument("environment")
 @click.argument("release_id", metavar="[ID]", required=False)
 @deploy_file_option
@@ -152,7 +152,7 @@ def rollback(environment: str, release_id: str | None, config_path: Path, wait: 
     return 0
 
 
-@cli.command()
+@click.command()
 @click.argument("environment")
 @deploy_file_option
 def unlock(environment: str, config_path: Path) -> int:

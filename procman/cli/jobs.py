@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from procman.cli.commands import cli, to_app_options, with_options
+from procman.cli.commands import to_app_options, with_options
 from procman.cli.control import format_duration, format_table
 from procman.errors import UsageError
 
@@ -61,7 +61,7 @@ def target_options(command: F) -> F:
 json_option = click.option("--json", "as_json", is_flag=True, help="Print it as JSON.")
 
 
-@cli.group(invoke_without_command=True)
+@click.group(invoke_without_command=True)
 @target_options
 @json_option
 @click.pass_context

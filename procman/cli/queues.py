@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from procman.cli.commands import app_options, cli, to_app_options
+from procman.cli.commands import app_options, to_app_options
 
 
-@cli.command()
+@click.command()
 @app_options
 @click.option(
     "-C",
