@@ -8,6 +8,7 @@ them.
 
 from __future__ import annotations
 
+import compileall
 import json
 import math
 import os
@@ -86,6 +87,10 @@ def _find(name: str) -> Manager | str:
         path = Path(os.environ.get("PROCMAN_BENCH_BIN", BIN / "procman"))
         if not path.exists():
             return f"{path} not found: run scripts/test --co -q"
+        if "PROCMAN_BENCH_BIN" not in os.environ:
+            # The editable install runs the checkout, whose bytecode may be stale or missing (and
+            # is never written under PYTHONDONTWRITEBYTECODE); a wheel install ships it compiled.
+            compileall.compile_dir(Path(__file__).parents[1] / "procman", quiet=1)
         version = _version([str(path), "--version"]).replace(", version", "")
         return Manager(name, (str(path), "start", "--no-color"), "-t", version)
     if name == "honcho":

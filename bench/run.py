@@ -208,14 +208,16 @@ class Report:
             "| manager | s until all 50 lines, median (runs) | procman ÷ this | leftovers |",
             "|---|---|---|---|",
         ]
+        names = [*self._names(), *(floor.name for floor in startup.FLOORS)]
         medians = {}
-        for name in self._names():
+        for name in names:
             values = [s.seconds for s in samples if s.name == name]
             done = [v for v in values if v is not None]
             medians[name] = common.median(done) if done else None
         notes = []
         ours = medians.get("procman")
-        for name in self._names():
+        click_floor = medians.get(startup.FLOORS[-1].name)
+        for name in names:
             mine = [s for s in samples if s.name == name]
             theirs = medians[name]
             ratio = f"{ours / theirs:.2f}" if ours and theirs else "—"
@@ -223,10 +225,15 @@ class Report:
             rows.append(
                 f"| {name} | {seconds_cell([s.seconds for s in mine])} | {ratio} | {left} |"
             )
-            if name != "procman" and ours and theirs:
+            if name in self._names() and name != "procman" and ours and theirs:
                 notes.append(
                     f"- Goal procman at most half of {name}: {ours / theirs:.2f} → "
                     f"{verdict(ours <= theirs / 2)}"
+                    + (
+                        f" (the python + click floor is {click_floor / theirs:.2f} of {name})"
+                        if click_floor
+                        else ""
+                    )
                 )
         self.sections.append(
             f"## Start-up: {startup.PROCESSES} processes, launch until every line is seen\n\n"

@@ -15,6 +15,17 @@ import common
 PROCESSES = 50
 READY_BOUND = 60.0
 STOP_TIMEOUT = 2.0
+FLOOR_SCRIPT = Path(__file__).with_name("floor.py")
+FLOORS = (
+    common.Manager("floor: python", (sys.executable, str(FLOOR_SCRIPT), "start"), "-t", "-"),
+    common.Manager(
+        "floor: python + click",
+        (sys.executable, str(FLOOR_SCRIPT), "start", "--click"),
+        "-t",
+        "-",
+    ),
+)
+"""Measured beside the managers: the least any Python manager (or one built on click) needs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +54,10 @@ def run_one(manager: common.Manager, work: Path) -> Sample:
 
 
 def run(managers: list[common.Manager], repeat: int, scratch: Path) -> list[Sample]:
+    """Each round runs every manager and then the floors, in turn."""
     samples = []
     for round_number in range(repeat):
-        for manager in managers:
+        for manager in [*managers, *FLOORS]:
             work = scratch / f"startup-{round_number}-{manager.name}"
             sample = run_one(manager, work)
             samples.append(sample)

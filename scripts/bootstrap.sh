@@ -40,6 +40,9 @@ ensure_venv() {
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$spec"
     touch "$stamp"
   fi
+  # An editable install leaves procman's bytecode to the first runs, and none is written when
+  # PYTHONDONTWRITEBYTECODE is set: every procman command would then compile its modules again.
+  "$VENV/bin/python" -m compileall -q "$ROOT/procman" >/dev/null
 }
 
 # ensure_requirements FILE: pip install -r FILE into .venv, again only when FILE changes.

@@ -7,7 +7,6 @@ A request is ``{"verb": ..., ...}``; every reply carries ``"ok"``. Errors are
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,10 +31,14 @@ class Request:
 
 
 def encode(message: dict[str, Any]) -> bytes:
+    import json  # on the first request, not at every start
+
     return json.dumps(message, separators=(",", ":")).encode() + b"\n"
 
 
 def decode(line: bytes) -> dict[str, Any]:
+    import json  # see encode
+
     try:
         message = json.loads(line)
     except (ValueError, UnicodeDecodeError):
