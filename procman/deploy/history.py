@@ -19,6 +19,8 @@ OK = "ok"
 FAILED = "failed"
 ROLLED_BACK = "failed, rolled back"
 RESULTS = (OK, FAILED, ROLLED_BACK)
+INTERRUPTED = "interrupted"
+"""The flag of a command stopped by Ctrl-C."""
 _TEXT_FIELDS = ("who", "when", "action", "release_id", "sha256", "git_sha", "result")
 
 
@@ -40,7 +42,7 @@ class HistoryRecord:
     duration: float
     """Seconds the whole command took."""
     flags: tuple[str, ...] = ()
-    """Choices worth remembering: ``allow-dirty``, ``skip-tests``."""
+    """Choices worth remembering: ``allow-dirty``, ``skip-tests``; ``interrupted`` (Ctrl-C)."""
 
     @property
     def healthy(self) -> bool:

@@ -32,6 +32,7 @@ from procman.deploy.config import (
 )
 from procman.deploy.history import (
     FAILED,
+    INTERRUPTED,
     OK,
     ROLLED_BACK,
     HistoryRecord,
@@ -461,47 +462,16 @@ class Pipeline:
             record = self._recorder(hosts, action, release, flags, started)
             previous = {host.label: host.current() for host in hosts}
 
-            began = time.monotonic()
-
-            def ship_and_build(host: DeployHost) -> None:
-                uploaded, built = host.stage(
-                    artifact,
-                    self.config.build,
-                    self.config.shared,
-                    steps.dotenv_text(dict(environment.env)),
-                )
-                if uploaded:
-                    outcome.uploaded.append(host.label)
-                if built:
-                    outcome.built.append(host.label)
-
-            errors = parallel(hosts, ship_and_build)
-            outcome.timings["ship_and_build"] = time.monotonic() - began
-            if errors:
-                record(FAILED)
-                self._fail_on(
-                    errors,
-                    f"no host was switched ({artifact.release_id} is left on the hosts for "
-                    "inspection)",
-                )
-            self.say(
-                f"shipped to {len(hosts)} host{'s' if len(hosts) != 1 else ''} "
-                f"(uploaded to {len(outcome.uploaded)}, built on {len(outcome.built)}) "
-                f"in {outcome.timings['ship_and_build']:.1f}s"
-            )
-            if self.config.release:
-                self.say(f"release phase on {hosts[0].label}: {self.config.release}")
-                try:
-                    hosts[0].release_phase(artifact.release_id, self.config.release)
-                except ProcmanError as error:
-                    record(FAILED)
-                    raise DeployError(
-                        f"{error.message}; no host was switched", error.hint
-                    ) from None
-
-            began = time.monotonic()
-            failure, touched = self._switch_all(hosts, artifact.release_id, types, stop_timeout)
-            outcome.timings["restart"] = time.monotonic() - began
+            switching = False
+            try:
+                self._stage_all(hosts, environment, artifact, record, outcome)
+                began = time.monotonic()
+                switching = True
+                failure, touched = self._switch_all(hosts, artifact.release_id, types, stop_timeout)
+                outcome.timings["restart"] = time.monotonic() - began
+            except KeyboardInterrupt:
+                self._interrupted(hosts, previous, types, stop_timeout, record, switching)
+                raise
             if failure is not None:
                 self._roll_back(touched, previous, types, stop_timeout)
                 record(ROLLED_BACK)
@@ -523,6 +493,49 @@ class Pipeline:
             f"({action}, {outcome.timings['total']:.1f}s)"
         )
         return outcome
+
+    def _stage_all(
+        self,
+        hosts: list[DeployHost],
+        environment: Environment,
+        artifact: Artifact,
+        record: Callable[..., None],
+        outcome: Outcome,
+    ) -> None:
+        """Upload and build on every host at once, then the release phase on the first one; on
+        any failure, history records ``failed`` and no host is switched."""
+        began = time.monotonic()
+
+        def ship_and_build(host: DeployHost) -> None:
+            uploaded, built = host.stage(
+                artifact,
+                self.config.build,
+                self.config.shared,
+                steps.dotenv_text(dict(environment.env)),
+            )
+            if uploaded:
+                outcome.uploaded.append(host.label)
+            if built:
+                outcome.built.append(host.label)
+
+        errors = parallel(hosts, ship_and_build)
+        outcome.timings["ship_and_build"] = time.monotonic() - began
+        if errors:
+            record(FAILED)
+            self._fail_on(errors, "no host was switched")
+        self.say(
+            f"shipped to {len(hosts)} host{'s' if len(hosts) != 1 else ''} "
+            f"(uploaded to {len(outcome.uploaded)}, built on {len(outcome.built)}) "
+            f"in {outcome.timings['ship_and_build']:.1f}s"
+        )
+        if not self.config.release:
+            return
+        self.say(f"release phase on {hosts[0].label}: {self.config.release}")
+        try:
+            hosts[0].release_phase(artifact.release_id, self.config.release)
+        except ProcmanError as error:
+            record(FAILED)
+            raise DeployError(f"{error.message}; no host was switched", error.hint) from None
 
     @contextmanager
     def _locked(
@@ -580,7 +593,7 @@ class Pipeline:
         when = _now()
         release_id, sha256, git_sha = release
 
-        def record(result: str) -> None:
+        def record(result: str, interrupted: bool = False) -> None:
             entry = HistoryRecord(
                 who=self.who,
                 when=when,
@@ -590,12 +603,31 @@ class Pipeline:
                 git_sha=git_sha,
                 result=result,
                 duration=time.monotonic() - started,
-                flags=tuple(flags),
+                flags=(*flags, INTERRUPTED) if interrupted else tuple(flags),
             )
             for error in parallel(hosts, lambda host: host.append_history(entry)):
                 self.say(f"warning: history not recorded: {error}")
 
         return record
+
+    def _interrupted(
+        self,
+        hosts: list[DeployHost],
+        previous: dict[str, str | None],
+        types: Sequence[str],
+        stop_timeout: float,
+        record: Callable[..., None],
+        switching: bool,
+    ) -> None:
+        """Ctrl-C: the step under way has finished on every host (the threads are joined). Before
+        the switch nothing changed; from the switch on, every host goes back to what it ran."""
+        if not switching:
+            self.say("interrupted: no host was switched")
+            record(FAILED, interrupted=True)
+            return
+        self.say("interrupted: putting every host back on its previous release")
+        self._roll_back(hosts, previous, types, stop_timeout)
+        record(ROLLED_BACK, interrupted=True)
 
     def _switch_all(
         self, hosts: list[DeployHost], release_id: str, types: Sequence[str], stop_timeout: float
@@ -708,7 +740,13 @@ class Pipeline:
                     [],
                     started,
                 )
-                failure, touched = self._switch_all(hosts, target.release_id, types, stop_timeout)
+                try:
+                    failure, touched = self._switch_all(
+                        hosts, target.release_id, types, stop_timeout
+                    )
+                except KeyboardInterrupt:
+                    self._interrupted(hosts, previous, types, stop_timeout, record, True)
+                    raise
                 if failure is not None:
                     self._roll_back(touched, previous, types, stop_timeout)
                     record(ROLLED_BACK)

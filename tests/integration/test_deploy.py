@@ -9,6 +9,7 @@ import hashlib
 import http.client
 import json
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import HOST_VAR, DeployApp, SSHCluster, SSHHost, free_port_on
+from tests.conftest import HOST_VAR, PROCMAN, DeployApp, SSHCluster, SSHHost, free_port_on
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -538,3 +539,79 @@ def test_a_job_running_during_a_deploy_finishes(deployment: Deployment) -> None:
         assert finished.return_value() == "rested"
     finally:
         connection.close()
+
+
+def interrupt_deploy_when(
+    deployment: Deployment, line_starts: str, delay: float
+) -> tuple[int, str]:
+    """Run ``procman deploy staging``, SIGINT it ``delay`` s after a line starting with
+    ``procman: `` + ``line_starts``; its exit status and everything it printed."""
+    process = subprocess.Popen(
+        [PROCMAN, "deploy", "staging"],
+        cwd=deployment.app.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    printed = []
+    try:
+        for line in process.stdout:
+            printed.append(line)
+            if line.startswith(f"procman: {line_starts}"):
+                time.sleep(delay)
+                process.send_signal(signal.SIGINT)
+                break
+        printed.append(process.stdout.read())
+        return process.wait(timeout=60), "".join(printed)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_ctrl_c_before_the_switch_records_the_deploy_and_switches_nothing(
+    deployment: Deployment,
+) -> None:
+    deployment.write_config()
+    good = release_id_in(deployment.deploy("staging").stdout)
+    deployment.write_config(extra={"release": "sleep 6"})
+    status, printed = interrupt_deploy_when(deployment, "release phase", 0.5)
+    assert status == 130, printed
+    assert "interrupted: no host was switched" in printed
+    assert "Traceback" not in printed
+    staging = deployment.staging[0]
+    assert deployment.current(staging) == good
+    last = deployment.history(staging)[-1]
+    assert (last["result"], last["flags"]) == ("failed", ["interrupted"])
+    assert not (deployment.root_of(staging) / ".procman" / "lock").exists()
+    assert get(deployment.staging_port, "/health") == (200, "ok")
+    # The release command already running on the host runs to its end (a migration is not cut
+    # in half), then nothing of it is left.
+    wait_until(
+        lambda: not [c for c in host_commands(staging.address) if "sleep 6" in c],
+        timeout=15,
+        what="the release phase's command to end on the host",
+    )
+
+
+def test_ctrl_c_during_the_restart_puts_the_previous_release_back(
+    deployment: Deployment,
+) -> None:
+    deployment.write_config()
+    good = release_id_in(deployment.deploy("staging").stdout)
+    web = (deployment.app.root / "snippets" / "web.py").read_text()
+    slow_boot = f"{web}\n\nimport time  # noqa: E402\n\ntime.sleep(4)\n"
+    deployment.app.commit("a web that boots slowly", {"snippets/web.py": slow_boot})
+    status, printed = interrupt_deploy_when(deployment, "shipped to", 1.5)
+    assert status == 130, printed
+    assert "interrupted: putting every host back on its previous release" in printed
+    assert f"rolled back to {good}" in printed
+    assert not [line for line in printed.splitlines() if line.startswith("Traceback")]
+    staging = deployment.staging[0]
+    assert deployment.current(staging) == good
+    last = deployment.history(staging)[-1]
+    assert (last["result"], last["flags"]) == ("failed, rolled back", ["interrupted"])
+    assert last["release_id"] != good
+    assert not (deployment.root_of(staging) / ".procman" / "lock").exists()
+    assert get(deployment.staging_port, "/health") == (200, "ok")
