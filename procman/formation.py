@@ -147,8 +147,14 @@ def parse_scale(specs: Iterable[str]) -> list[ScaleChange]:
             amount = match["amount"]
             if not amount.isascii() or not amount.isdigit():
                 raise FormationError(
-                    f"{part}: the count must be a whole number 0 or more",
+                    f"{excerpt(part)}: the count must be a whole number 0 or more",
                     f"write it like '{match['name']}=2' or '{match['name']}+1'",
+                )
+            if len(amount.lstrip("0")) > len(str(MAX_PORT)) or int(amount) > MAX_PORT:
+                raise FormationError(
+                    f"{excerpt(part)}: {excerpt(amount)} is more than the {MAX_PORT} ports there "
+                    "are",
+                    f"write a smaller count, like '{match['name']}=2'",
                 )
             changes.append(ScaleChange(match["name"], match["op"], int(amount)))
     if not changes:
@@ -193,7 +199,10 @@ def scaled(
     """The formation after ``changes``, checked against the Procfile and the port range."""
     counts = apply_scale(current, changes)
     check_types(counts, procfile, "scale")
-    expand(procfile, counts, base_port)
+    try:
+        expand(procfile, counts, base_port)
+    except FormationError as error:
+        raise FormationError(error.message, "ask for fewer instances") from None
     return counts
 
 

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
-from procman.errors import ConfigError, ProcmanError, UsageError, collect, raise_collected
+from procman.errors import (
+    ConfigError,
+    FormationError,
+    ProcmanError,
+    UsageError,
+    collect,
+    raise_collected,
+)
 from procman.formation import (
     ALL,
     Instance,
@@ -68,10 +76,25 @@ def plan(options: StartOptions) -> Plan:
         restart=parse_policy(options.restart, procfile, "--restart"),
         can_die=parse_policy(options.can_die, procfile, "--can-die"),
     )
-    counts = resolve_counts(procfile, _requested_counts(options, app, procfile))
+    requested, saved_in = _requested_counts(options, app, procfile)
+    counts = resolve_counts(procfile, requested)
     if options.names:
         counts = {name: (counts[name] or 1) if name in options.names else 0 for name in counts}
-    if not expand(procfile, counts, app.base_port):
+    try:
+        instances = expand(procfile, counts, app.base_port)
+    except FormationError as error:
+        if saved_in is None:
+            raise
+        raise FormationError(
+            f"{saved_in}: the formation saved by 'procman scale': {error.message}",
+            "scale it down with 'procman scale', or start with -m/--formation",
+        ) from None
+    if not instances:
+        if saved_in is not None:
+            raise ConfigError(
+                f"{saved_in}: the formation saved by 'procman scale' starts no process",
+                "scale a type up with 'procman scale TYPE=1', or start with -m/--formation",
+            )
         raise ConfigError(
             "the formation starts no process",
             f"give a type a count above 0 with {options.formation_option}",
@@ -161,14 +184,21 @@ def _services(redis: RedisPlan, app: App) -> list[Service]:
     ]
 
 
-def _requested_counts(options: StartOptions, app: App, procfile: Procfile) -> dict[str, int]:
-    """-m wins; else the formation saved by ``procman scale``; else one of each."""
+def _requested_counts(
+    options: StartOptions, app: App, procfile: Procfile
+) -> tuple[dict[str, int], Path | None]:
+    """-m wins; else the formation saved by ``procman scale`` (and the file it is in); else one
+    of each."""
     if options.formation is not None:
         counts = parse_formation(options.formation, options.formation_option)
         check_types(counts, procfile, options.formation_option)
-        return counts
-    saved = RunDir(app.root).load_formation() or {}
-    return {name: count for name, count in saved.items() if procfile.get(name) is not None}
+        return counts, None
+    run_dir = RunDir(app.root)
+    saved = run_dir.load_formation()
+    if saved is None:
+        return {}, None
+    known = {name: count for name, count in saved.items() if procfile.get(name) is not None}
+    return known, run_dir.formation_path
 
 
 def _terminal_size() -> tuple[int, int]:

@@ -99,7 +99,7 @@ def stop(
 
     options = to_app_options(procfile, root, env_files, port)
     names = stop_processes(options, targets)
-    click.echo("stopping the app" if names is None else f"stopping {', '.join(names)}")
+    click.echo("stopping the app" if names is None else f"stopping {', '.join(names) or 'nothing'}")
     if wait is not None:
         wait_stopped(options, names, wait)
         click.echo("stopped")

@@ -360,6 +360,12 @@ def test_garbage_and_half_requests_do_not_hurt(app: App, live: type[LiveOutput])
     half.sendall(b'{"verb": "p')
     half.close()  # a client killed mid-request
 
+    digits = connect(app)  # a count Python's int() refuses to convert (over 4,300 digits)
+    digits.sendall(json.dumps({"verb": "scale", "changes": ["web=" + "9" * 5000]}).encode() + b"\n")
+    reply = json.loads(digits.makefile("rb").readline())
+    assert reply["ok"] is False and "is more than the 65535 ports there are" in reply["error"]
+    digits.close()
+
     huge = connect(app)
     try:
         huge.sendall(b"x" * (1024 * 1024))

@@ -128,6 +128,46 @@ def test_formation_ports_above_65535(capsys: pytest.CaptureFixture[str]) -> None
     fails(capsys, ["start", "-p", "65500"], "worker.1 would get port 65600, above 65535")
 
 
+def test_a_saved_formation_starting_nothing_names_its_file(
+    app_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, _ = run(capsys, "scale", "all=0")  # no procman running: only saved
+    assert status == 0
+    saved = app_dir.resolve() / ".procman" / "formation.json"
+    [line] = fails(
+        capsys, ["start"], f"{saved}: the formation saved by 'procman scale' starts no process"
+    )
+    assert "procman scale TYPE=1" in line
+
+
+def test_a_saved_formation_beyond_the_ports_names_its_file(
+    app_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (app_dir / ".procman").mkdir()
+    (app_dir / ".procman" / "formation.json").write_text('{"web": 65000}\n')
+    saved = app_dir.resolve() / ".procman" / "formation.json"
+    [line] = fails(
+        capsys,
+        ["start"],
+        f"{saved}: the formation saved by 'procman scale': web.60537 would get port 65536",
+    )
+    assert line.endswith("(scale it down with 'procman scale', or start with -m/--formation)")
+
+
+def test_a_scale_count_of_thousands_of_digits_is_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    [line] = fails(capsys, ["scale", "web=" + "9" * 5000], "web=999")
+    assert "is more than the 65535 ports there are" in line
+
+
+def test_scaling_beyond_the_ports_asks_for_fewer_instances(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    [line] = fails(capsys, ["scale", "web=65000"], "web.60537 would get port 65536")
+    assert line.endswith("(ask for fewer instances)")
+
+
 def test_bad_port_in_env_file(app_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (app_dir / ".env").write_text("PORT=web\n")
     fails(capsys, ["start"], f"PORT='web' from {app_dir.resolve() / '.env'} is not a port")

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from procman.envfile import parse_env
 from procman.errors import ManyErrors, ProcmanError
-from procman.formation import parse_formation
+from procman.formation import parse_formation, parse_scale
 from procman.procfile import NAME_PATTERN, parse_procfile
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -76,6 +76,22 @@ def test_any_formation_spec_parses_or_raises_procman_error(spec: str) -> None:
         return
     assert counts
     assert all(0 <= count <= 65535 for count in counts.values())
+
+
+@FAST
+@given(st.lists(TEXT, max_size=3))
+@example(["web=" + "9" * 5000])
+@example(["web+" + "9" * 5000, "all=1"])
+def test_any_scale_request_parses_or_raises_procman_error(specs: list[str]) -> None:
+    """What ``procman scale`` and the control socket's ``scale`` verb accept: never an exception
+    of another kind (one would stop the running supervisor)."""
+    try:
+        changes = parse_scale(specs)
+    except ProcmanError as error:
+        assert_well_formed(error)
+        return
+    assert changes
+    assert all(0 <= change.amount <= 65535 for change in changes)
 
 
 NAMES = st.from_regex(NAME_PATTERN, fullmatch=True).filter(lambda n: len(n) <= 20)
