@@ -214,3 +214,43 @@ def test_a_bad_release_id_is_refused_before_connecting(
         "procman: error: bad release id '$(reboot)' (release ids look like "
         "20261122T131955Z-1a2b3c4 (see procman releases ENV))"
     )
+
+
+def test_a_malformed_known_hosts_line_is_named_with_its_line(
+    deploy_app: DeployApp, deploy_hosts: SSHCluster, tmp_path: Path
+) -> None:
+    known = tmp_path / "known_hosts"
+    lines = deploy_hosts.known_hosts.read_text().splitlines()
+    broken = "[127.0.0.9]:2222 AAAAC3NzaC1lZDI1NTE5AAAAIFGq root@vm"  # no key type, bad base64
+    known.write_text("\n".join([*lines, broken]) + "\n")
+    write_config(deploy_app, deploy_hosts, known_hosts=str(known))
+    error = one_error_line(deploy_app.run("deploy", "staging", "--skip-tests"))
+    assert f"connect: {known}:{len(lines) + 1}: not a known_hosts line ([127.0.0.9]:2222" in error
+    assert f"ssh-keyscan HOST >> {known}" in error
+
+
+def test_a_missing_identity_file_is_named(
+    deploy_app: DeployApp, deploy_hosts: SSHCluster, tmp_path: Path
+) -> None:
+    missing = tmp_path / "no_such_key"
+    write_config(deploy_app, deploy_hosts, staging={"identity_file": str(missing)})
+    error = one_error_line(deploy_app.run("deploy", "staging", "--skip-tests"))
+    assert f"connect: identity_file {missing} does not exist" in error
+    assert "ssh-agent" in error
+
+
+def test_no_key_at_all_says_to_add_one(
+    deploy_app: DeployApp, deploy_hosts: SSHCluster, tmp_path: Path
+) -> None:
+    write_config(deploy_app, deploy_hosts)
+    config = json.loads((deploy_app.root / "procman.yml").read_text())
+    del config["environments"]["staging"]["identity_file"]
+    deploy_app.commit("no identity file", {"procman.yml": json.dumps(config)})
+    home = tmp_path / "home"  # no ~/.ssh keys, and no agent
+    home.mkdir()
+    done = deploy_app.run(
+        "deploy", "staging", "--skip-tests", env={"HOME": str(home), "SSH_AUTH_SOCK": ""}
+    )
+    error = one_error_line(done)
+    assert "connect: no key to offer: the ssh-agent has none" in error
+    assert "ssh-add" in error

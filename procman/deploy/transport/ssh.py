@@ -8,6 +8,7 @@ key is refused with its SHA256 fingerprint and the command that trusts it, never
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import logging
 import os
@@ -33,6 +34,7 @@ from procman.deploy.transport.base import (
     TransportError,
     command_line,
 )
+from procman.errors import excerpt
 
 CONNECT_TIMEOUT = 10.0
 TRANSFER_TIMEOUT = 300.0
@@ -156,10 +158,18 @@ class SSHTransport(ClosesOnExit):
             return self._client
 
     def _connect(self) -> paramiko.SSHClient:
-        sock = self._open_socket()
+        if self.identity_file is not None and not os.path.isfile(self.identity_file):
+            raise AuthenticationFailed(
+                self.host,
+                "connect",
+                f"identity_file {self.identity_file} does not exist",
+                "give the path of your private key as identity_file in procman.yml (or in "
+                "~/.ssh/config), or remove it to use the keys in your ssh-agent",
+            )
         client = paramiko.SSHClient()
         client.set_missing_host_key_policy(_Reject(self))
         self._load_host_keys(client)
+        sock = self._open_socket()
         try:
             client.connect(
                 self.address,
@@ -190,6 +200,14 @@ class SSHTransport(ClosesOnExit):
             ) from None
         except (paramiko.SSHException, OSError, EOFError) as error:
             _close_quietly(client, sock)
+            if "No authentication methods available" in str(error):
+                raise AuthenticationFailed(
+                    self.host,
+                    "connect",
+                    "no key to offer: the ssh-agent has none and procman.yml gives no "
+                    "identity_file",
+                    "add your key to the agent (ssh-add), or give its path as identity_file",
+                ) from None
             raise HostUnreachable(
                 self.host, "connect", f"SSH handshake failed ({_describe(error)})"
             ) from None
@@ -214,6 +232,15 @@ class SSHTransport(ClosesOnExit):
                 continue
             try:
                 client.load_system_host_keys(str(path))
+            except paramiko.hostkeys.InvalidHostKey as error:
+                raise HostKeyRejected(
+                    self.host,
+                    "connect",
+                    f"{path}:{_line_number(path, error.line)}: not a known_hosts line "
+                    f"({excerpt(error.line.strip())})",
+                    f"fix or delete that line, then record the host again with "
+                    f"ssh-keyscan HOST >> {path}",
+                ) from None
             except (OSError, paramiko.SSHException) as error:
                 raise HostKeyRejected(
                     self.host, "connect", f"cannot read known_hosts file {path} ({error})"
@@ -317,8 +344,23 @@ class SSHTransport(ClosesOnExit):
             if isinstance(error, TimeoutError):
                 raise CommandTimeout(self.host, step, f"not done within {timeout:g}s") from None
             if isinstance(error, (OSError, paramiko.SSHException, EOFError)):
-                raise TransportError(self.host, step, _describe(error)) from None
+                raise self._upload_error(step, error, target) from None
             raise
+
+    def _upload_error(
+        self, step: str, error: OSError | paramiko.SSHException | EOFError, target: PurePosixPath
+    ) -> TransportError:
+        """paramiko reports a write the host's disk had no room for as a short file ("size
+        mismatch in put") or a bare "Failure"; name the likely cause."""
+        problem = _describe(error)
+        if "size mismatch" in problem or problem == "Failure" or _is_no_space(error):
+            return TransportError(
+                self.host,
+                step,
+                f"the host did not store the whole file ({problem}): is its disk full?",
+                f"free space under {target.parent} (df -h {target.parent}) and deploy again",
+            )
+        return TransportError(self.host, step, problem)
 
     def get(self, remote_path: str | PurePosixPath, local_path: StrPath,
             *, timeout: float = TRANSFER_TIMEOUT) -> None:  # fmt: skip
@@ -394,6 +436,20 @@ def _set_timeout(sftp: paramiko.SFTPClient, timeout: float) -> None:
     channel = sftp.get_channel()
     if channel is not None:
         channel.settimeout(timeout)
+
+
+def _line_number(path: Path, line: str) -> int | str:
+    """Where ``line`` is in ``path`` (1-based), for an error message; "?" if it is not found."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "?"
+    wanted = line.strip()
+    return next((number for number, text in enumerate(lines, 1) if text.strip() == wanted), "?")
+
+
+def _is_no_space(error: BaseException) -> bool:
+    return isinstance(error, OSError) and error.errno == errno.ENOSPC
 
 
 def _describe(error: BaseException) -> str:
