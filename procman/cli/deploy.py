@@ -73,7 +73,7 @@ def say(line: str) -> None:
 @click.command()
 @click.argument("environment")
 @deploy_file_option
-@click.option("--commit", default="HEAD", show_default=True, help="The git commit to deploy.")
+@click.option("--commit", help="The git commit to deploy [default: HEAD].")
 @click.option(
     "--allow-dirty", is_flag=True, help="Deploy despite uncommitted changes (recorded in history)."
 )
@@ -88,7 +88,7 @@ def say(line: str) -> None:
 def deploy(
     environment: str,
     config_path: Path,
-    commit: str,
+    commit: str | None,
     allow_dirty: bool,
     skip_tests: bool,
     release_id: str | None,

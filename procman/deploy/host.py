@@ -81,8 +81,8 @@ class DeployHost:
 
     # -- state -------------------------------------------------------------------------------
 
-    def preflight(self) -> None:
-        result = self.transport.run(steps.preflight(self.root), timeout=QUICK)
+    def preflight(self, make_layout: bool = True) -> None:
+        result = self.transport.run(steps.preflight(self.root, make_layout), timeout=QUICK)
         if result.exit_status == steps.MISSING_TOOL_STATUS and result.stdout.startswith(
             b"missing "
         ):

@@ -74,7 +74,8 @@ class DeployError(ProcmanError):
 
 @dataclass
 class DeployOptions:
-    commit: str = "HEAD"
+    commit: str | None = None
+    """None: HEAD, with the working tree checked for uncommitted changes."""
     allow_dirty: bool = False
     skip_tests: bool = False
     wait: float = 0.0
@@ -224,14 +225,18 @@ class Pipeline:
             ) from None
 
     @contextmanager
-    def hosts(self, environment: Environment) -> Iterator[list[DeployHost]]:
-        """Connected hosts of ``environment``, each checked (tools, layout); closed at the end."""
+    def hosts(
+        self, environment: Environment, *, read_only: bool = False
+    ) -> Iterator[list[DeployHost]]:
+        """Connected hosts of ``environment``, each checked (tools; the layout made, unless only
+        reading from them); closed at the end."""
         hosts = [
             DeployHost(host, environment, self.connect(host, environment))
             for host in environment.hosts
         ]
         try:
-            self._fail_on(parallel(hosts, DeployHost.preflight), "nothing was changed")
+            errors = parallel(hosts, lambda host: host.preflight(make_layout=not read_only))
+            self._fail_on(errors, "nothing was changed")
             yield hosts
         finally:
             for host in hosts:
@@ -254,7 +259,7 @@ class Pipeline:
             given = [
                 flag
                 for flag, used in [
-                    (f"--commit {options.commit}", options.commit != "HEAD"),
+                    (f"--commit {options.commit}", options.commit is not None),
                     ("--allow-dirty", options.allow_dirty),
                     ("--skip-tests", options.skip_tests),
                 ]
@@ -275,8 +280,9 @@ class Pipeline:
             )
         started = time.monotonic()
         flags: list[str] = []
-        git_sha = resolve_commit(self.repo, options.commit)
-        dirty = dirty_paths(self.repo) if options.commit == "HEAD" else []
+        commit = options.commit or "HEAD"
+        git_sha = resolve_commit(self.repo, commit)
+        dirty = dirty_paths(self.repo) if commit == "HEAD" else []
         if dirty:
             if not options.allow_dirty:
                 check_clean(dirty, self.repo)
@@ -362,7 +368,7 @@ class Pipeline:
         if options.release is not None:
             validate_release_id(options.release)  # before connecting anywhere
         source = self.environment(environment.promote_from)
-        with self.hosts(source) as source_hosts:
+        with self.hosts(source, read_only=True) as source_hosts:
             record = self._source_release(source, source_hosts, options.release)
             artifact = self._promoted_artifact(record, source_hosts)
         outcome = Outcome(environment.name, "promote", artifact.release_id, artifact.sha256)
@@ -795,7 +801,7 @@ class Pipeline:
         """The environment's releases (from its first host), and warnings when hosts differ."""
         environment = self.environment(name)
         warnings: list[str] = []
-        with self.hosts(environment) as hosts:
+        with self.hosts(environment, read_only=True) as hosts:
             history = hosts[0].history()
             currents = {host.label: host.current() for host in hosts}
         current = currents[hosts[0].label]
@@ -808,7 +814,7 @@ class Pipeline:
         """Break the environment's lock on every host; one line per host saying who held it."""
         environment = self.environment(name)
         lines: list[str] = []
-        with self.hosts(environment) as hosts:
+        with self.hosts(environment, read_only=True) as hosts:
             for host in hosts:
                 info = host.read_lock()
                 if info is None:

@@ -15,14 +15,14 @@ import re
 import socket
 import subprocess
 import tarfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
 from procman.errors import ProcmanError
-from procman.procfile import parse_procfile
+from procman.procfile import Procfile, parse_procfile
 
 MANIFEST_NAME = ".procman-release.json"
 MANIFEST_FORMAT = 1
@@ -190,8 +190,28 @@ def check_clean(paths: Sequence[str], repo: Path) -> None:
 # -- packing: pure ---------------------------------------------------------------------------------
 
 
-def procfile_types(archive: bytes, git_sha: str) -> tuple[str, ...]:
-    """Process type names from the ``Procfile`` at the root of the ``git archive`` tar."""
+PROVIDED_ENV = frozenset({"PORT", "PS", "HOME", "PATH", "PWD", "USER", "SHELL", "HOSTNAME"})
+"""Set for every process by procman or the system: never listed as required."""
+_REFERENCE = re.compile(
+    r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?P<default>:?[-=])?"
+    r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"
+)
+
+
+def required_env_names(commands: Iterable[str]) -> tuple[str, ...]:
+    """The variables the commands use (``$NAME``, ``${NAME}``) without a default
+    (``${NAME:-x}``) and that procman does not set itself (``PORT``, ``PS``...), sorted."""
+    names = set()
+    for command in commands:
+        for match in _REFERENCE.finditer(command):
+            if match["default"]:
+                continue
+            names.add(match["braced"] or match["bare"])
+    return tuple(sorted(names - PROVIDED_ENV))
+
+
+def archived_procfile(archive: bytes, git_sha: str) -> Procfile:
+    """The ``Procfile`` at the root of the ``git archive`` tar."""
     with tarfile.open(fileobj=io.BytesIO(archive), mode="r:") as tar:
         try:
             member = tar.getmember("Procfile")
@@ -204,7 +224,7 @@ def procfile_types(archive: bytes, git_sha: str) -> tuple[str, ...]:
                 "commit a Procfile with lines like 'web: python -m app' and deploy again",
             )
         text = data.read().decode("utf-8-sig", errors="replace")
-    return tuple(parse_procfile(text, f"Procfile (commit {git_sha[:7]})").names)
+    return parse_procfile(text, f"Procfile (commit {git_sha[:7]})")
 
 
 def pack_artifact(archive: bytes, manifest: Manifest, mtime: int) -> bytes:
@@ -291,12 +311,15 @@ def build_release(
     archive = _git_ok(repo, ["archive", "--format=tar", git_sha], "git archive")
     commit_time = int(_git_ok(repo, ["log", "-1", "--format=%ct", git_sha], "git log").strip())
     created = (now or datetime.now(UTC)).astimezone(UTC)
+    procfile = archived_procfile(archive, git_sha)
     manifest = Manifest(
         app=app,
         git_sha=git_sha,
         release_id=release_id_for(created, git_sha),
-        process_types=procfile_types(archive, git_sha),
-        required_env=tuple(sorted(set(required_env))),
+        process_types=tuple(procfile.names),
+        required_env=tuple(
+            sorted({*required_env, *required_env_names(p.command for p in procfile.processes)})
+        ),
         created_at=f"{created:%Y-%m-%dT%H:%M:%SZ}",
         builder=builder if builder is not None else default_builder(),
         dirty=bool(dirty),

@@ -335,15 +335,16 @@ HOST_TOOLS = ("python3", "tar", "sha256sum", "setsid", "flock", "find")
 MISSING_TOOL_STATUS = 127
 
 
-def preflight(root: str) -> list[str]:
-    """Check the tools a deploy needs on the host and make the layout; a missing tool prints
-    ``missing NAME`` and exits ``MISSING_TOOL_STATUS``."""
+def preflight(root: str, make_layout: bool = True) -> list[str]:
+    """Check the tools a deploy needs on the host and (unless only reading) make the layout; a
+    missing tool prints ``missing NAME`` and exits ``MISSING_TOOL_STATUS``."""
     script = (
         f'for tool in {" ".join(HOST_TOOLS)}; do command -v "$tool" >/dev/null 2>&1 || '
-        f'{{ echo "missing $tool"; exit {MISSING_TOOL_STATUS}; }}; done; '
-        'mkdir -p -- "$@"'
+        f'{{ echo "missing $tool"; exit {MISSING_TOOL_STATUS}; }}; done'
     )
-    return _sh("preflight", script, *ensure_layout(root)[3:])
+    if not make_layout:
+        return _sh("preflight", script)
+    return _sh("preflight", f'{script}; mkdir -p -- "$@"', *ensure_layout(root)[3:])
 
 
 def built_marker(root: str, release_id: str) -> str:

@@ -162,6 +162,10 @@ def test_build_and_test_flags_are_refused_on_a_promotion(
         "nothing is built or tested for it (deploy staging with them first, or promote an older "
         "release of it with --release ID)"
     )
+    # --commit HEAD names the default, but it is still a choice a promotion cannot honour.
+    head = deploy_app.run("deploy", "production", "--commit", "HEAD")
+    assert head.returncode == 2
+    assert "--commit HEAD: production is promoted from staging" in one_error_line(head)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
@@ -254,3 +258,26 @@ def test_no_key_at_all_says_to_add_one(
     error = one_error_line(done)
     assert "connect: no key to offer: the ssh-agent has none" in error
     assert "ssh-add" in error
+
+
+def test_a_refused_promotion_leaves_the_source_hosts_untouched(
+    deploy_app: DeployApp, deploy_hosts: SSHCluster
+) -> None:
+    host = deploy_hosts.hosts[1]
+    production = {
+        "promote_from": "staging",
+        "hosts": [{"host": host.address, "port": host.port, "roles": ["web"]}],
+        "path": f"{host.deploy_root}/snippets",
+    }
+    write_config(deploy_app, deploy_hosts)
+    config = json.loads((deploy_app.root / "procman.yml").read_text())
+    config["environments"]["production"] = production
+    deploy_app.commit("production", {"procman.yml": json.dumps(config)})
+    error = one_error_line(deploy_app.run("deploy", "production"))
+    assert "cannot skip staging: deploy to staging first (procman deploy staging)" in error
+    # Reading staging's history made nothing there; nothing reached production either.
+    assert not (deploy_hosts.hosts[0].srv / "snippets").exists()
+    assert not (host.srv / "snippets").exists()
+    releases = deploy_app.run("releases", "staging")
+    assert releases.returncode == 0, releases.stderr
+    assert not (deploy_hosts.hosts[0].srv / "snippets").exists()

@@ -251,3 +251,14 @@ def test_release_ids() -> None:
                 "../20261122T131955Z-0123456", "20261122T131955Z-ABCDEFG"]:  # fmt: skip
         with pytest.raises(ReleaseError, match="bad release id"):
             validate_release_id(bad)
+
+
+def test_required_env_is_what_the_procfile_uses_without_a_default() -> None:
+    from procman.deploy.release import required_env_names
+
+    commands = [
+        "gunicorn -b 0.0.0.0:$PORT app:app --log-level ${LOG_LEVEL:-info}",
+        'celery -A "$APP_MODULE" worker --broker ${REDIS_URL} --name $PS.$HOSTNAME',
+        "python -m clock --every ${EVERY-60} --token $API_TOKEN $1 $$",
+    ]
+    assert required_env_names(commands) == ("API_TOKEN", "APP_MODULE", "REDIS_URL")
