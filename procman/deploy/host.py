@@ -71,12 +71,14 @@ class DeployHost:
     def label(self) -> str:
         return self.transport.host
 
-    def _run(self, step: str, argv: list[str], timeout: float = QUICK) -> Result:
+    def _run(
+        self, step: str, argv: list[str], timeout: float = QUICK, hint: str | None = None
+    ) -> Result:
         result = self.transport.run(argv, timeout=timeout)
         if not result.ok:
             output = tail(result.stdout + result.stderr)
             detail = f": {output}" if output else ""
-            raise StepFailed(self.label, step, f"exit status {result.exit_status}{detail}")
+            raise StepFailed(self.label, step, f"exit status {result.exit_status}{detail}", hint)
         return result
 
     # -- state -------------------------------------------------------------------------------
@@ -182,7 +184,9 @@ class DeployHost:
             raise StepFailed(self.label, "unpack", tail(unpack.stdout + unpack.stderr))
         if build:
             self._run(f"build (`{build}`)", steps.run_in_release(self.root, release_id, build),
-                      timeout=BUILD_TIMEOUT)  # fmt: skip
+                      timeout=BUILD_TIMEOUT,
+                      hint=f"fix the build: command or the app, check it on the host in "
+                      f"{steps.release_dir(self.root, release_id)}, and deploy again")  # fmt: skip
         finish = self.transport.run(steps.finish_build(self.root, release_id), timeout=QUICK)
         if finish.exit_status == steps.NO_PROCMAN_STATUS:
             raise StepFailed(

@@ -285,6 +285,7 @@ def test_failing_build_on_one_host_switches_no_host(deployment: Deployment) -> N
     assert failed.returncode == 1
     assert "no host was switched" in failed.stderr
     assert hosts[1].address in failed.stderr and "build" in failed.stderr
+    assert "fix the build: command or the app, check it on the host in" in failed.stderr
     assert "Traceback" not in failed.stderr
     for host in hosts:
         assert deployment.current(host) == good

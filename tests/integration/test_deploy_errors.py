@@ -93,6 +93,7 @@ def test_an_unreachable_host_is_named(deploy_app: DeployApp, deploy_hosts: SSHCl
     error = one_error_line(deploy_app.run("deploy", "staging", "--skip-tests"))
     assert f"127.0.0.2:{closed}: connect: cannot reach 127.0.0.2 port {closed}" in error
     assert "nothing was changed" in error
+    assert error.endswith("that it is up and runs sshd)")
 
 
 def test_a_refused_key_is_an_authentication_error(

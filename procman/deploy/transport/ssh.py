@@ -220,7 +220,9 @@ class SSHTransport(ClosesOnExit):
         except OSError as error:
             raise HostUnreachable(
                 self.host, "connect", f"cannot reach {self.address} port {self.port} "
-                f"({_describe(error)})"
+                f"({_describe(error)})",
+                "check the host's address and port in procman.yml (or ~/.ssh/config), and "
+                "that it is up and runs sshd",
             ) from None  # fmt: skip
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
