@@ -133,7 +133,7 @@ def releases(environment: str, config_path: Path, as_json: bool) -> int:
                 row.git_sha[:7],
                 row.when,
                 row.who,
-                row.result,
+                row.result if row.kept else f"{row.result} (pruned)",
             ]
         )
     click.echo(format_table(table))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,6 +147,8 @@ class ReleaseRow:
     who: str
     result: str
     current: bool
+    kept: bool = True
+    """Still on the host; False once pruned (it can no longer be rolled back to)."""
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -156,12 +158,15 @@ class ReleaseRow:
             "who": self.who,
             "result": self.result,
             "current": self.current,
+            "kept": self.kept,
         }
 
 
-def release_rows(records: Sequence[HistoryRecord], current: str | None) -> list[ReleaseRow]:
+def release_rows(
+    records: Sequence[HistoryRecord], current: str | None, kept: Collection[str] | None = None
+) -> list[ReleaseRow]:
     """One row per release, newest release first; ``current`` (the id the ``current`` symlink
-    points at) is marked."""
+    points at) is marked, and, given the ids still on the host, so are the pruned ones."""
     latest: dict[str, HistoryRecord] = {}
     for record in records:
         latest[record.release_id] = record
@@ -173,6 +178,7 @@ def release_rows(records: Sequence[HistoryRecord], current: str | None) -> list[
             who=record.who,
             result=record.result,
             current=release_id == current,
+            kept=kept is None or release_id in kept,
         )
         for release_id, record in sorted(latest.items(), reverse=True)
     ]

@@ -803,12 +803,13 @@ class Pipeline:
         warnings: list[str] = []
         with self.hosts(environment, read_only=True) as hosts:
             history = hosts[0].history()
+            kept = hosts[0].releases()
             currents = {host.label: host.current() for host in hosts}
         current = currents[hosts[0].label]
         if len(set(currents.values())) > 1:
             seen = ", ".join(f"{label}: {cur or 'none'}" for label, cur in currents.items())
             warnings.append(f"the hosts of {name} run different releases ({seen})")
-        return release_rows(history, current), warnings
+        return release_rows(history, current, kept), warnings
 
     def unlock(self, name: str) -> list[str]:
         """Break the environment's lock on every host; one line per host saying who held it."""

@@ -445,6 +445,11 @@ def test_promote_an_older_release_and_prune_to_keep_releases(deployment: Deploym
     staging = deployment.staging[0]
     kept = sorted(p.name for p in (deployment.root_of(staging) / "releases").iterdir())
     assert kept == ids[1:]  # the oldest was pruned: keep_releases is 2
+    listed = deployment.app.run("releases", "staging")
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split()[0] for line in listed.stdout.splitlines()[1:]][-1] == ids[0]
+    assert listed.stdout.splitlines()[-1].endswith("ok (pruned)")
+    assert not any(line.endswith("(pruned)") for line in listed.stdout.splitlines()[1:-1])
     assert not (
         deployment.root_of(staging) / ".procman" / "artifacts" / f"{ids[0]}.tar.gz"
     ).exists()

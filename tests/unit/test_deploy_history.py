@@ -160,8 +160,16 @@ def test_release_rows_newest_first_with_current_marked() -> None:
         "who": "dev@laptop",
         "result": OK,
         "current": True,
+        "kept": True,
     }
     assert release_rows([], None) == []
+
+
+def test_release_rows_mark_what_pruning_removed() -> None:
+    history = [record(A), record(B), record(C)]
+    rows = release_rows(history, current=C, kept=[B, C])
+    assert [(row.release_id, row.kept) for row in rows] == [(C, True), (B, True), (A, False)]
+    assert rows[2].to_json()["kept"] is False
 
 
 # -- properties ------------------------------------------------------------------------------------
