@@ -32,6 +32,7 @@ from rq.worker import Worker
 from procman.errors import ProcmanError, UsageError, collect, excerpt, raise_collected
 from procman.queues.config import DEFAULT_CONFIG, QueueConfig, default_path, load_queue_config
 from procman.queues.connection import connect, unavailable
+from procman.queues.recovery import forget_worker_deaths
 from procman.queues.redis_url import RedisUrl, resolve_redis_url
 from procman.rundir import RunDir
 from procman.settings import AppOptions, load_app
@@ -381,6 +382,7 @@ def retry_job(connection: redis.Redis, job_id: str) -> JobRef:
             f"job {job.id} is {job.get_status(refresh=False).value}, not failed",
             "only failed jobs can be retried: see 'procman jobs failed'",
         ) from None
+    forget_worker_deaths(connection, job.id)
     return JobRef(requeued.id, requeued.origin, requeued.get_status(refresh=False).value)
 
 
@@ -617,6 +619,7 @@ def _requeue(registry: FailedJobRegistry, job_id: str) -> tuple[int, int]:
         return 0, 1
     except InvalidJobOperation:  # someone else requeued or deleted it meanwhile
         return 0, 0
+    forget_worker_deaths(registry.connection, job_id)
     return 1, 0
 
 

@@ -36,11 +36,15 @@ from procman.exitcodes import status_for_signal
 from procman.queues import worker as worker_module
 from procman.queues.config import QueueConfig, ScheduledJob
 from procman.queues.recovery import (
+    MAX_WORKER_DEATHS,
+    TIMEOUT_KILL,
+    count_worker_death,
     fail_in_progress,
     mark_alive,
     mark_gone,
     reap_dead_workers,
     requeue_in_progress,
+    worker_died,
 )
 from procman.queues.redis_url import RedisUrl
 from procman.queues.worker import SPEC_VARIABLE, WorkerSpec
@@ -56,6 +60,8 @@ TIMEOUT_GRACE = 1.0
 kills the worker (a job blocking signals or stuck in C code)."""
 CRON_CATCH_UP = 60.0
 CRON_KEY_SECONDS = 24 * 3600
+REDIS_BACKOFF_MAX = 30.0
+"""While Redis is away the pool tries its duties again after 1, 2, 4 … s, at most this long."""
 RESPAWN_FLOOR = 1.0
 """A worker that dies within this many seconds of starting is replaced only after this long, so
 a broken app cannot make the pool spin."""
@@ -132,6 +138,7 @@ class WorkerProcess:
     status_fd: int
     started_at: float
     job_id: str | None = None
+    timeout: float | None = None
     deadline: float | None = None
     buffer: bytes = b""
     status_open: bool = True
@@ -160,6 +167,9 @@ class Pool:
         self._exit_status = 0
         self._timers = Timers()
         self._orphaned: set[str] = set()
+        self._died_running: dict[str, tuple[str, str]] = {}
+        """Worker name -> (the job it was running when it died, how it died), to be counted."""
+        self._redis_backoff = 1.0
         self._respawns: list[float] = []
         """When to start a replacement for each worker that died (later for one that died young,
         so a broken app cannot make the pool spin; the loop never sleeps for it)."""
@@ -291,11 +301,13 @@ class Pool:
             if parts[:1] == ["start"] and len(parts) == 3:
                 worker.job_id = parts[1]
                 timeout = float(parts[2])
+                worker.timeout = timeout
                 worker.deadline = (
                     time.monotonic() + timeout + TIMEOUT_GRACE if timeout > 0 else None
                 )
             elif parts == ["end"]:
                 worker.job_id = None
+                worker.timeout = None
                 worker.deadline = None
 
     def _reap_children(self) -> None:
@@ -306,6 +318,8 @@ class Pool:
             del self._workers[pid]
             self._read_status(worker)
             self._close_status(worker)
+            if worker.job_id is not None and not self._cold:  # not one the pool killed itself
+                self._died_running[worker.name] = (worker.job_id, _how_it_ended(returncode))
             self._orphaned.add(worker.name)
             self._requeue_orphaned()
             self._after_exit(worker, returncode)
@@ -315,13 +329,37 @@ class Pool:
         (the names stay listed, and no other pool takes them: their alive keys expire first)."""
         for name in list(self._orphaned):
             try:
+                self._count_death(name)
                 requeued = requeue_in_progress(self.connection, name)
                 mark_gone(self.connection, name)
+                worker_died(self.connection, name)
             except (redis.ConnectionError, redis.TimeoutError):
                 return
             self._orphaned.discard(name)
             if requeued:
                 self._say(f"{name} died: put {len(requeued)} job(s) back on their queues")
+
+    def _count_death(self, name: str) -> None:
+        """A worker that died running a job: after ``MAX_WORKER_DEATHS`` deaths the job is
+        failed rather than run again, so the jobs behind it run."""
+        died = self._died_running.pop(name, None)
+        if died is None:
+            return
+        job_id, how = died
+        deaths = count_worker_death(self.connection, job_id)
+        if deaths < MAX_WORKER_DEATHS:
+            return
+        fail_in_progress(
+            self.connection,
+            name,
+            job_id,
+            f"WorkerDied: its worker process died {deaths} times while running it (last: {how}); "
+            "procman stopped running it again",
+        )
+        self._say(
+            f"job {job_id}: its worker process died {deaths} times while running it "
+            f"(last: {how}): moved to the failed jobs"
+        )
 
     def _close_status(self, worker: WorkerProcess) -> None:
         if worker.status_open:
@@ -330,17 +368,26 @@ class Pool:
             os.close(worker.status_fd)
 
     def _after_exit(self, worker: WorkerProcess, returncode: int) -> None:
-        if self._stopping or (self.options.burst and returncode == 0):
+        if self._stopping:
             return
-        reason = (
-            f"exited with code {returncode}"
-            if returncode >= 0
-            else (f"killed by {signal.Signals(-returncode).name}")
-        )
-        if self.options.burst or returncode != 0 or time.monotonic() - worker.started_at < 1:
+        if self.options.burst and returncode == 0 and not self._queues_have_jobs():
+            return  # done: the queues are empty (a worker recycled by max_jobs is replaced)
+        reason = _how_it_ended(returncode)
+        if returncode != 0 or time.monotonic() - worker.started_at < 1:
             self._say(f"{worker.name} {reason}; starting another")
         young = time.monotonic() - worker.started_at < RESPAWN_FLOOR
         self._respawns.append(time.monotonic() + (RESPAWN_FLOOR if young else 0.0))
+
+    def _queues_have_jobs(self) -> bool:
+        """Whether a job waits in one of the pool's queues (when Redis cannot say: yes, and the
+        replacement worker waits for it)."""
+        try:
+            with self.connection.pipeline(transaction=False) as pipeline:
+                for name, _ in self.options.queues:
+                    pipeline.llen(Queue(name, connection=self.connection).key)
+                return any(pipeline.execute())
+        except (redis.ConnectionError, redis.TimeoutError):
+            return True
 
     def _enforce_timeouts(self, now: float) -> None:
         for worker in self._workers.values():
@@ -350,19 +397,15 @@ class Pool:
             self._say(f"job {job_id} outlived its timeout: killing {worker.name}")
             worker.process.kill()
             worker.process.wait()
-            fail_in_progress(
-                self.connection,
-                worker.name,
-                job_id,
-                "JobTimeoutException: the job outlived its timeout and did not stop on SIGALRM; "
-                "procman killed its worker process",
-            )
+            fail_in_progress(self.connection, worker.name, job_id, TIMEOUT_KILL, worker.timeout)
             worker.job_id = None
+            worker.timeout = None
             worker.deadline = None
 
     # -- the pool's duties -------------------------------------------------------------------
 
     def _duties(self, now: float) -> None:
+        reached = False
         try:
             self._requeue_orphaned()
             if now >= self._timers.alive:
@@ -372,13 +415,22 @@ class Pool:
                 for name, ids in reap_dead_workers(self.connection, self._host).items():
                     self._say(f"worker {name} is gone: put {len(ids)} job(s) back on their queues")
                 self._timers.reap = now + REAP_EVERY
+                reached = True
             if now >= self._timers.schedule and not self._stopping:
                 self._move_scheduled_jobs()
                 self._enqueue_cron_ticks(time.time())
                 self._timers.schedule = now + SCHEDULE_EVERY
+                reached = True
         except (redis.ConnectionError, redis.TimeoutError) as error:
-            self._say(f"lost Redis at {self.options.redis_url.redacted} ({error}); retrying")
-            self._timers.alive = self._timers.reap = self._timers.schedule = now + 1.0
+            wait = self._redis_backoff
+            self._say(
+                f"lost Redis at {self.options.redis_url.redacted} ({error}); retrying in {wait:g}s"
+            )
+            self._timers.alive = self._timers.reap = self._timers.schedule = now + wait
+            self._redis_backoff = min(wait * 2, REDIS_BACKOFF_MAX)
+        else:
+            if reached:
+                self._redis_backoff = 1.0
 
     def _move_scheduled_jobs(self) -> None:
         if not self._scheduler.acquired_locks or self._scheduler.should_reacquire_locks:
@@ -444,6 +496,15 @@ def claim_tick(connection: redis.Redis, entry: ScheduledJob, tick: float) -> boo
     """True for exactly one caller per entry and tick, across every pool sharing the Redis."""
     key = f"procman:cron:{entry.name}:{int(tick)}"
     return bool(connection.set(key, socket.gethostname(), nx=True, ex=CRON_KEY_SECONDS))
+
+
+def _how_it_ended(returncode: int) -> str:
+    if returncode >= 0:
+        return f"exited with code {returncode}"
+    try:
+        return f"killed by {signal.Signals(-returncode).name}"
+    except ValueError:
+        return f"killed by signal {-returncode}"
 
 
 def _describe(queue: tuple[str, int | None]) -> str:

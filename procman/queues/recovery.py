@@ -8,6 +8,10 @@ failed. So at every moment a job is in a queue, in exactly one worker's list, or
 A worker is alive while its pool refreshes ``procman:alive:<worker>`` (every 2 s, expiring after
 10 s). A list whose owner is not alive is moved back to the front of its queues by whichever pool
 sees it first, under a short lock.
+
+A job whose worker process dies while running it (``os._exit``, a segfault, the OOM killer) is
+counted in its own hash (``procman_worker_deaths``); after ``MAX_WORKER_DEATHS`` such deaths it
+is recorded failed instead of being put back, so one poisonous job cannot block its queue.
 """
 
 from __future__ import annotations
@@ -16,8 +20,11 @@ from collections.abc import Iterable
 
 import redis
 from rq.job import Job, JobStatus
+from rq.job_lifecycle import record_job_failure
 from rq.queue import Queue
-from rq.registry import FailedJobRegistry, StartedJobRegistry
+from rq.registry import StartedJobRegistry
+from rq.utils import now
+from rq.worker import Worker
 
 WIP_PREFIX = "procman:wip:"
 ALIVE_PREFIX = "procman:alive:"
@@ -25,6 +32,22 @@ REAPING_PREFIX = "procman:reaping:"
 ALIVE_SECONDS = 10
 REAP_LOCK_SECONDS = 30
 DONE = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+MAX_WORKER_DEATHS = 3
+"""A job that killed its worker process this many times is failed, not run again (Sidekiq Pro's
+reliable fetch treats a job recovered 3 times the same way)."""
+DEATHS_FIELD = "procman_worker_deaths"
+"""A field of the job's own hash (``rq:job:<id>``): it goes when the job goes; RQ ignores it."""
+TIMEOUT_KILL = (
+    "JobTimeoutException: the job outlived its timeout and did not stop on SIGALRM; "
+    "procman killed its worker process"
+)
+
+COUNT_DEATH_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+end
+return 0
+"""
 
 FETCH_SCRIPT = """
 for i = 2, #KEYS do
@@ -84,21 +107,55 @@ def requeue_in_progress(connection: redis.Redis, worker_name: str) -> list[str]:
     return requeued
 
 
-def fail_in_progress(connection: redis.Redis, worker_name: str, job_id: str, reason: str) -> None:
-    """Record a job that its worker could not finish (killed at its timeout) as failed."""
+def fail_in_progress(
+    connection: redis.Redis,
+    worker_name: str,
+    job_id: str,
+    reason: str,
+    timeout: float | None = None,
+) -> None:
+    """Record a job that its worker could not finish as failed, as RQ records a failure: status,
+    ``ended_at``, the failed registry and a failure result carrying ``reason`` (what
+    ``Job.latest_result()``, ``rq info`` and ``procman jobs`` show). ``timeout`` is the one that
+    applied, when the job's hash still has RQ's default in its place."""
     key = wip_key(worker_name)
     try:
         job = Job.fetch(job_id, connection=connection)
     except Exception:
         connection.lrem(key, 1, job_id)
         return
-    registry = FailedJobRegistry(job.origin, connection=connection)
+    job.ended_at = now()
+    if timeout is not None and timeout >= 1:
+        job.timeout = int(timeout)
     with connection.pipeline() as pipeline:
         _forget_started(connection, pipeline, job)
-        job.set_status(JobStatus.FAILED, pipeline=pipeline)
-        registry.add(job, exc_string=reason, pipeline=pipeline)
+        record_job_failure(job, reason, pipeline)
         pipeline.lrem(key, 1, job_id)
         pipeline.execute()
+    try:  # the dependents that may run after a failure (allow_dependency_failures), as RQ does
+        Queue(job.origin, connection=connection).enqueue_dependents(job)
+    except redis.RedisError:
+        pass
+
+
+def count_worker_death(connection: redis.Redis, job_id: str) -> int:
+    """One more death of a worker process running ``job_id``; the total (0: the job is gone)."""
+    count = connection.eval(COUNT_DEATH_SCRIPT, 1, Job.key_for(job_id), DEATHS_FIELD)
+    return int(count)
+
+
+def forget_worker_deaths(connection: redis.Redis, job_id: str) -> None:
+    """A job retried by hand starts counting again."""
+    connection.hdel(Job.key_for(job_id), DEATHS_FIELD)
+
+
+def worker_died(connection: redis.Redis, worker_name: str) -> None:
+    """What RQ's ``Worker.register_death`` does when a worker ends, for one that could not: out
+    of the workers registry (so ``rq info`` and ``procman jobs`` stop listing it), marked dead."""
+    key = Worker.redis_worker_namespace_prefix + worker_name
+    worker = Worker.find_by_key(key, connection=connection)
+    if worker is not None:
+        worker.register_death()  # type: ignore[no-untyped-call]
 
 
 def reap_dead_workers(connection: redis.Redis, reaper: str) -> dict[str, list[str]]:
@@ -113,6 +170,7 @@ def reap_dead_workers(connection: redis.Redis, reaper: str) -> dict[str, list[st
             continue
         try:
             requeued = requeue_in_progress(connection, name)
+            worker_died(connection, name)
         finally:
             connection.delete(REAPING_PREFIX + name)
         if requeued:

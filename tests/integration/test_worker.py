@@ -17,6 +17,7 @@ import redis
 from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
+from rq.worker import Worker
 
 from tests.conftest import PROCMAN, App, LiveOutput
 
@@ -41,6 +42,12 @@ def nap(seconds, mark=None):
 def deaf(seconds):
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
     time.sleep(seconds)
+
+def suicide(mark=None):
+    if mark:
+        with open(mark, "a") as f:
+            f.write("x")
+    os._exit(1)
 
 def count(directory, name, seconds=0.0):
     time.sleep(seconds)
@@ -117,9 +124,101 @@ def test_a_job_that_blocks_signals_is_killed_at_its_timeout(jobs_app: App, redis
     assert time.monotonic() - began < 15
     assert result.returncode == 0
     assert f"job {deaf.id} outlived its timeout" in result.stdout
-    assert Job.fetch(deaf.id, connection=connection).get_status() == JobStatus.FAILED
+    message = (
+        "JobTimeoutException: the job outlived its timeout and did not stop on SIGALRM; "
+        "procman killed its worker process"
+    )
+    failed = Job.fetch(deaf.id, connection=connection)
+    assert failed.get_status() == JobStatus.FAILED
+    assert failed.ended_at is not None
+    assert failed.timeout == 1  # the one that applied, not RQ's default of 180
+    latest = failed.latest_result()  # recorded as RQ records a failure: rq:results:<id>
+    assert latest is not None and latest.type == latest.Type.FAILED
+    assert latest.exc_string == message
     assert deaf.id in FailedJobRegistry("default", connection=connection).get_job_ids()
     assert Job.fetch(after.id, connection=connection).return_value() == 3
+    listed = jobs_app.run("jobs", "failed")
+    assert message in listed.stdout, listed.stdout + listed.stderr
+    shown = jobs_app.run("jobs", "show", deaf.id)
+    assert message in shown.stdout, shown.stdout + shown.stderr
+    assert "timeout: 1s" in " ".join(shown.stdout.split())
+    assert "ended: -" not in " ".join(shown.stdout.split())
+
+
+def test_a_job_that_kills_its_worker_is_failed_after_3_deaths(
+    jobs_app: App, redis_url: str, tmp_path: Path
+) -> None:
+    jobs_app.write("queues.yml", "concurrency: 1\n")
+    connection = client(redis_url)
+    queue = Queue("default", connection=connection)
+    marks = tmp_path / "runs"
+    poison = queue.enqueue("jobs.suicide", str(marks))
+    after = [queue.enqueue("jobs.add", i, 1) for i in range(3)]
+    result = run_burst(jobs_app, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert marks.read_text() == "xxx"  # run 3 times, not forever
+    assert (
+        f"job {poison.id}: its worker process died 3 times while running it "
+        "(last: exited with code 1): moved to the failed jobs"
+    ) in result.stdout
+    failed = Job.fetch(poison.id, connection=connection)
+    assert failed.get_status() == JobStatus.FAILED
+    assert FailedJobRegistry("default", connection=connection).get_job_ids() == [poison.id]
+    latest = failed.latest_result()
+    assert latest is not None
+    assert latest.exc_string == (
+        "WorkerDied: its worker process died 3 times while running it (last: exited with "
+        "code 1); procman stopped running it again"
+    )
+    assert [Job.fetch(j.id, connection=connection).return_value() for j in after] == [1, 2, 3]
+    assert queue.count == 0
+    # retried by hand, it counts from zero again
+    assert jobs_app.run("jobs", "retry", poison.id).returncode == 0
+    assert connection.hget(poison.key, "procman_worker_deaths") is None
+
+
+def test_a_dead_worker_is_no_longer_listed_as_busy(
+    jobs_app: App, redis_url: str, live: type[LiveOutput]
+) -> None:
+    jobs_app.write("queues.yml", "concurrency: 1\ntimeout: 60\n")
+    connection = client(redis_url)
+    queue = Queue("default", connection=connection)
+    job = queue.enqueue("jobs.nap", 30)
+    procman = jobs_app.spawn("worker")
+    output = live(procman)
+    try:
+        _wait_status(connection, job.id, JobStatus.STARTED)
+        (first,) = Worker.all(connection=connection)
+        assert first.get_state() == "busy"
+        os.kill(first.pid, signal.SIGKILL)
+        output.wait_for("put 1 job(s) back on their queues")
+        deadline = time.monotonic() + 10
+        names: list[str] = [first.name]
+        while first.name in names and time.monotonic() < deadline:
+            names = [w.name for w in Worker.all(connection=connection)]
+            time.sleep(0.05)
+        assert first.name not in names
+        assert connection.hget(first.key, "death") is not None
+        listed = jobs_app.run("jobs", "--json")
+        assert first.name not in listed.stdout, listed.stdout + listed.stderr
+    finally:
+        os.killpg(procman.pid, signal.SIGKILL)
+        output.finish()
+
+
+def test_burst_replaces_recycled_workers_until_the_queues_are_empty(
+    jobs_app: App, redis_url: str
+) -> None:
+    jobs_app.write("queues.yml", "concurrency: 1\nmax_jobs: 3\n")
+    connection = client(redis_url)
+    queue = Queue("default", connection=connection)
+    added = [queue.enqueue("jobs.add", i, 0) for i in range(10)]
+    result = run_burst(jobs_app)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert queue.count == 0
+    assert [Job.fetch(j.id, connection=connection).return_value() for j in added] == list(range(10))
+    recycled = [line for line in result.stdout.splitlines() if "finished executing 3 jobs" in line]
+    assert len(recycled) == 3
 
 
 def test_sigkilled_workers_lose_no_job(jobs_app: App, redis_url: str, tmp_path: Path) -> None:
