@@ -282,3 +282,26 @@ def test_a_refused_promotion_leaves_the_source_hosts_untouched(
     releases = deploy_app.run("releases", "staging")
     assert releases.returncode == 0, releases.stderr
     assert not (deploy_hosts.hosts[0].srv / "snippets").exists()
+
+
+@pytest.mark.skipif(shutil.which("nsenter") is None, reason="needs nsenter (util-linux)")
+def test_a_full_disk_over_ssh_asks_whether_the_disk_is_full(
+    deploy_app: DeployApp, deploy_hosts: SSHCluster
+) -> None:
+    host = deploy_hosts.hosts[0]
+    if not host.private_srv or host.process is None:
+        pytest.skip("the hosts have no mount namespace of their own here")
+    tiny = f"{host.deploy_root}/tiny"
+    (host.srv / "tiny").mkdir()
+    in_host = ["nsenter", "-t", str(host.process.pid), "-m"]
+    subprocess.run([*in_host, "mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", tiny], check=True)
+    try:
+        deploy_app.commit("a big file", {"blob.txt": os.urandom(600_000).hex()})
+        write_config(deploy_app, deploy_hosts, staging={"path": f"{tiny}/snippets"})
+        error = one_error_line(deploy_app.run("deploy", "staging", "--skip-tests"))
+        assert f"{host.address}:{host.port}: upload " in error
+        assert "the host did not store the whole file" in error
+        assert "is its disk full?; no host was switched" in error
+        assert f"(free space under {tiny}/snippets/.procman/artifacts (df -h" in error
+    finally:
+        subprocess.run([*in_host, "umount", tiny], check=True)
