@@ -68,8 +68,23 @@ class RunDir:
         self.private_redis_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.private_redis_path.write_text(url + "\n")
 
+    def forget_private_redis(self) -> None:
+        """No private Redis runs (any more): a url left by an earlier start must not be offered
+        while this one runs. Called under the app's lock, at start and when the Redis stops."""
+        try:
+            self.private_redis_path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            raise ProcmanError(
+                f"cannot remove {self.private_redis_path}: {error.strerror}",
+                "it names the private Redis of an earlier 'procman start'; delete it",
+            ) from None
+
     def private_redis_url(self) -> str | None:
-        """The private Redis of the procman running in this app, if one is."""
+        """The private Redis of the procman running in this app, if one is: the url file is
+        written by a start that runs one and removed by every other start (and when it stops),
+        so a leftover of an earlier run is never offered."""
         try:
             url = self.private_redis_path.read_text().strip()
         except OSError:

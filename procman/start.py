@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from procman.errors import (
@@ -24,7 +25,12 @@ from procman.formation import (
     resolve_counts,
 )
 from procman.procfile import Procfile, load_procfile
-from procman.queues.private_redis import READY_TIMEOUT, RedisPlan, plan_redis
+from procman.queues.private_redis import (
+    READY_TIMEOUT,
+    RedisPlan,
+    plan_redis,
+    worker_queue_files,
+)
 from procman.rundir import RunDir
 from procman.settings import App, AppOptions, load_app, procfile_path
 from procman.supervisor.control.server import ControlServer
@@ -72,6 +78,7 @@ def plan(options: StartOptions) -> Plan:
     """Everything checked before the first process starts."""
     app, procfile = load_app_and_procfile(options.app)
     check_names(options.names, procfile)
+    check_worker_queue_files(options.app, procfile)
     policy = Policy(
         restart=parse_policy(options.restart, procfile, "--restart"),
         can_die=parse_policy(options.can_die, procfile, "--can-die"),
@@ -103,6 +110,22 @@ def plan(options: StartOptions) -> Plan:
     return Plan(app=app, procfile=procfile, counts=counts, policy=policy, redis=redis)
 
 
+def check_worker_queue_files(options: AppOptions, procfile: Procfile) -> None:
+    """The queue YAML of each ``procman worker`` in the Procfile, validated as ``procman check``
+    does, so a bad one stops the start before the private Redis or any process starts. The queue
+    config module (yaml, croniter) is imported only for such Procfiles."""
+    app_dir = options.root if options.root is not None else procfile_path(options).parent
+    files = worker_queue_files(app_dir, procfile)
+    if not files:
+        return
+    from procman.queues.config import load_queue_config
+
+    errors: list[ProcmanError] = []
+    for path in [path for path, required in files if required or path.is_file()]:
+        collect(partial(load_queue_config, path, app_dir=app_dir), errors)
+    raise_collected(errors)
+
+
 def parse_policy(spec: str | None, procfile: Procfile, option: str) -> frozenset[str]:
     """``web,worker`` or ``all``: the types a policy applies to."""
     if spec is None:
@@ -123,6 +146,8 @@ def start(options: StartOptions) -> int:
     run_dir = RunDir(app.root)
     lock = run_dir.lock()
     try:
+        if chosen.redis.server is None:
+            run_dir.forget_private_redis()  # left by an earlier start that ran one
         services = _services(chosen.redis, app)
         columns, rows = _terminal_size()
         name_width = max(len(f"{name}.{count}") for name, count in chosen.counts.items())
@@ -145,6 +170,11 @@ def start(options: StartOptions) -> int:
         )
         return supervisor.run()
     finally:
+        if chosen.redis.server is not None:
+            try:
+                run_dir.forget_private_redis()  # it has stopped with everything else
+            except ProcmanError:
+                pass
         os.close(lock)
 
 

@@ -129,6 +129,40 @@ def uses_queues(root: Path, procfile: Procfile) -> bool:
     return any(_WORKER_COMMAND.search(process.command) for process in procfile.processes)
 
 
+def worker_queue_files(app_dir: Path, procfile: Procfile) -> list[tuple[Path, bool]]:
+    """The queue YAML each ``procman worker`` of the Procfile would read, and whether it must
+    exist: its ``-C/--config`` (relative to the app directory, where it runs), else
+    ``queues.yml`` when there is one. Empty when no process runs ``procman worker``."""
+    files: list[tuple[Path, bool]] = []
+    for process in procfile.processes:
+        found = _WORKER_COMMAND.search(process.command)
+        if found is None:
+            continue
+        named = _config_option(process.command[found.end() :])
+        entry = (app_dir / named, True) if named else (app_dir / QUEUE_FILE, False)
+        if entry not in files:
+            files.append(entry)
+    return files
+
+
+def _config_option(arguments: str) -> str | None:
+    """The value of ``-C``/``--config`` among a worker's arguments (up to a shell operator)."""
+    try:
+        words = shlex.split(arguments, comments=True)
+    except ValueError:
+        return None
+    for index, word in enumerate(words):
+        if word in (";", "&&", "||", "|", "&"):
+            return None
+        if word in ("-C", "--config") and index + 1 < len(words):
+            return words[index + 1]
+        if word.startswith("--config="):
+            return word.removeprefix("--config=")
+        if word.startswith("-C") and len(word) > 2:
+            return word[2:]
+    return None
+
+
 def runs_own_redis(procfile: Procfile) -> bool:
     return NAME in procfile.names or any(
         _REDIS_COMMAND.search(process.command) for process in procfile.processes
