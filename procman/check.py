@@ -39,6 +39,10 @@ class CheckReport:
         return "; ".join(parts)
 
     def as_json(self) -> dict[str, Any]:
+        """The report as data; passwords in URL values of the env are hidden (``***``), as
+        everywhere procman shows a URL."""
+        from procman.queues.redis_url import redact
+
         return {
             "procfile": str(self.app.procfile_path),
             "root": str(self.app.root),
@@ -47,7 +51,7 @@ class CheckReport:
                 for p in self.procfile.processes
             ],
             "env_files": [str(path) for path in self.app.env_files],
-            "env": dict(self.app.env),
+            "env": {name: redact(value) for name, value in self.app.env.items()},
             "port": self.app.base_port,
             "queues": self.queues.as_json() if self.queues is not None else None,
             "deploy": self.deploy.as_json() if self.deploy is not None else None,

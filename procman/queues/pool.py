@@ -34,7 +34,7 @@ from rq.scheduler import RQScheduler
 
 from procman.exitcodes import status_for_signal
 from procman.queues import worker as worker_module
-from procman.queues.config import QueueConfig, ScheduledJob
+from procman.queues.config import QUEUE_NAME, QueueConfig, ScheduledJob
 from procman.queues.recovery import (
     MAX_WORKER_DEATHS,
     TIMEOUT_KILL,
@@ -656,6 +656,12 @@ def parse_queues_option(spec: str) -> tuple[tuple[str, int | None], ...]:
             raise UsageError(
                 f"--queues: cannot read {part!r}",
                 "write names in order ('critical,default') or with weights ('critical:5,low:1')",
+            )
+        if not QUEUE_NAME.fullmatch(name):
+            raise UsageError(
+                f"--queues: bad queue name {name!r}",
+                "queue names may use only letters, digits, '_', '-' and '.'; separate them "
+                "with commas ('critical,default')",
             )
         queues.append((name, int(weight) if weight else None))
     if not queues:
