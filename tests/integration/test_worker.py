@@ -550,3 +550,51 @@ def test_a_forked_worker_is_what_a_fresh_worker_process_was(jobs_app: App, redis
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pool.pid, signal.SIGKILL)
         pool.wait()
+
+
+def test_a_lost_redis_is_retried_with_backoff(
+    jobs_app: App, live: type[LiveOutput], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import re
+    import shutil
+
+    from tests.conftest import free_port
+
+    binary = shutil.which("redis-server") or shutil.which("redis-server", path="/usr/sbin:/usr/bin")
+    assert binary is not None
+    port = free_port()
+    server = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    monkeypatch.setenv("REDIS_URL", url)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client(url).ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+        jobs_app.write("queues.yml", "concurrency: 1\n")
+        procman = jobs_app.spawn("worker")
+        output = live(procman)
+        output.wait_for("serving default")
+        time.sleep(0.5)
+        server.kill()
+        server.wait()
+        pattern = re.compile(r"procman worker: lost Redis at .*; retrying in (\d+)s")
+        waits: list[int] = []
+        deadline = time.monotonic() + 20
+        while len(waits) < 4 and time.monotonic() < deadline:
+            waits = [int(wait) for wait in pattern.findall(output.text)]
+            time.sleep(0.1)
+        os.killpg(procman.pid, signal.SIGKILL)
+        output.finish()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert waits[:4] == [1, 2, 4, 8]
