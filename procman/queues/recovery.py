@@ -33,8 +33,8 @@ ALIVE_SECONDS = 10
 REAP_LOCK_SECONDS = 30
 DONE = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
 MAX_WORKER_DEATHS = 3
-"""A job that killed its worker process this many times is failed, not run again (Sidekiq Pro's
-reliable fetch treats a job recovered 3 times the same way)."""
+"""A job that killed its worker process this many times is failed, not run again (as Sidekiq
+Pro's reliable fetch sends "poison pill" jobs to the dead set)."""
 DEATHS_FIELD = "procman_worker_deaths"
 """A field of the job's own hash (``rq:job:<id>``): it goes when the job goes; RQ ignores it."""
 TIMEOUT_KILL = (
