@@ -113,7 +113,9 @@ def plan(options: StartOptions) -> Plan:
 def check_worker_queue_files(options: AppOptions, procfile: Procfile) -> None:
     """The queue YAML of each ``procman worker`` in the Procfile, validated as ``procman check``
     does, so a bad one stops the start before the private Redis or any process starts. The queue
-    config module (yaml, croniter) is imported only for such Procfiles."""
+    config module (yaml, croniter: about 40 ms) is imported only for such Procfiles; the app's
+    ``schedule`` functions are not imported here (that would load the app and its libraries,
+    redis among them, into procman itself): ``procman check`` and the worker check those."""
     app_dir = options.root if options.root is not None else procfile_path(options).parent
     files = worker_queue_files(app_dir, procfile)
     if not files:
@@ -122,7 +124,7 @@ def check_worker_queue_files(options: AppOptions, procfile: Procfile) -> None:
 
     errors: list[ProcmanError] = []
     for path in [path for path, required in files if required or path.is_file()]:
-        collect(partial(load_queue_config, path, app_dir=app_dir), errors)
+        collect(partial(load_queue_config, path, import_funcs=False), errors)
     raise_collected(errors)
 
 

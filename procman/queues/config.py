@@ -157,11 +157,18 @@ QUEUE_FILE_WORDS = FileWords(
 
 
 def load_queue_config(
-    path: Path, *, app_dir: Path | None = None, importer: Importer | None = None
+    path: Path,
+    *,
+    app_dir: Path | None = None,
+    importer: Importer | None = None,
+    import_funcs: bool = True,
 ) -> QueueConfig:
     """Read and validate the queue YAML at ``path``; ``schedule`` funcs are imported with
-    ``app_dir`` (default: the file's directory) at the front of ``sys.path``."""
+    ``app_dir`` (default: the file's directory) at the front of ``sys.path``, unless
+    ``import_funcs`` is False (only their dotted form is checked then)."""
     text = read_text(path, QueueConfigError, QUEUE_FILE_WORDS)
+    if not import_funcs:
+        return parse_queue_config(text, str(path), importer=None)
     return parse_queue_config(
         text,
         str(path),
