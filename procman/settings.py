@@ -70,12 +70,19 @@ def env_file_paths(options: AppOptions) -> tuple[Path, ...]:
     return (default,) if default.exists() else ()
 
 
+def check_root(options: AppOptions) -> None:
+    """``-d`` must name a directory (checked first: every other path is under it)."""
+    if options.root is not None and not options.root.is_dir():
+        raise UsageError(
+            f"-d/--root: {options.root.resolve()} is not a directory", "pass the app's directory"
+        )
+
+
 def load_app(options: AppOptions, shell: Mapping[str, str] | None = None) -> App:
     """Resolve the app's paths and environment; raise every problem found (env files, port)."""
     shell = dict(os.environ if shell is None else shell)
     root = app_root(options)
-    if options.root is not None and not root.is_dir():
-        raise UsageError(f"-d/--root: {root} is not a directory", "pass the app's directory")
+    check_root(options)
     env_files = env_file_paths(options)
     env = load_env_files(env_files, shell)
     return App(

@@ -32,7 +32,7 @@ from procman.queues.private_redis import (
     worker_queue_files,
 )
 from procman.rundir import RunDir
-from procman.settings import App, AppOptions, load_app, procfile_path
+from procman.settings import App, AppOptions, check_root, load_app, procfile_path
 from procman.supervisor.control.server import ControlServer
 from procman.supervisor.output import Prefixer, Sink, StreamStyle
 from procman.supervisor.service import Service
@@ -66,6 +66,7 @@ class Plan:
 
 def load_app_and_procfile(options: AppOptions) -> tuple[App, Procfile]:
     """Load both, reporting the problems of each together rather than the first one only."""
+    check_root(options)  # else the Procfile under it would be reported missing too
     errors: list[ProcmanError] = []
     app = collect(lambda: load_app(options), errors)
     procfile = collect(lambda: load_procfile(procfile_path(options)), errors)

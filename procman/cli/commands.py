@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -12,10 +13,24 @@ import click
 
 from procman import __version__
 from procman.cli.lazy import LazyGroup
+from procman.errors import UsageError
 from procman.settings import AppOptions
 from procman.supervisor.output import StreamStyle
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Seconds(click.FloatRange):
+    """Seconds, 0 or more, and finite: ``nan`` or ``inf`` would make a timeout never fire."""
+
+    def __init__(self) -> None:
+        super().__init__(min=0)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        seconds = super().convert(value, param, ctx)
+        if not math.isfinite(seconds):
+            self.fail(f"{value!r} is not a finite number of seconds", param, ctx)
+        return seconds
 
 
 def app_options(command: F) -> F:
@@ -56,7 +71,9 @@ def with_options(command: F, decorators: Sequence[Callable[[Any], Any]]) -> F:
 def to_app_options(
     procfile: Path | None, root: Path | None, env_files: tuple[str, ...], port: int | None
 ) -> AppOptions:
-    paths = tuple(Path(p) for spec in env_files for p in spec.split(",") if p)
+    paths = tuple(Path(p) for spec in env_files for p in spec.split(",") if p.strip())
+    if env_files and not paths:
+        raise UsageError("-e/--env: no file name given", "name an env file, like -e .env")
     return AppOptions(procfile=procfile, root=root, env_files=paths, port=port)
 
 
@@ -92,7 +109,7 @@ def cli(traceback: bool) -> None:
 @click.option(
     "-t",
     "--timeout",
-    type=click.FloatRange(min=0),
+    type=Seconds(),
     default=5.0,
     show_default=True,
     help="Seconds between SIGTERM and SIGKILL when stopping.",

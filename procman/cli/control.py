@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from procman.cli.commands import app_options, to_app_options
+from procman.cli.commands import Seconds, app_options, to_app_options
 from procman.formation import format_formation
 from procman.supervisor.output import Prefixer, StreamStyle
 
@@ -79,7 +79,7 @@ def restart(
 @click.option(
     "--wait",
     "wait",
-    type=click.FloatRange(min=0),
+    type=Seconds(),
     default=None,
     metavar="SECONDS",
     help="Return only once they have stopped (the app: once procman has exited); fail after "

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from procman.cli.commands import with_options
+from procman.cli.commands import Seconds, with_options
 from procman.cli.control import format_table
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ def wait_option(command: F) -> F:
         [
             click.option(
                 "--wait",
-                type=click.FloatRange(min=0),
+                type=Seconds(),
                 default=0.0,
                 metavar="SECONDS",
                 help="Wait this long for another deploy's lock [default: fail at once].",

@@ -262,3 +262,33 @@ def test_unreadable_env_file_simulated(
     status, lines = run(capsys, "start", "-e", "secret.env")
     assert status == ExitStatus.ERROR
     assert lines == ["procman: error: secret.env: cannot read: Permission denied"]
+
+
+@pytest.mark.parametrize("timeout", ["nan", "inf", "1e400"])
+def test_a_timeout_that_never_fires_is_refused(
+    capsys: pytest.CaptureFixture[str], timeout: str
+) -> None:
+    status, lines = run(capsys, "start", "-t", timeout)
+    assert status == ExitStatus.USAGE
+    assert lines == [
+        f"procman: error: Invalid value for '-t' / '--timeout': {timeout!r} is not a finite "
+        "number of seconds (see 'procman start --help')"
+    ]
+
+
+@pytest.mark.parametrize("spec", ["", ",", " "])
+def test_an_empty_env_file_name_is_refused(capsys: pytest.CaptureFixture[str], spec: str) -> None:
+    for command in ("check", "start"):
+        [line] = fails(capsys, [command, "-e", spec], "-e/--env: no file name given")
+        assert line.endswith("(name an env file, like -e .env)")
+
+
+def test_a_root_that_is_a_file_is_one_error(
+    app_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for command in ("check", "start"):
+        fails(
+            capsys,
+            [command, "-d", "Procfile"],
+            f"-d/--root: {app_dir.resolve() / 'Procfile'} is not a directory",
+        )
