@@ -15,7 +15,7 @@ import pytest
 from procman.deploy.config import Environment, Host
 from procman.deploy.host import DeployHost, StepFailed
 from procman.deploy.transport import LocalTransport
-from tests.conftest import DeployApp, SSHCluster, free_port_on
+from tests.conftest import DeployApp, SSHCluster, SSHHost, free_port_on
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -37,6 +37,21 @@ def write_config(app: DeployApp, cluster: SSHCluster, **changes: object) -> None
         **changes,
     }
     app.commit("procman.yml", {"procman.yml": json.dumps(config)})
+
+
+def write_promoted_config(app: DeployApp, cluster: SSHCluster) -> SSHHost:
+    """``write_config`` plus ``production``, promoted from staging, on the second host."""
+    host = cluster.hosts[1]
+    production = {
+        "promote_from": "staging",
+        "hosts": [{"host": host.address, "port": host.port, "roles": ["web"]}],
+        "path": f"{host.deploy_root}/snippets",
+    }
+    write_config(app, cluster)
+    config = json.loads((app.root / "procman.yml").read_text())
+    config["environments"]["production"] = production
+    app.commit("production", {"procman.yml": json.dumps(config)})
+    return host
 
 
 def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
@@ -146,16 +161,7 @@ def test_the_test_stage_refuses_a_commit_other_than_the_working_tree(
 def test_build_and_test_flags_are_refused_on_a_promotion(
     deploy_app: DeployApp, deploy_hosts: SSHCluster
 ) -> None:
-    host = deploy_hosts.hosts[1]
-    production = {
-        "promote_from": "staging",
-        "hosts": [{"host": host.address, "port": host.port, "roles": ["web"]}],
-        "path": f"{host.deploy_root}/snippets",
-    }
-    write_config(deploy_app, deploy_hosts)
-    config = json.loads((deploy_app.root / "procman.yml").read_text())
-    config["environments"]["production"] = production
-    deploy_app.commit("production", {"procman.yml": json.dumps(config)})
+    write_promoted_config(deploy_app, deploy_hosts)
     done = deploy_app.run("deploy", "production", "--skip-tests", "--commit", "HEAD~1")
     assert done.returncode == 2
     assert one_error_line(done) == (
@@ -264,16 +270,7 @@ def test_no_key_at_all_says_to_add_one(
 def test_a_refused_promotion_leaves_the_source_hosts_untouched(
     deploy_app: DeployApp, deploy_hosts: SSHCluster
 ) -> None:
-    host = deploy_hosts.hosts[1]
-    production = {
-        "promote_from": "staging",
-        "hosts": [{"host": host.address, "port": host.port, "roles": ["web"]}],
-        "path": f"{host.deploy_root}/snippets",
-    }
-    write_config(deploy_app, deploy_hosts)
-    config = json.loads((deploy_app.root / "procman.yml").read_text())
-    config["environments"]["production"] = production
-    deploy_app.commit("production", {"procman.yml": json.dumps(config)})
+    host = write_promoted_config(deploy_app, deploy_hosts)
     error = one_error_line(deploy_app.run("deploy", "production"))
     assert "cannot skip staging: deploy to staging first (procman deploy staging)" in error
     # Reading staging's history made nothing there; nothing reached production either.
