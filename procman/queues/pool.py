@@ -44,6 +44,7 @@ from procman.queues.recovery import (
     mark_gone,
     reap_dead_workers,
     requeue_in_progress,
+    still_running,
     worker_died,
 )
 from procman.queues.redis_url import RedisUrl
@@ -346,6 +347,8 @@ class Pool:
         if died is None:
             return
         job_id, how = died
+        if not still_running(self.connection, job_id):
+            return  # it finished before its worker died (before the worker said "end")
         deaths = count_worker_death(self.connection, job_id)
         if deaths < MAX_WORKER_DEATHS:
             return

@@ -138,6 +138,14 @@ def fail_in_progress(
         pass
 
 
+def still_running(connection: redis.Redis, job_id: str) -> bool:
+    """Whether ``job_id`` exists and has not ended (finished, failed, stopped or canceled)."""
+    try:
+        return Job.fetch(job_id, connection=connection).get_status(refresh=False) not in DONE
+    except Exception:  # the hash expired or cannot be read
+        return False
+
+
 def count_worker_death(connection: redis.Redis, job_id: str) -> int:
     """One more death of a worker process running ``job_id``; the total (0: the job is gone)."""
     count = connection.eval(COUNT_DEATH_SCRIPT, 1, Job.key_for(job_id), DEATHS_FIELD)

@@ -258,9 +258,16 @@ def test_sigkilled_workers_lose_no_job(jobs_app: App, redis_url: str, tmp_path: 
     assert kills >= 10
     missing = [i for i, status in final.items() if status not in ("finished", "failed")]
     assert missing == []
-    assert sum(status == "failed" for status in final.values()) == 20  # the jobs that raise
+    failed = [i for i, status in final.items() if status == "failed"]
+    raised = [i for i in failed if Job.fetch(i, connection=connection).func_name == "jobs.boom"]
+    assert len(raised) == 20  # the jobs that raise
+    # A job whose worker was killed under it 3 times (rare with random kills) is failed for
+    # that, by design; its work was done, so its mark is there.
+    for job_id in set(failed) - set(raised):
+        result = Job.fetch(job_id, connection=connection).latest_result()
+        assert result is not None and "WorkerDied" in (result.exc_string or "")
     finished = sum(FinishedJobRegistry(q.name, connection=connection).count for q in queues)
-    assert finished == 1980
+    assert finished == 2000 - len(failed)
     assert len(list(marks.iterdir())) == 1980  # every job's work was done (some twice: killed)
 
 
