@@ -10,6 +10,9 @@ named in the restart policy are restarted with backoff instead, and types that m
 
 Services (the private Redis) start first; the formation starts once they are ready, and they stop
 only after everything else has.
+
+What left its process group (a daemon, ``setsid``) is found while stopping, by the run id every
+process inherits or by being re-parented to procman, and stopped with the rest (see strays.py).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from procman.supervisor.signals import (
     signal_group,
 )
 from procman.supervisor.spawn import Child, Spawner
+from procman.supervisor.strays import RUN_ID_VARIABLE, Stray, find_strays, new_run_id
 from procman.supervisor.watchdog import Watchdog
 
 READ_SIZE = 64 * 1024
@@ -60,6 +64,9 @@ GROUP_POLL = 0.05
 EXIT_STATUS_OUTPUT_GONE = status_for_signal(signal.SIGPIPE)
 READY_POLL = 0.02
 """While the formation waits for its services, ask them whether they are ready this often."""
+STRAY_SCAN = 0.15
+"""While stopping, look for processes outside the known groups this often (a scan reads two small
+/proc files per process on the machine: about 20 µs each)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +119,12 @@ class Supervisor:
         self._runs: list[Run] = []  # every run whose process or output is not yet finished with
         self._by_pid: dict[int, Run] = {}
         self._with_partial: set[Run] = set()
-        self._strays: set[int] = set()
+        self._run_id = new_run_id()
+        self._strays: dict[int, Stray] = {}
+        """Processes outside the known groups, by pid, as the last scan (while stopping) found."""
+        self._signalled: dict[int, int] = {}  # stray pid -> the last signal it was sent
+        self._next_scan = 0.0
+        self._kill_strays_at = 0.0
         self._logbook = Logbook()
         self._followers: dict[Connection, frozenset[str]] = {}
         self._service_slots: dict[str, Slot] = {}
@@ -131,7 +143,7 @@ class Supervisor:
         self._signals.open()
         self._selector.register(self._signals.reader, selectors.EVENT_READ, self._on_signals)
         become_subreaper()
-        self._watchdog = Watchdog()
+        self._watchdog = Watchdog(self._run_id)
         stopped_cleanly = False
         try:
             if self._control is not None:
@@ -197,7 +209,10 @@ class Supervisor:
         return timeout
 
     def _finished(self) -> bool:
-        return self._stopping and not self._strays and not any(run.alive for run in self._runs)
+        if not self._stopping or self._strays or any(run.alive for run in self._runs):
+            return False
+        self._scan_strays(self._clock())  # a last look, after everything known has gone
+        return not self._strays
 
     def _advance(self, now: float) -> None:
         """Timers and group watching: SIGKILL after the timeout, restarts when due, and what
@@ -214,8 +229,11 @@ class Supervisor:
             if not run.alive and run.slot.run is run:
                 self._run_finished(run.slot, now)
         if self._stopping:
-            if self._strays and not self._force_killed and self._past_shutdown_deadline(now):
-                self._signal_strays(signal.SIGKILL)
+            if not self._force_killed and now >= self._kill_strays_at:
+                self._force_killed = True
+                self._signal_strays()
+            if now >= self._next_scan:
+                self._scan_strays(now)
             if not self._services_stopping and self._only_services_left():
                 self._stop_services()
             return
@@ -230,9 +248,6 @@ class Supervisor:
             ):
                 self._launch(slot)
 
-    def _past_shutdown_deadline(self, now: float) -> bool:
-        return all(run.kill_at is None or now >= run.kill_at for run in self._runs)
-
     # -- services -------------------------------------------------------------------------------
 
     def _start_services(self) -> None:
@@ -246,7 +261,7 @@ class Supervisor:
             slot = Slot(Instance(service.name, 1, service.command, 0), service=True)
             self._service_slots[service.name] = slot
             try:
-                child = spawner.spawn(service.command, service.env)
+                child = spawner.spawn(service.command, {**service.env, **self._tag()})
             except OSError as error:
                 self._system(f"{service.name} could not start: {error.strerror or error}")
                 self._begin_shutdown(1)
@@ -320,7 +335,8 @@ class Supervisor:
         slot.then = None
         instance = slot.instance
         try:
-            child = self._spawner.spawn(instance.command, self._environment(instance))
+            env = {**self._environment(instance), **self._tag()}
+            child = self._spawner.spawn(instance.command, env)
         except OSError as error:
             self._system(f"{instance.name} could not start: {error.strerror or error}")
             slot.state = State.CRASHED
@@ -330,6 +346,10 @@ class Supervisor:
         self._track(slot, child)
         restarted = f", restart {slot.restarts}" if slot.restarts else ""
         self._system(f"{instance.name} started (pid {child.pid}{restarted})")
+
+    def _tag(self) -> dict[str, str]:
+        """Inherited by every descendant that keeps its environment: how strays are found."""
+        return {RUN_ID_VARIABLE: self._run_id}
 
     def _track(self, slot: Slot, child: Child) -> None:
         """A new run for ``slot``: read its output, reap it, and have the watchdog guard it."""
@@ -401,7 +421,8 @@ class Supervisor:
             returncode = os.waitstatus_to_exitcode(wait_status)
             run = self._by_pid.pop(pid, None)
             if run is None:
-                self._strays.discard(pid)
+                self._strays.pop(pid, None)
+                self._signalled.pop(pid, None)
                 if self._watchdog is not None and pid == self._watchdog.pid:
                     self._watchdog.reaped(returncode)
                 continue
@@ -463,6 +484,7 @@ class Supervisor:
             return
         self._stopping = True
         self._exit_status = status
+        self._kill_strays_at = self._clock() + self._stop_timeout
         alive = [run for run in self._runs if run.alive and not run.slot.service]
         if alive:
             self._system("sending SIGTERM to all processes")
@@ -472,8 +494,7 @@ class Supervisor:
                 slot.state = State.STOPPING
         for run in alive:
             self._terminate(run)
-        self._strays.update(self._adopted_orphans())
-        self._signal_strays(signal.SIGTERM)
+        self._scan_strays(self._clock())
 
     def _kill_everything(self) -> None:
         for run in self._runs:
@@ -481,30 +502,46 @@ class Supervisor:
                 signal_group(run.child.pgid, signal.SIGKILL)
                 run.killed = True
         self._force_killed = True
-        self._strays.update(self._adopted_orphans())
-        self._signal_strays(signal.SIGKILL)
+        self._scan_strays(self._clock())
 
-    def _signal_strays(self, signum: int) -> None:
-        for pid in list(self._strays):
-            try:
-                os.kill(pid, signum)
-            except ProcessLookupError:
-                self._strays.discard(pid)
-        if signum == signal.SIGKILL:
-            self._force_killed = True
+    def _scan_strays(self, now: float) -> None:
+        """Find the processes outside the groups we know (SIGTERM or SIGKILL with the rest) and
+        send each what it has not had yet: a stray found late, re-parented to us after its parent
+        died, still gets its SIGTERM and the same deadline."""
+        self._next_scan = now + STRAY_SCAN
+        self._strays = {stray.pid: stray for stray in self._find_strays()}
+        self._signalled = {pid: sig for pid, sig in self._signalled.items() if pid in self._strays}
+        self._signal_strays()
 
-    def _adopted_orphans(self) -> set[int]:
-        """Descendants that left their process group (daemons) and were re-parented to us."""
-        import psutil  # only needed while stopping; keeps start-up light
-
-        known = set(self._by_pid)
+    def _find_strays(self) -> list[Stray]:
+        """Re-parented to us or carrying our run id, and in none of our runs' live groups (those
+        are signalled as groups already, and services stop last)."""
+        known = set(self._by_pid) | {os.getpid()}
         if self._watchdog is not None:
             known.add(self._watchdog.pid)
-        try:
-            children = psutil.Process().children()
-        except psutil.Error:
-            return set()
-        return {child.pid for child in children if child.pid not in known}
+        groups = {run.child.pgid for run in self._runs if run.alive}
+        return [
+            stray
+            for stray in find_strays(self._run_id, os.getpid())
+            if stray.pid not in known and stray.pgid not in groups
+        ]
+
+    def _signal_strays(self) -> None:
+        """SIGTERM, or SIGKILL once past the deadline, to each stray not sent it yet: to its whole
+        group when it leads one, so the group's other members go too, else to it alone."""
+        signum = signal.SIGKILL if self._force_killed else signal.SIGTERM
+        own_group = os.getpgrp()
+        for stray in list(self._strays.values()):
+            if self._signalled.get(stray.pid) == signum:
+                continue
+            self._signalled[stray.pid] = signum
+            try:
+                if stray.leads_group and stray.pgid != own_group:
+                    os.killpg(stray.pgid, signum)
+                else:
+                    os.kill(stray.pid, signum)
+            except ProcessLookupError:
+                self._strays.pop(stray.pid, None)
 
     # -- output ---------------------------------------------------------------------------------
 

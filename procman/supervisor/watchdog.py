@@ -4,7 +4,10 @@ the guard kills their process groups.
 The guard is a few lines of ``sh`` (about 1 MB resident, where a second Python would cost 10 MB). It
 reads ``+PGID`` and ``-PGID`` lines from a pipe only procman holds; ``done`` means procman stopped
 everything itself. End of file without ``done`` means procman is gone: the guard sends SIGTERM to
-every group it was told about, waits up to a second, then sends SIGKILL.
+every group it was told about and to every process whose environment carries this run's
+``PROCMAN_RUN_ID`` (what left its group: daemons, ``setsid``), waits up to a second, then sends
+SIGKILL to the groups and, three times 50 ms apart (for what forked meanwhile), to the processes
+carrying the run id. All within about 1.3 s. Until then the guard only waits on its pipe.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import subprocess
 
 _GUARD_SCRIPT = r"""
 trap '' INT TERM HUP PIPE
+tag="PROCMAN_RUN_ID=$1"
 groups=
 while IFS= read -r line; do
   case $line in
@@ -22,15 +26,20 @@ while IFS= read -r line; do
     done) exit 0 ;;
   esac
 done
-[ -n "$groups" ] || exit 0
+tagged() { grep -lxsFz -e "$tag" /proc/[0-9]*/environ | sed 's|^/proc/||; s|/environ$||'; }
 for g in $groups; do kill -s TERM -- "-$g" 2>/dev/null; done
+pids=$(tagged); [ -z "$pids" ] || kill -s TERM $pids 2>/dev/null
 for tick in 1 2 3 4 5 6 7 8 9 10; do
   alive=
   for g in $groups; do kill -s 0 -- "-$g" 2>/dev/null && alive=1; done
-  [ -n "$alive" ] || exit 0
+  [ -n "$alive" ] || [ -n "$(tagged)" ] || exit 0
   sleep 0.1
 done
 for g in $groups; do kill -s KILL -- "-$g" 2>/dev/null; done
+for round in 1 2 3; do
+  pids=$(tagged); [ -z "$pids" ] || kill -s KILL $pids 2>/dev/null
+  sleep 0.05
+done
 """
 
 
@@ -38,9 +47,9 @@ GUARD_BATCH = 10
 
 
 class Watchdog:
-    def __init__(self) -> None:
+    def __init__(self, run_id: str) -> None:
         self._process = subprocess.Popen(
-            ["/bin/sh", "-c", _GUARD_SCRIPT],
+            ["/bin/sh", "-c", _GUARD_SCRIPT, "procman-guard", run_id],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -280,3 +280,99 @@ def test_the_program_not_a_shell_receives_sigterm_and_reports_its_code(
     assert code == 130
     body = [line.split("| ", 1)[1] for line in text.splitlines()]
     assert body.index("cleaning up") < body.index("web.1 exited with code 7")
+
+
+# Descendants that left their process group (setsid, start_new_session) -------------------------
+# Each test finds its leftovers by a sleep duration no other test uses.
+
+
+def _sleeping(*seconds: int) -> list[str]:
+    """This test's live ``sleep N`` processes for the given Ns, as 'pid cmdline'."""
+    wanted = [["sleep", str(n)] for n in seconds]
+    found = []
+    for process in tagged_processes(os.environ["PROCMAN_TEST_TAG"]):
+        try:
+            if process.cmdline() in wanted:
+                found.append(f"{process.pid} {' '.join(process.cmdline())}")
+        except psutil.Error:
+            continue
+    return found
+
+
+def _wait_until_sleeping(*seconds: int, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while len(_sleeping(*seconds)) < len(seconds):
+        assert time.monotonic() < deadline, f"not all of sleep {seconds} started"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("trigger", ["signal", "exit"])
+def test_a_daemons_own_child_is_stopped_with_it(
+    app: App, live: type[LiveOutput], trigger: str
+) -> None:
+    """The detached sh is re-parented to procman; its child, in the sh's new group, goes too."""
+    inner, outer = (1038, 1039) if trigger == "signal" else (1040, 1041)
+    procfile = f"daemon: sh -c 'setsid sh -c \"sleep {inner}; echo after\" &'; sleep {outer}\n"
+    if trigger == "exit":
+        procfile = "quitter: sleep 1; exit 4\n" + procfile
+    app.procfile(procfile)
+    procman = app.spawn("start", "-t", "1")
+    output = live(procman)
+    _wait_until_sleeping(inner, outer)
+    if trigger == "signal":
+        os.killpg(procman.pid, signal.SIGINT)
+    code, text = output.finish()
+    assert code == (130 if trigger == "signal" else 4), text
+    assert _sleeping(inner, outer) == []
+
+
+@pytest.mark.parametrize("environment", ["inherited", "cleared"])
+def test_a_new_session_grandchild_of_a_process_ignoring_sigterm_is_stopped(
+    app: App, live: type[LiveOutput], environment: str
+) -> None:
+    """Its parent dies only by the SIGKILL at the timeout; the grandchild goes too. With its
+    environment cleared (no run id), it is found only once re-parented to procman, after that
+    SIGKILL."""
+    seconds = 1016 if environment == "inherited" else 1018
+    child = (
+        "import signal,os; signal.signal(signal.SIGTERM, signal.SIG_DFL); "
+        f'os.execvp(\\"sleep\\", [\\"sleep\\",\\"{seconds}\\"])'
+    )
+    # the test's tag only, so the leftover check still sees it
+    env = (
+        "{'PROCMAN_TEST_TAG': os.environ['PROCMAN_TEST_TAG']}"
+        if environment == "cleared"
+        else "None"
+    )
+    app.procfile(
+        "quitter: sleep 1; exit 4\n"
+        'py: python3 -c "import os,signal,time,subprocess; '
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        f"subprocess.Popen(['python3','-c','{child}'], start_new_session=True, env={env}); "
+        'time.sleep(1017)"\n'
+    )
+    procman = app.spawn("start", "-t", "1")
+    output = live(procman)
+    _wait_until_sleeping(seconds)
+    code, text = output.finish()
+    assert code == 4, text
+    assert "py.1 terminated by SIGKILL" in text
+    assert _sleeping(seconds) == []
+
+
+def test_new_session_grandchildren_do_not_survive_procman_being_killed(
+    app: App, live: type[LiveOutput]
+) -> None:
+    app.procfile(
+        'py: python3 -c "import time,subprocess; '
+        "subprocess.Popen(['sleep','1056'], start_new_session=True); time.sleep(1057)\"\n"
+        "daemon: sh -c 'setsid sleep 1058 &'; sleep 1059\n"
+        "deaf: setsid sh -c \"trap '' TERM; exec sleep 1060\" & sleep 1061\n"
+    )
+    procman = app.spawn("start")
+    live(procman)
+    _wait_until_sleeping(1056, 1058, 1059, 1060, 1061)
+    procman.kill()
+    procman.wait()
+    time.sleep(2)
+    assert _sleeping(1056, 1058, 1059, 1060, 1061) == []
