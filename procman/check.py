@@ -67,6 +67,8 @@ def check(options: AppOptions, queue_config: Path | None = None) -> CheckReport:
     errors: list[ProcmanError] = []
     loaded = collect(lambda: load_app_and_procfile(options), errors)
     queues = collect(lambda: _load_queues(options, queue_config), errors)
+    if loaded is not None and queue_config is None:
+        _check_worker_queue_files(options, loaded[1], errors)
     deploy = collect(lambda: _load_deploy(options, loaded[1] if loaded else None), errors)
     raise_collected(errors)
     assert loaded is not None
@@ -83,6 +85,25 @@ def _load_deploy(options: AppOptions, procfile: Procfile | None) -> DeployConfig
 
     path = default_path(_app_dir(options))
     return load_deploy_config(path, procfile) if path.is_file() else None
+
+
+def _check_worker_queue_files(
+    options: AppOptions,
+    procfile: Procfile,
+    errors: list[ProcmanError],
+) -> None:
+    """The queue YAMLs that the Procfile's ``procman worker -C FILE`` lines name, beyond the
+    default one already checked: ``procman start`` would refuse them too."""
+    from procman.queues.config import default_path, load_queue_config
+    from procman.queues.private_redis import worker_queue_files
+
+    app_dir = _app_dir(options)
+    done = {default_path(app_dir).resolve()}
+    for path, must_exist in worker_queue_files(app_dir, procfile):
+        if path.resolve() in done or (not must_exist and not path.is_file()):
+            continue
+        done.add(path.resolve())
+        collect(lambda path=path: load_queue_config(path, app_dir=app_dir), errors)  # type: ignore[misc]
 
 
 def _load_queues(options: AppOptions, explicit: Path | None) -> QueueConfig | None:

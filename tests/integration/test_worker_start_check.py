@@ -67,3 +67,18 @@ def test_without_a_worker_the_queue_yaml_is_neither_read_nor_imported(app: App) 
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "[]\n"
+
+
+def test_check_refuses_what_start_refuses_in_a_config_named_on_a_worker_line(app: App) -> None:
+    (app.root / "conf").mkdir()
+    app.write("conf/q.yml", "queues: [a, a]\n")
+    app.procfile("worker: procman worker -C conf/q.yml\nweb: echo hi\n")
+    checked = app.run("check")
+    assert checked.returncode == 1
+    assert checked.stderr == (
+        "procman: error: conf/q.yml: queues[1]: queue 'a' is listed twice (first at queues[0]) "
+        "(list each queue once)\n"
+    )
+    assert app.run("start", "--no-timestamp").stderr == checked.stderr
+    app.write("conf/q.yml", "queues: [a, b]\n")
+    assert app.run("check").returncode == 0
