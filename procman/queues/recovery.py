@@ -29,6 +29,9 @@ from rq.worker import Worker
 WIP_PREFIX = "procman:wip:"
 ALIVE_PREFIX = "procman:alive:"
 REAPING_PREFIX = "procman:reaping:"
+WORKERS_KEY = "procman:workers"
+"""Every worker a pool has marked alive and not yet marked gone: the ones to look for when a
+whole pool dies (an idle worker has no list of its own to find it by)."""
 ALIVE_SECONDS = 10
 REAP_LOCK_SECONDS = 30
 DONE = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
@@ -70,11 +73,15 @@ def mark_alive(connection: redis.Redis, worker_names: Iterable[str]) -> None:
     with connection.pipeline(transaction=False) as pipeline:
         for name in worker_names:
             pipeline.set(alive_key(name), "1", ex=ALIVE_SECONDS)
+            pipeline.sadd(WORKERS_KEY, name)
         pipeline.execute()
 
 
 def mark_gone(connection: redis.Redis, worker_name: str) -> None:
-    connection.delete(alive_key(worker_name))
+    with connection.pipeline(transaction=False) as pipeline:
+        pipeline.delete(alive_key(worker_name))
+        pipeline.srem(WORKERS_KEY, worker_name)
+        pipeline.execute()
 
 
 def requeue_in_progress(connection: redis.Redis, worker_name: str) -> list[str]:
@@ -169,9 +176,12 @@ def worker_died(connection: redis.Redis, worker_name: str) -> None:
 def reap_dead_workers(connection: redis.Redis, reaper: str) -> dict[str, list[str]]:
     """Requeue the jobs of every worker whose pool stopped refreshing it (on any machine)."""
     found: dict[str, list[str]] = {}
-    for raw in connection.scan_iter(match=WIP_PREFIX + "*", count=200):
-        key = raw.decode() if isinstance(raw, bytes) else str(raw)
-        name = key[len(WIP_PREFIX) :]
+    names = {
+        _text(raw)[len(WIP_PREFIX) :]
+        for raw in connection.scan_iter(match=WIP_PREFIX + "*", count=200)
+    }
+    names.update(_text(raw) for raw in connection.smembers(WORKERS_KEY))
+    for name in sorted(names):
         if connection.exists(alive_key(name)):
             continue
         if not connection.set(REAPING_PREFIX + name, reaper, nx=True, ex=REAP_LOCK_SECONDS):
@@ -179,11 +189,16 @@ def reap_dead_workers(connection: redis.Redis, reaper: str) -> dict[str, list[st
         try:
             requeued = requeue_in_progress(connection, name)
             worker_died(connection, name)
+            connection.srem(WORKERS_KEY, name)
         finally:
             connection.delete(REAPING_PREFIX + name)
         if requeued:
             found[name] = requeued
     return found
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
 def _forget_started(connection: redis.Redis, pipeline: redis.client.Pipeline, job: Job) -> None:

@@ -206,6 +206,37 @@ def test_a_dead_worker_is_no_longer_listed_as_busy(
         output.finish()
 
 
+def test_the_idle_workers_of_a_killed_pool_are_unregistered_by_the_next_pool(
+    jobs_app: App, redis_url: str, live: type[LiveOutput]
+) -> None:
+    jobs_app.write("queues.yml", "concurrency: 2\n")
+    connection = client(redis_url)
+    first_pool = jobs_app.spawn("worker")
+    first = live(first_pool)
+    deadline = time.monotonic() + 20
+    while len(Worker.all(connection=connection)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    dead = {w.name for w in Worker.all(connection=connection)}
+    assert len(dead) == 2
+    os.killpg(first_pool.pid, signal.SIGKILL)  # the pool and its idle workers, no clean-up
+    first.finish()
+    second_pool = jobs_app.spawn("worker")
+    second = live(second_pool)
+    try:
+        # Their alive keys expire after 10 s; the next pool looks every 5 s.
+        deadline = time.monotonic() + 30
+        names = dead
+        while names & dead and time.monotonic() < deadline:
+            names = {w.name for w in Worker.all(connection=connection)}
+            time.sleep(0.2)
+        assert not names & dead, names
+        listed = jobs_app.run("jobs", "--json")
+        assert not any(name in listed.stdout for name in dead), listed.stdout
+    finally:
+        os.killpg(second_pool.pid, signal.SIGINT)
+        second.finish()
+
+
 def test_burst_replaces_recycled_workers_until_the_queues_are_empty(
     jobs_app: App, redis_url: str
 ) -> None:
