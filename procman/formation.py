@@ -13,6 +13,9 @@ ALL = "all"
 DEFAULT_PORT = 5000
 MAX_PORT = 65535
 PORT_STEP = 100
+MAX_INSTANCES = 1000
+"""Instances of one type: a guard against a typo such as ``worker=60000``, which would fork the
+machine out of memory. (Past 100 a type's ports run into the next type's, as in foreman.)"""
 _ENTRY = re.compile(r"(?P<name>[A-Za-z0-9_-]+)\s*=\s*(?P<count>\S*)")
 
 
@@ -103,6 +106,12 @@ def expand(
         if selected and process.name not in selected:
             continue
         count = counts.get(process.name, counts.get(ALL, 1))
+        if count > MAX_INSTANCES:
+            raise FormationError(
+                f"{process.name}: {count} instances is more than the {MAX_INSTANCES} a type may "
+                "have",
+                "ask for fewer; for more, split the type into two Procfile entries",
+            )
         for number in range(1, count + 1):
             port = base_port + PORT_STEP * position + number - 1
             if port > MAX_PORT:

@@ -20,8 +20,12 @@ from procman.supervisor.output import StreamStyle
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+MAX_SECONDS = 7 * 24 * 3600
+"""Above about 24.8 days a wait no longer fits a poll timeout; a week is plenty."""
+
+
 class Seconds(click.FloatRange):
-    """Seconds, 0 or more, and finite: ``nan`` or ``inf`` would make a timeout never fire."""
+    """Seconds, 0 or more, finite (``nan`` or ``inf`` would never fire) and at most a week."""
 
     def __init__(self) -> None:
         super().__init__(min=0)
@@ -30,6 +34,8 @@ class Seconds(click.FloatRange):
         seconds = super().convert(value, param, ctx)
         if not math.isfinite(seconds):
             self.fail(f"{value!r} is not a finite number of seconds", param, ctx)
+        if seconds > MAX_SECONDS:
+            self.fail(f"{value!r} is more than a week ({MAX_SECONDS} seconds)", param, ctx)
         return seconds
 
 

@@ -140,18 +140,25 @@ def test_a_saved_formation_starting_nothing_names_its_file(
     assert "procman scale TYPE=1" in line
 
 
-def test_a_saved_formation_beyond_the_ports_names_its_file(
+def test_a_saved_formation_beyond_the_limits_names_its_file(
     app_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (app_dir / ".procman").mkdir()
-    (app_dir / ".procman" / "formation.json").write_text('{"web": 65000}\n')
     saved = app_dir.resolve() / ".procman" / "formation.json"
+    saved.write_text('{"web": 60000}\n')
     [line] = fails(
         capsys,
         ["start"],
-        f"{saved}: the formation saved by 'procman scale': web.60537 would get port 65536",
+        f"{saved}: the formation saved by 'procman scale': web: 60000 instances is more than "
+        "the 1000 a type may have",
     )
     assert line.endswith("(scale it down with 'procman scale', or start with -m/--formation)")
+    saved.write_text('{"web": 40}\n')
+    fails(
+        capsys,
+        ["start", "-p", "65500"],
+        f"{saved}: the formation saved by 'procman scale': web.37 would get port 65536",
+    )
 
 
 def test_a_scale_count_of_thousands_of_digits_is_one_line(
@@ -161,10 +168,14 @@ def test_a_scale_count_of_thousands_of_digits_is_one_line(
     assert "is more than the 65535 ports there are" in line
 
 
-def test_scaling_beyond_the_ports_asks_for_fewer_instances(
+def test_scaling_beyond_the_limits_asks_for_fewer_instances(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    [line] = fails(capsys, ["scale", "web=65000"], "web.60537 would get port 65536")
+    [line] = fails(
+        capsys, ["scale", "web=60000"], "web: 60000 instances is more than the 1000 a type may have"
+    )
+    assert line.endswith("(ask for fewer instances)")
+    [line] = fails(capsys, ["scale", "-p", "65500", "web=40"], "web.37 would get port 65536")
     assert line.endswith("(ask for fewer instances)")
 
 
@@ -292,3 +303,8 @@ def test_a_root_that_is_a_file_is_one_error(
             [command, "-d", "Procfile"],
             f"-d/--root: {app_dir.resolve() / 'Procfile'} is not a directory",
         )
+
+
+def test_a_timeout_over_a_week_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    [line] = fails(capsys, ["start", "-t", "3000000"], "Invalid value for '-t' / '--timeout'")
+    assert "'3000000' is more than a week (604800 seconds)" in line

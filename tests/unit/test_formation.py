@@ -173,3 +173,10 @@ def test_more_than_100_instances_reuse_the_next_types_ports_as_in_foreman() -> N
     # Kept for compatibility (workers usually ignore PORT); pinned so a change is deliberate.
     instances = expand(PROCFILE, {"web": 101, "clock": 0}, 5000)
     assert summary(instances)[-2:] == [("web.101", 5100), ("worker.1", 5100)]
+
+
+def test_more_than_1000_instances_of_a_type_is_refused_as_a_likely_typo() -> None:
+    assert len(expand(PROCFILE, {"web": 1000, "clock": 0, "worker": 0}, 1000)) == 1000
+    with pytest.raises(FormationError) as refused:
+        expand(PROCFILE, {"worker": 60000}, 5000)
+    assert refused.value.message == "worker: 60000 instances is more than the 1000 a type may have"
