@@ -14,6 +14,11 @@ from procman.errors import ProcfileError, ProcmanError, excerpt, raise_collected
 from procman.textfile import FileWords, read_text
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
+RESERVED_NAMES = {
+    "all": "'all' means every type in -m/--formation, scale and --restart; rename it",
+    "system": "procman's own lines in the log are prefixed 'system'; rename it",
+}
+"""Names procman gives a meaning of its own, with the hint for a Procfile that uses one."""
 _LINE = re.compile(r"(?P<name>[^:\s]*)\s*:(?P<command>.*)")
 EXAMPLE_LINE = "web: python -m http.server $PORT"
 
@@ -78,6 +83,11 @@ def parse_procfile(text: str, path: str = "Procfile") -> Procfile:
                     f"{where}: bad process name {name!r}",
                     "names may use only letters, digits, '_' and '-'",
                 )
+            )
+            continue
+        if name in RESERVED_NAMES:
+            errors.append(
+                ProcfileError(f"{where}: {name!r} cannot name a process type", RESERVED_NAMES[name])
             )
             continue
         if not command:

@@ -211,3 +211,10 @@ def test_unreadable_file_simulated(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     with pytest.raises(ProcfileError) as caught:
         load_procfile(path)
     assert str(caught.value) == f"{path}: cannot read: Permission denied"
+
+
+@pytest.mark.parametrize("name", ["all", "system"])
+def test_names_procman_gives_a_meaning_are_refused(name: str) -> None:
+    with pytest.raises(ProcmanError) as refused:
+        parse_procfile(f"web: serve\n{name}: run\n", "Procfile")
+    assert str(refused.value).startswith(f"Procfile:2: {name!r} cannot name a process type (")

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from procman.envfile import parse_env
 from procman.errors import ManyErrors, ProcmanError
 from procman.formation import parse_formation, parse_scale
-from procman.procfile import NAME_PATTERN, parse_procfile
+from procman.procfile import NAME_PATTERN, RESERVED_NAMES, parse_procfile
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -94,7 +94,9 @@ def test_any_scale_request_parses_or_raises_procman_error(specs: list[str]) -> N
     assert all(0 <= change.amount <= 65535 for change in changes)
 
 
-NAMES = st.from_regex(NAME_PATTERN, fullmatch=True).filter(lambda n: len(n) <= 20)
+NAMES = st.from_regex(NAME_PATTERN, fullmatch=True).filter(
+    lambda n: len(n) <= 20 and n not in RESERVED_NAMES
+)
 COMMANDS = (
     st.text(
         st.characters(blacklist_categories=["Cs"], blacklist_characters="\n\r\x00"),
