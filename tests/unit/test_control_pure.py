@@ -90,6 +90,8 @@ def test_requests() -> None:
         (b'{"verb": "restart", "targets": "web"}', "'targets' must be a list of strings"),
         (b'{"verb": "logs", "lines": -1}', "'lines' must be a whole number 0 or more"),
         (b'{"verb": "logs", "lines": true}', "'lines' must be a whole number 0 or more"),
+        (b'{"verb": "logs", "follow": "false"}', "'follow' must be true or false"),
+        (b'{"verb": "logs", "follow": 1}', "'follow' must be true or false"),
         (b"\xff\xfe", "not a JSON line"),
     ],
 )

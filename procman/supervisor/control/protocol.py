@@ -58,7 +58,7 @@ def parse_request(line: bytes) -> Request:
         targets=_strings(message, "targets"),
         changes=_strings(message, "changes"),
         lines=_count(message, "lines"),
-        follow=bool(message.get("follow", False)),
+        follow=_flag(message, "follow"),
     )
 
 
@@ -76,6 +76,13 @@ def _strings(message: dict[str, Any], key: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise ProtocolError(f"{key!r} must be a list of strings")
     return tuple(value)
+
+
+def _flag(message: dict[str, Any], key: str) -> bool:
+    value = message.get(key, False)
+    if not isinstance(value, bool):
+        raise ProtocolError(f"{key!r} must be true or false")
+    return value
 
 
 def _count(message: dict[str, Any], key: str) -> int:
