@@ -73,7 +73,10 @@ class ControlClient:
             line = reader.readline(MAX_REQUEST_BYTES * 64)
         except TimeoutError:
             raise ProcmanError(
-                f"procman in {self.root} did not answer within {REPLY_TIMEOUT:.0f}s"
+                f"procman in {self.root} did not answer within {REPLY_TIMEOUT:.0f}s",
+                "it waits while its output cannot be written: a terminal paused with Ctrl-S "
+                "(press Ctrl-Q), or a pipe nobody reads; if it is stuck, kill the procman "
+                "whose pid is in .procman/procman.pid",
             ) from None
         if not line:
             raise Gone(f"procman in {self.root} closed the connection without answering")
