@@ -297,7 +297,7 @@ def test_an_empty_env_file_name_is_refused(capsys: pytest.CaptureFixture[str], s
 def test_a_root_that_is_a_file_is_one_error(
     app_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for command in ("check", "start"):
+    for command in ("check", "start", "ps", "logs", "stop"):
         fails(
             capsys,
             [command, "-d", "Procfile"],

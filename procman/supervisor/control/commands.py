@@ -12,7 +12,7 @@ from procman.errors import ProcmanError
 from procman.formation import parse_scale, resolve_counts, scaled
 from procman.procfile import load_procfile
 from procman.rundir import RunDir
-from procman.settings import AppOptions, app_root, load_app, procfile_path
+from procman.settings import AppOptions, app_root, check_root, load_app, procfile_path
 from procman.supervisor.control.client import ControlClient, Gone, NotRunning
 
 
@@ -24,6 +24,7 @@ class ScaleResult:
 
 
 def client_for(options: AppOptions) -> ControlClient:
+    check_root(options)
     root = app_root(options)
     return ControlClient(RunDir(root).socket_path, root)
 
