@@ -59,7 +59,15 @@ def sshd_processes(host: SSHHost) -> list[psutil.Process]:
     assert host.process is not None
     listener = psutil.Process(host.process.pid)
     assert listener.name() == "sshd"
-    return [listener, *(p for p in listener.children(recursive=True) if p.name() == "sshd")]
+    return [listener, *(p for p in listener.children(recursive=True) if name_of(p) == "sshd")]
+
+
+def name_of(process: psutil.Process) -> str:
+    """The process's name; "" once it has exited (it may between being listed and asked)."""
+    try:
+        return process.name()
+    except psutil.Error:
+        return ""
 
 
 def test_every_session_on_a_host_has_its_address(sshd_cluster: SSHCluster) -> None:
@@ -85,12 +93,12 @@ def test_sshd_and_pytest_do_not_carry_it_a_sessions_command_does(
         running.start()
         try:
             deadline = time.monotonic() + 5
-            while not (found := [p for p in host_processes(SSH_RUN) if "sleep" in p.name()]):
+            while not (found := [p for p in host_processes(SSH_RUN) if "sleep" in name_of(p)]):
                 assert time.monotonic() < deadline, "the session's sleep did not start"
                 time.sleep(0.02)
             [sleeper] = found
             assert sleeper.cmdline() == ["sleep", "30"]
-            assert not [p for p in host_processes(SSH_RUN) if p.name() == "sshd"]
+            assert not [p for p in host_processes(SSH_RUN) if name_of(p) == "sshd"]
             assert sleeper.environ()[HOST_VAR] == host.address
             sshds = sshd_processes(host)
             # The listener and this connection's process (as root, without privilege separation
