@@ -92,7 +92,6 @@ class Outcome:
     action: str
     release_id: str
     sha256: str
-    result: str = OK
     uploaded: list[str] = field(default_factory=list)
     built: list[str] = field(default_factory=list)
     artifact_built: bool = False
@@ -468,22 +467,16 @@ class Pipeline:
             record = self._recorder(hosts, action, release, flags, started)
             previous = {host.label: host.current() for host in hosts}
 
-            switching = False
             try:
                 self._stage_all(hosts, environment, artifact, record, outcome)
-                began = time.monotonic()
-                switching = True
-                failure, touched = self._switch_all(hosts, artifact.release_id, types, stop_timeout)
-                outcome.timings["restart"] = time.monotonic() - began
             except KeyboardInterrupt:
-                self._interrupted(hosts, previous, types, stop_timeout, record, switching)
+                self._interrupted(hosts, previous, types, stop_timeout, record, switching=False)
                 raise
-            if failure is not None:
-                self._roll_back(touched, previous, types, stop_timeout)
-                record(ROLLED_BACK)
-                outcome.result = ROLLED_BACK
-                raise failure
-            record(OK)
+            began = time.monotonic()
+            self._switch_or_roll_back(
+                hosts, artifact.release_id, previous, types, stop_timeout, record
+            )
+            outcome.timings["restart"] = time.monotonic() - began
             for host in hosts:
                 keep = [artifact.release_id, previous[host.label]]
                 try:
@@ -616,6 +609,29 @@ class Pipeline:
 
         return record
 
+    def _switch_or_roll_back(
+        self,
+        hosts: list[DeployHost],
+        release_id: str,
+        previous: dict[str, str | None],
+        types: Sequence[str],
+        stop_timeout: float,
+        record: Callable[..., None],
+    ) -> None:
+        """Switch and restart every host, recording ``ok``; on a failure or Ctrl-C, every host
+        switched goes back to its previous release and history records ``failed, rolled
+        back``."""
+        try:
+            failure, touched = self._switch_all(hosts, release_id, types, stop_timeout)
+        except KeyboardInterrupt:
+            self._interrupted(hosts, previous, types, stop_timeout, record, switching=True)
+            raise
+        if failure is not None:
+            self._roll_back(touched, previous, types, stop_timeout)
+            record(ROLLED_BACK)
+            raise failure
+        record(OK)
+
     def _interrupted(
         self,
         hosts: list[DeployHost],
@@ -746,18 +762,9 @@ class Pipeline:
                     [],
                     started,
                 )
-                try:
-                    failure, touched = self._switch_all(
-                        hosts, target.release_id, types, stop_timeout
-                    )
-                except KeyboardInterrupt:
-                    self._interrupted(hosts, previous, types, stop_timeout, record, True)
-                    raise
-                if failure is not None:
-                    self._roll_back(touched, previous, types, stop_timeout)
-                    record(ROLLED_BACK)
-                    raise failure
-                record(OK)
+                self._switch_or_roll_back(
+                    hosts, target.release_id, previous, types, stop_timeout, record
+                )
         outcome.timings["total"] = time.monotonic() - started
         self.say(f"{name} now runs {target.release_id} (rollback)")
         return outcome
