@@ -12,7 +12,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -120,8 +120,13 @@ class App:
         return path
 
     def run(
-        self, *args: str, timeout: float = 20, input: bytes | None = None
+        self,
+        *args: str,
+        timeout: float = 20,
+        input: bytes | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
+        """Run the installed ``procman``; ``env`` is added to this process's environment."""
         return subprocess.run(
             [PROCMAN, *args],
             cwd=self.root,
@@ -130,6 +135,7 @@ class App:
             text=True,
             timeout=timeout,
             input=input.decode() if input is not None else None,
+            env={**os.environ, **env} if env is not None else None,
         )
 
     def spawn(self, *args: str, **kwargs: object) -> subprocess.Popen[bytes]:

@@ -7,14 +7,13 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import psutil
 import pytest
 
-from tests.conftest import PROCMAN, App, LiveOutput
+from tests.conftest import App, LiveOutput
 from tests.integration.test_start import lines_of
 
 pytestmark = pytest.mark.timeout(60)
@@ -128,15 +127,7 @@ def test_when_redis_dies_the_app_stops(app: App) -> None:
 def test_without_redis_server_one_line_says_what_to_do(app: App) -> None:
     app.write("queues.yml", "")
     app.procfile('web: true; printf "url=%s\\n" "$REDIS_URL"\n')
-    result = subprocess.run(
-        [PROCMAN, "start", "--no-timestamp"],
-        cwd=app.root,
-        env={**os.environ, "PATH": "/nonexistent"},
-        capture_output=True,
-        text=True,
-        timeout=20,
-        check=False,
-    )
+    result = app.run("start", "--no-timestamp", env={"PATH": "/nonexistent"})
     assert result.returncode == 0, result.stdout
     system = lines_of(result.stdout, "system")
     assert system[0] == (

@@ -3,9 +3,7 @@ really runs one: a url left by an earlier run (stopped, or killed with SIGKILL) 
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 
 import psutil
 import pytest
@@ -20,18 +18,6 @@ pytestmark = pytest.mark.timeout(60)
 def no_redis_configured(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("REDIS_URL", "REDIS_PROVIDER"):
         monkeypatch.delenv(name, raising=False)
-
-
-def start_without_redis_server(app: App) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PROCMAN, "start", "--no-timestamp"],
-        cwd=app.root,
-        env={**os.environ, "PATH": "/nonexistent"},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
 
 
 def test_a_stopped_start_leaves_no_private_redis_url(app: App) -> None:
@@ -59,7 +45,7 @@ def test_a_url_left_by_a_killed_start_is_not_used_by_the_next(app: App) -> None:
     assert url_file.read_text().strip() == old_url  # the leftover of the finding
 
     app.procfile(f"worker: {PROCMAN} worker --burst\n")
-    result = start_without_redis_server(app)
+    result = app.run("start", "--no-timestamp", timeout=30, env={"PATH": "/nonexistent"})
     assert lines_of(result.stdout, "system")[0].startswith(
         "this app uses queues but no Redis is configured and there is no redis-server on PATH"
     )
