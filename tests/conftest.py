@@ -38,6 +38,7 @@ from tests.sshd_hosts import (
     host_processes,
     kill_host_processes,
     procman_executable,
+    run_procman,
 )
 
 __all__ = [
@@ -127,16 +128,8 @@ class App:
         env: Mapping[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run the installed ``procman``; ``env`` is added to this process's environment."""
-        return subprocess.run(
-            [PROCMAN, *args],
-            cwd=self.root,
-            capture_output=True,
-            check=False,
-            text=True,
-            timeout=timeout,
-            input=input.decode() if input is not None else None,
-            env={**os.environ, **env} if env is not None else None,
-        )
+        text = input.decode() if input is not None else None
+        return run_procman(self.root, *args, timeout=timeout, env=env, input=text)
 
     def spawn(self, *args: str, **kwargs: object) -> subprocess.Popen[bytes]:
         """Start procman in its own process group, as a shell would start a foreground job."""

@@ -44,6 +44,28 @@ def procman_executable() -> str:
 
 PROCMAN = procman_executable()
 
+
+def run_procman(
+    cwd: Path,
+    *args: str,
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+    input: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``procman`` with ``args`` in ``cwd``, capturing its output as text.
+    ``env`` is added to this process's environment (which keeps the per-test tag)."""
+    return subprocess.run(
+        [PROCMAN, *args],
+        cwd=cwd,
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=timeout,
+        input=input,
+        env={**os.environ, **env} if env is not None else None,
+    )
+
+
 # Real OpenSSH servers -----------------------------------------------------------------------------
 
 SSHD = "/usr/sbin/sshd"
@@ -456,14 +478,5 @@ class DeployApp:
     def run(
         self, *args: str, timeout: float = 120, env: Mapping[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
-        """Run the installed ``procman`` with ``args`` in the repository. ``env`` is added to
-        this process's environment (which keeps the per-test tag), not a replacement for it."""
-        return subprocess.run(
-            [PROCMAN, *args],
-            cwd=self.root,
-            capture_output=True,
-            check=False,
-            text=True,
-            timeout=timeout,
-            env={**os.environ, **env} if env is not None else None,
-        )
+        """Run the installed ``procman`` with ``args`` in the repository."""
+        return run_procman(self.root, *args, timeout=timeout, env=env)
