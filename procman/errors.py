@@ -5,7 +5,7 @@ Library code raises these; only ``procman.cli.main`` turns them into a message a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from procman.exitcodes import ExitStatus
@@ -91,3 +91,32 @@ def raise_collected(errors: list[ProcmanError]) -> None:
         raise errors[0]
     if errors:
         raise ManyErrors(errors)
+
+
+def one_line_errors_in_scripts() -> None:
+    """Make an uncaught ProcmanError end a plain Python script (``python -c 'enqueue(...)'``) the
+    way it ends a procman command: ``procman: error: ...``, exit status 1, no traceback
+    (``PROCMAN_TRACEBACK=1`` shows it). A hook someone else installed is left alone."""
+    import sys
+
+    if sys.excepthook is not sys.__excepthook__:
+        return
+
+    def hook(kind: type[BaseException], error: BaseException, traceback: object) -> None:
+        import os
+
+        if isinstance(error, ProcmanError) and not os.environ.get("PROCMAN_TRACEBACK"):
+            sys.stderr.write(f"procman: error: {error}\n")
+        else:
+            sys.__excepthook__(kind, error, traceback)  # type: ignore[arg-type]
+
+    sys.excepthook = hook
+
+
+def did_you_mean(word: str, known: Iterable[str], then: str) -> str:
+    """A hint for a misspelt name: ``did you mean 'web'? then`` when one of ``known`` is close
+    (as git and click suggest commands), else ``then`` alone."""
+    from difflib import get_close_matches
+
+    close = get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}? {then}" if close else then

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from procman.errors import ConfigError, FormationError, UsageError, excerpt
+from procman.errors import ConfigError, FormationError, UsageError, did_you_mean, excerpt
 from procman.procfile import Procfile
 
 ALL = "all"
@@ -67,13 +67,22 @@ def parse_formation(spec: str, option: str = "-m/--formation") -> dict[str, int]
     return counts
 
 
+def unknown_type_hint(name: str, procfile: Procfile, more: str = "") -> str:
+    """What to say about a process type the Procfile lacks: the closest name, and all of them."""
+    return did_you_mean(
+        name, procfile.names, f"{procfile.path} defines: {', '.join(procfile.names)}{more}"
+    )
+
+
 def check_types(counts: Mapping[str, int], procfile: Procfile, option: str) -> None:
     """Reject counts for types the Procfile does not define."""
     for name in counts:
         if name != ALL and procfile.get(name) is None:
             raise FormationError(
                 f"{option}: unknown process type {name!r}",
-                f"{procfile.path} defines: {', '.join(procfile.names)}",
+                did_you_mean(
+                    name, procfile.names, f"{procfile.path} defines: {', '.join(procfile.names)}"
+                ),
             )
 
 
@@ -83,7 +92,9 @@ def check_names(names: Iterable[str], procfile: Procfile) -> None:
         if procfile.get(name) is None:
             raise UsageError(
                 f"unknown process type {name!r}",
-                f"{procfile.path} defines: {', '.join(procfile.names)}",
+                did_you_mean(
+                    name, procfile.names, f"{procfile.path} defines: {', '.join(procfile.names)}"
+                ),
             )
 
 

@@ -9,8 +9,11 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from procman.errors import UsageError
+from procman.own_command import path_with_own_procman
 from procman.procfile import load_procfile
+from procman.rundir import RunDir
 from procman.settings import AppOptions, load_app, procfile_path
+from procman.supervisor.spawn import shell_command
 
 SHELL = "/bin/sh"
 
@@ -32,8 +35,15 @@ def run(options: AppOptions, argv: Sequence[str]) -> NoReturn:
     if path.exists():
         commands = {p.name: p.command for p in load_procfile(path).processes}
     env = app.process_env({"PORT": str(app.base_port), "PS": "run.1"}, unbuffered=False)
+    run_dir = RunDir(app.root)
+    env["PATH"] = path_with_own_procman(env.get("PATH", os.defpath), run_dir.path / "bin")
+    if not (env.get("REDIS_URL") or env.get("REDIS_PROVIDER")):
+        private = run_dir.private_redis_url()  # what the app's processes have as REDIS_URL now
+        if private is not None:
+            env["REDIS_URL"] = private
     sys.stdout.flush()
     sys.stderr.flush()
     os.chdir(app.root)
-    # "--": a command that starts with "-" is the command, not an option of sh
-    os.execve(SHELL, [SHELL, "-c", "--", command_line(argv, commands)], env)
+    # exec in front of a simple command: the program replaces the shell (its own exit status,
+    # its own signals); "--": a command that starts with "-" is the command, not an option of sh
+    os.execve(SHELL, [SHELL, "-c", "--", shell_command(command_line(argv, commands))], env)

@@ -181,3 +181,12 @@ def _lock_exclusive(fd: int) -> bool:
             if attempt + 1 < LOCK_ATTEMPTS:
                 time.sleep(LOCK_RETRY)
     return False
+
+
+def private_redis_near(directory: Path) -> str | None:
+    """The private Redis of a ``procman start`` running in ``directory`` or the nearest directory
+    above it that has a ``.procman/``: a script or shell in the app (or below it) finds it."""
+    for candidate in (directory, *directory.parents):
+        if (candidate / RUN_DIR).is_dir():
+            return RunDir(candidate).private_redis_url()
+    return None

@@ -23,7 +23,10 @@ from procman.formation import (
     expand,
     parse_formation,
     resolve_counts,
+    unknown_type_hint,
 )
+from procman.own_command import path_with_own_procman
+from procman.ports import check_ports_free
 from procman.procfile import Procfile, load_procfile
 from procman.queues.private_redis import (
     READY_TIMEOUT,
@@ -39,6 +42,10 @@ from procman.supervisor.service import Service
 from procman.supervisor.spawn import Spawner
 from procman.supervisor.supervisor import Policy, Supervisor
 
+VERBOSE_VARIABLE = "PROCMAN_VERBOSE"
+"""Set to 1 in every child by ``procman start -v``: procman's own children (the worker) then show
+everything they log."""
+
 
 @dataclass(frozen=True, slots=True)
 class StartOptions:
@@ -53,6 +60,8 @@ class StartOptions:
     restart: str | None = None
     can_die: str | None = None
     redis_url: str | None = None
+    verbose: bool = False
+    """Show everything procman's own children print (the private Redis, the worker's RQ log)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +116,7 @@ def plan(options: StartOptions) -> Plan:
             "the formation starts no process",
             f"give a type a count above 0 with {options.formation_option}",
         )
+    check_ports_free(instances)
     redis = plan_redis(app.root, procfile, app.process_env(), options.redis_url)
     return Plan(app=app, procfile=procfile, counts=counts, policy=policy, redis=redis)
 
@@ -138,7 +148,7 @@ def parse_policy(spec: str | None, procfile: Procfile, option: str) -> frozenset
         if name != ALL and procfile.get(name) is None:
             raise UsageError(
                 f"{option}: unknown process type {name!r}",
-                f"{procfile.path} defines: {', '.join(procfile.names)}; or use 'all'",
+                unknown_type_hint(name, procfile, "; or use 'all'"),
             )
     return frozenset(procfile.names) if ALL in names else frozenset(names)
 
@@ -151,7 +161,8 @@ def start(options: StartOptions) -> int:
     try:
         if chosen.redis.server is None:
             run_dir.forget_private_redis()  # left by an earlier start that ran one
-        services = _services(chosen.redis, app)
+        services = _services(chosen.redis, app, options.verbose)
+        common = _common_environment(app, run_dir, options.verbose)
         columns, rows = _terminal_size()
         name_width = max(len(f"{name}.{count}") for name, count in chosen.counts.items())
         supervisor = Supervisor(
@@ -161,7 +172,7 @@ def start(options: StartOptions) -> int:
             spawner=Spawner(
                 app.root, tty=options.tty, columns=columns - name_width - 12, rows=rows
             ),
-            environment=lambda instance: _environment(app, chosen.redis, instance),
+            environment=lambda instance: _environment(app, chosen.redis, instance, common),
             prefixer=Prefixer(options.style),
             sink=Sink(options.output_fd),
             stop_timeout=options.stop_timeout,
@@ -181,8 +192,19 @@ def start(options: StartOptions) -> int:
         os.close(lock)
 
 
-def _environment(app: App, redis: RedisPlan, instance: Instance) -> dict[str, str]:
-    extra = {"PORT": str(instance.port), "PS": instance.name}
+def _common_environment(app: App, run_dir: RunDir, verbose: bool) -> dict[str, str]:
+    """What every instance gets beyond the app's environment, worked out once per start."""
+    path = app.process_env(unbuffered=False).get("PATH", os.defpath)
+    common = {"PATH": path_with_own_procman(path, run_dir.path / "bin")}
+    if verbose:
+        common[VERBOSE_VARIABLE] = "1"
+    return common
+
+
+def _environment(
+    app: App, redis: RedisPlan, instance: Instance, common: dict[str, str]
+) -> dict[str, str]:
+    extra = {**common, "PORT": str(instance.port), "PS": instance.name}
     if redis.url is not None:
         extra["REDIS_URL"] = redis.url
     env = app.process_env(extra)
@@ -191,7 +213,7 @@ def _environment(app: App, redis: RedisPlan, instance: Instance) -> dict[str, st
     return env
 
 
-def _services(redis: RedisPlan, app: App) -> list[Service]:
+def _services(redis: RedisPlan, app: App, verbose: bool) -> list[Service]:
     """The private Redis, its data directory made (under the app's lock: one server per dir)."""
     server = redis.server
     if server is None:
@@ -208,11 +230,12 @@ def _services(redis: RedisPlan, app: App) -> list[Service]:
     return [
         Service(
             name="redis",
-            command=server.command(),
+            command=server.command(log_to_stream=verbose),
             env=app.process_env(unbuffered=False),
             ready=server.ready,
             ready_timeout=READY_TIMEOUT,
-            about=f"{server.url}, data in {server.data_dir}",
+            about=f"{server.url}, data in {server.data_dir}"
+            + ("" if verbose else f", log in {server.log_file.name} there (-v shows it here)"),
         )
     ]
 

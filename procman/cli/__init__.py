@@ -19,6 +19,8 @@ from procman.exitcodes import ExitStatus
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if not args:
+        args = ["--help"]  # bare 'procman' shows what it can do, as git and heroku do (exit 0)
     before_command = args[: next((i for i, a in enumerate(args) if not a.startswith("-")), None)]
     show_traceback = "--traceback" in before_command or bool(os.environ.get("PROCMAN_TRACEBACK"))
     try:

@@ -146,6 +146,12 @@ def cli(traceback: bool) -> None:
     help="Redis for every process (as REDIS_URL) [default: REDIS_PROVIDER or REDIS_URL; "
     "else, for an app with queues, a private redis-server].",
 )
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Also show what procman's own children log in full (the private Redis, RQ's lines).",
+)
 def start(
     procfile: Path | None,
     root: Path | None,
@@ -162,6 +168,7 @@ def start(
     restart_types: str | None,
     can_die_types: str | None,
     redis_url: str | None,
+    verbose: bool,
 ) -> int:
     """Start the app's processes (all types, or the NAMES given)."""
     from procman.start import StartOptions
@@ -180,6 +187,7 @@ def start(
         restart=restart_types,
         can_die=can_die_types,
         redis_url=redis_url,
+        verbose=verbose,
     )
     return start_app(options)
 

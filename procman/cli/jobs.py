@@ -142,7 +142,10 @@ def retry(ctx: click.Context, /, job_id_or_queue: str | None, every: bool, **opt
             return 0
         report = monitoring.retry_all(connection, target.config, job_id_or_queue)
     gone = f"; {report.missing} whose data had expired dropped" if report.missing else ""
-    click.echo(f"requeued {_jobs(report.requeued)} from {', '.join(report.queues) or '-'}{gone}")
+    if report.requeued:
+        click.echo(f"requeued {_jobs(report.requeued)} to {', '.join(report.queues)}{gone}")
+    else:
+        click.echo(f"no failed jobs to retry{gone}")
     return 0
 
 
@@ -173,8 +176,12 @@ def clear(ctx: click.Context, /, queue: str, yes: bool, **options: Any) -> int:
     target = _target(ctx, options)
     with monitoring.connected(target.url) as connection:
         waiting = monitoring.queue_size(connection, target.config, queue)
-        if not yes:
-            _confirm(f"Delete the {_jobs(waiting)} waiting in queue {queue}?")
+        if waiting == 0:
+            click.echo(f"queue {queue} is empty: nothing to clear")
+            return 0
+        if not yes and not _confirm(f"Delete the {_jobs(waiting)} waiting in queue {queue}?"):
+            click.echo("nothing deleted")
+            return 1
         removed = monitoring.clear_queue(connection, target.config, queue)
     click.echo(f"deleted {_jobs(removed)} from queue {queue}")
     return 0
@@ -190,11 +197,10 @@ def _target(ctx: click.Context, options: dict[str, Any]) -> Target:
     return resolve_target(app, given["config"], given["redis_url"])
 
 
-def _confirm(question: str) -> None:
+def _confirm(question: str) -> bool:
     if not sys.stdin.isatty():
         raise UsageError("not deleting without confirmation", "pass --yes (stdin is no terminal)")
-    if not click.confirm(question, default=False):
-        raise click.Abort
+    return click.confirm(question, default=False)
 
 
 def _echo(result: dict[str, Any] | str, as_json: bool) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import redis
 
 from procman.errors import ProcmanError
-from procman.queues.redis_url import RedisUrl, redact
+from procman.queues.redis_url import DEFAULT_SOURCE, RedisUrl, redact
 
 CONNECT_TIMEOUT = 5.0
 """Seconds to wait for the TCP (or TLS) connection; an unreachable host fails instead of hanging.
@@ -19,6 +19,13 @@ Reads have no timeout: a worker's blocking pop waits as long as it asks to."""
 FIX = (
     "start one with 'redis-server' (Debian: apt-get install redis-server), or point REDIS_URL "
     "(or REDIS_PROVIDER, or --redis-url) at a running Redis"
+)
+
+
+NOTHING_CONFIGURED = (
+    "nothing names a Redis here (no REDIS_URL or REDIS_PROVIDER), so procman tried the default: "
+    "an app's own Redis is the private one its 'procman start' runs, so start the app first "
+    "(procman start, in the app directory), or set REDIS_URL to a running Redis"
 )
 
 
@@ -51,6 +58,8 @@ def unavailable(url: RedisUrl | str, error: BaseException, tried: str = "PING") 
         hint = "check the password in the URL"
     elif isinstance(error, redis.ResponseError):
         hint = "check the URL's database number and that this server is a Redis"
+    elif where.source == DEFAULT_SOURCE:
+        hint = NOTHING_CONFIGURED
     else:
         hint = FIX
     return RedisUnavailable(f"cannot reach Redis at {shown}: {tried} failed: {reason}", hint)

@@ -14,9 +14,11 @@
     highlight(42)                                         # still a plain call, here and now
 
 The Redis URL is resolved from the process environment with the same rules as everywhere in
-procman (``REDIS_PROVIDER``, then ``REDIS_URL``, then ``redis://localhost:6379/0``); ``procman
+procman (``REDIS_PROVIDER``, then ``REDIS_URL``, then the private Redis of a ``procman start``
+running in the current directory or one above it, then ``redis://localhost:6379/0``); ``procman
 start`` sets ``REDIS_URL`` for its processes. One connection is made per process, on the first
-enqueue, and made again in a forked child.
+enqueue, and made again in a forked child. A script that lets the error of an unreachable Redis
+go uncaught ends with procman's one-line error rather than a traceback.
 
 Options left out are for the worker to fill from its ``queues.yml``: they are listed in the job's
 meta, ``job.meta["procman_defaults"] == ["timeout", "retry"]`` (RQ stores its own 180 s timeout on
@@ -34,17 +36,20 @@ import inspect
 import os
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Generic, ParamSpec, TypeAlias, TypeVar, overload
 
 import redis
 from rq import Queue, Retry
 from rq.job import Job
 
+from procman.errors import ProcmanError, one_line_errors_in_scripts
 from procman.queues.config import DEFAULT_QUEUE, QUEUE_NAME
 from procman.queues.connection import connect, unavailable
 from procman.queues.redis_url import RedisUrl, resolve_redis_url
 from procman.queues.testing import InlineJob, inline_enabled, run_inline
 from procman.queues.worker import retry_intervals
+from procman.rundir import private_redis_near
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -221,8 +226,13 @@ class _SharedConnection:
 
     def get(self) -> redis.Redis:
         if self.client is None or self.pid != os.getpid():
-            url = resolve_redis_url(os.environ)
-            self.use(connect(url), url)
+            try:
+                url = resolve_redis_url(os.environ, private=private_redis_near(Path.cwd()))
+                client = connect(url)
+            except ProcmanError:
+                one_line_errors_in_scripts()
+                raise
+            self.use(client, url)
         assert self.client is not None
         return self.client
 

@@ -222,6 +222,7 @@ class JobRef:
 @dataclass(frozen=True, slots=True)
 class RetryReport:
     queues: tuple[str, ...]
+    """The queues jobs were put back on."""
     requeued: int
     missing: int
     """Registry entries whose job data was gone (expired or deleted): dropped, not requeued."""
@@ -391,11 +392,12 @@ def retry_all(
 ) -> RetryReport:
     """Move every failed job of ``queue`` (or of every queue) back onto its queue, a batch of ids
     at a time. Jobs that fail again meanwhile wait for the next ``retry --all``."""
-    names = _selected_queues(connection, config, queue)
     requeued = missing = 0
-    for name in names:
+    requeued_to: list[str] = []
+    for name in _selected_queues(connection, config, queue):
         registry = FailedJobRegistry(name, connection=connection)
         left = registry.count  # bounds the loop: jobs failing meanwhile are not chased
+        before = requeued
         while left > 0:
             ids = registry.get_job_ids(0, min(left, RETRY_BATCH) - 1, cleanup=False)
             if not ids:
@@ -405,7 +407,9 @@ def retry_all(
                 requeued += done
                 missing += gone
             left -= len(ids)
-    return RetryReport(queues=tuple(names), requeued=requeued, missing=missing)
+        if requeued > before:
+            requeued_to.append(name)
+    return RetryReport(queues=tuple(requeued_to), requeued=requeued, missing=missing)
 
 
 def delete_job(connection: redis.Redis, job_id: str) -> JobRef:

@@ -38,6 +38,7 @@ croniter, which ``procman start`` would pay for on every start."""
 NAME = "redis"
 """Its name in the log stream (``redis | ...``) and in ``procman logs redis``."""
 DATA_DIR = Path(".procman") / "redis"
+LOG_NAME = "redis.log"
 BINARY = "redis-server"
 HOST = "127.0.0.1"
 READY_TIMEOUT = 30.0
@@ -63,7 +64,13 @@ class PrivateRedis:
     def url(self) -> str:
         return f"redis://{HOST}:{self.port}/0"
 
-    def argv(self) -> list[str]:
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / LOG_NAME
+
+    def argv(self, log_to_stream: bool = False) -> list[str]:
+        """Its log goes to ``log_file``, not the app's stream (its start-up banner and
+        warnings about the host's memory settings are not the app's news), unless asked."""
         return [
             self.binary,
             "--bind", HOST,
@@ -72,12 +79,12 @@ class PrivateRedis:
             "--appendonly", "yes",
             "--save", "",
             "--daemonize", "no",
-            "--logfile", "",
+            "--logfile", "" if log_to_stream else str(self.log_file),
             "--loglevel", "warning",
         ]  # fmt: skip
 
-    def command(self) -> str:
-        return shlex.join(self.argv())
+    def command(self, log_to_stream: bool = False) -> str:
+        return shlex.join(self.argv(log_to_stream))
 
     def ready(self) -> bool:
         return ping(HOST, self.port)

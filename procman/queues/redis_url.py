@@ -24,6 +24,7 @@ from procman.errors import RedisUrlError, excerpt
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 SCHEMES = ("redis", "rediss", "unix")
 MASK = "***"
+DEFAULT_SOURCE = "the default"
 
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _AUTHORITY = re.compile(r"(?P<head>^[A-Za-z][A-Za-z0-9+.-]*://)(?P<netloc>[^/?#]*)")
@@ -61,7 +62,7 @@ def resolve_redis_url(
         return checked(env["REDIS_URL"], "REDIS_URL")
     if private:
         return RedisUrl(private, "the private Redis of the running procman start")
-    return RedisUrl(DEFAULT_REDIS_URL, "the default")
+    return RedisUrl(DEFAULT_REDIS_URL, DEFAULT_SOURCE)
 
 
 def _provided_url(provider: str, env: Mapping[str, str]) -> str:

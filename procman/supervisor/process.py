@@ -19,6 +19,8 @@ BACKOFF_CAP = 30.0
 BACKOFF_RESET_AFTER = 10.0
 """A restarted instance that stays up this long is healthy again: its next crash waits
 BACKOFF_FIRST."""
+COMMAND_NOT_FOUND = 127
+"""The exit status sh gives when it cannot find the command."""
 
 
 class State(enum.StrEnum):
@@ -107,6 +109,12 @@ def backoff_delay(crashes_in_a_row: int) -> float:
 def describe_exit(returncode: int) -> str:
     if returncode < 0:
         return f"terminated by {signal.Signals(-returncode).name}"
+    if returncode == COMMAND_NOT_FOUND:
+        return (
+            f"exited with code {returncode} (the shell's 'command not found': is the program "
+            "installed, and on the PATH procman was started with? activate the app's "
+            "virtualenv, or write the command's full path in the Procfile)"
+        )
     return f"exited with code {returncode}"
 
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from procman.errors import ProcmanError, UsageError
+from procman.errors import ProcmanError, UsageError, did_you_mean
 from procman.exitcodes import status_for_signal
 from procman.formation import Instance, expand, parse_scale, scaled
 from procman.procfile import Procfile
@@ -591,7 +591,13 @@ class Supervisor:
     def _flush_stale_partials(self, now: float) -> None:
         for run in list(self._with_partial):
             flush_at = run.splitter.flush_at()
-            if flush_at is not None and now >= flush_at:
+            if flush_at is None or now < flush_at:
+                continue
+            # The writer may have finished its line while this loop was busy elsewhere (a slow
+            # control request): read again, so only the writer's own silence splits a line.
+            self._read(run)
+            flush_at = run.splitter.flush_at()
+            if flush_at is not None and self._clock() >= flush_at:
                 self._flush_partial(run)
 
     def _emit(self, name: str, type_name: str, lines: bytes) -> None:
@@ -711,8 +717,11 @@ class Supervisor:
         for target in targets:
             if target in self._slots or self._procfile.get(target) is not None:
                 continue
-            known = ", ".join([*self._procfile.names, *self._slots])
-            raise UsageError(f"unknown process {target!r}", f"known: {known}")
+            known = [*self._procfile.names, *self._slots]
+            raise UsageError(
+                f"unknown process {target!r}",
+                did_you_mean(target, known, f"known: {', '.join(known)}"),
+            )
 
 
 _ABOUT_INSTANCE = re.compile(rb"([A-Za-z0-9_-]+)\.\d+ ")

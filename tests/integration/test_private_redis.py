@@ -40,7 +40,9 @@ def test_processes_get_the_private_redis_and_can_ping_it(app: App) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     system = lines_of(result.stdout, "system")
     started = re.fullmatch(
-        r"redis started \(pid \d+\): (redis://127\.0\.0\.1:(\d+)/0), data in (.*)", system[0]
+        r"redis started \(pid \d+\): (redis://127\.0\.0\.1:(\d+)/0), data in (.*), "
+        r"log in redis\.log there \(-v shows it here\)",
+        system[0],
     )
     assert started, system
     assert Path(started[3]) == app.root / ".procman" / "redis"
@@ -49,8 +51,11 @@ def test_processes_get_the_private_redis_and_can_ping_it(app: App) -> None:
     assert f"'port': {started[2]}" in kwargs and "'host': '127.0.0.1'" in kwargs
     assert system[1].startswith("web.1 started")
     assert system[-2:] == ["sending SIGTERM to redis", "redis exited with code 0"]
-    assert lines_of(result.stdout, "redis"), "redis's own lines are in the stream"
+    assert not lines_of(result.stdout, "redis"), "redis's banner is not the app's news"
+    assert "Redis is starting" in (app.root / ".procman" / "redis" / "redis.log").read_text()
     assert result.stderr == ""
+    verbose = app.run("start", "--no-timestamp", "-v")
+    assert "Redis is starting" in "\n".join(lines_of(verbose.stdout, "redis"))
 
 
 def test_data_is_kept_across_restarts(app: App) -> None:

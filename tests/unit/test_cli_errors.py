@@ -80,7 +80,9 @@ def test_missing_procfile(app_dir: Path, capsys: pytest.CaptureFixture[str]) -> 
 def test_unknown_process_name(capsys: pytest.CaptureFixture[str]) -> None:
     status, lines = run(capsys, "start", "wbe")
     assert status == ExitStatus.USAGE
-    assert lines == ["procman: error: unknown process type 'wbe' (Procfile defines: web, worker)"]
+    assert lines == [
+        "procman: error: unknown process type 'wbe' (did you mean 'web'? Procfile defines: web, worker)"
+    ]
 
 
 def test_unknown_type_in_formation(capsys: pytest.CaptureFixture[str]) -> None:
@@ -219,9 +221,9 @@ def test_non_utf8_env_file(app_dir: Path, capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_unknown_option(capsys: pytest.CaptureFixture[str]) -> None:
-    status, lines = run(capsys, "start", "--bogus")
+    status, lines = run(capsys, "start", "--xyzzy")
     assert status == ExitStatus.USAGE
-    assert lines == ["procman: error: No such option '--bogus'. (see 'procman start --help')"]
+    assert lines == ["procman: error: No such option '--xyzzy'. (see 'procman start --help')"]
 
 
 def test_unknown_command(capsys: pytest.CaptureFixture[str]) -> None:

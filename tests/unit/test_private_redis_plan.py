@@ -61,7 +61,11 @@ def test_private_redis_when_nothing_is_configured(tmp_path: Path) -> None:
     assert chosen.server is not None
     assert chosen.server.command() == (
         f"/usr/bin/redis-server --bind 127.0.0.1 --port 7001 --dir {tmp_path}/.procman/redis "
-        "--appendonly yes --save '' --daemonize no --logfile '' --loglevel warning"
+        f"--appendonly yes --save '' --daemonize no --logfile {tmp_path}/.procman/redis/redis.log "
+        "--loglevel warning"
+    )
+    assert chosen.server.command(log_to_stream=True).endswith(
+        "--daemonize no --logfile '' --loglevel warning"
     )
 
 
