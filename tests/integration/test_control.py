@@ -224,7 +224,9 @@ def test_unknown_process_lists_the_known_ones(app: App, live: type[LiveOutput]) 
     procman, output = started(app, live)
     result = app.run("restart", "wbe")
     assert result.returncode == 2
-    assert result.stderr == "procman: error: unknown process 'wbe' (did you mean 'web'? known: web, web.1)\n"
+    assert result.stderr == (
+        "procman: error: unknown process 'wbe' (did you mean 'web'? known: web, web.1)\n"
+    )
     os.killpg(procman.pid, signal.SIGINT)
     output.finish()
 

@@ -80,7 +80,8 @@ def test_unknown_name_lists_the_known_ones(app: App) -> None:
     result = app.run("start", "wrker")
     assert result.returncode == 2
     assert result.stderr == (
-        "procman: error: unknown process type 'wrker' (did you mean 'worker'? Procfile defines: web, worker)\n"
+        "procman: error: unknown process type 'wrker' "
+        "(did you mean 'worker'? Procfile defines: web, worker)\n"
     )
 
 

@@ -81,7 +81,8 @@ def test_unknown_process_name(capsys: pytest.CaptureFixture[str]) -> None:
     status, lines = run(capsys, "start", "wbe")
     assert status == ExitStatus.USAGE
     assert lines == [
-        "procman: error: unknown process type 'wbe' (did you mean 'web'? Procfile defines: web, worker)"
+        "procman: error: unknown process type 'wbe' "
+        "(did you mean 'web'? Procfile defines: web, worker)"
     ]
 
 

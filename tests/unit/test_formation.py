@@ -90,7 +90,8 @@ def test_check_types_lists_known_types() -> None:
     with pytest.raises(FormationError) as caught:
         check_types({"web": 1, "wrker": 2}, PROCFILE, "-m/--formation")
     assert str(caught.value) == (
-        "-m/--formation: unknown process type 'wrker' (did you mean 'worker'? Procfile defines: web, worker, clock)"
+        "-m/--formation: unknown process type 'wrker' "
+        "(did you mean 'worker'? Procfile defines: web, worker, clock)"
     )
 
 
