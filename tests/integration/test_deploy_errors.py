@@ -290,7 +290,9 @@ def test_a_full_disk_over_ssh_asks_whether_the_disk_is_full(
         pytest.skip("the hosts have no mount namespace of their own here")
     tiny = f"{host.deploy_root}/tiny"
     (host.srv / "tiny").mkdir()
-    in_host = ["nsenter", "-t", str(host.process.pid), "-m"]
+    # -r: the host's root directory too; without it nsenter resolves paths from the mount
+    # namespace's real root, which is not this test's root when the suite runs in a chroot
+    in_host = ["nsenter", "-t", str(host.process.pid), "-m", "-r"]
     subprocess.run([*in_host, "mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", tiny], check=True)
     try:
         deploy_app.commit("a big file", {"blob.txt": os.urandom(600_000).hex()})
