@@ -3,4 +3,3 @@
 # the user, and log a line about it; procman is what controls these processes. Older gunicorns
 # ignore this setting.
 control_socket_disable = True
-
