@@ -37,7 +37,6 @@ from procman.queues import worker as worker_module
 from procman.queues.config import QUEUE_NAME, QueueConfig, ScheduledJob
 from procman.queues.recovery import (
     MAX_WORKER_DEATHS,
-    TIMEOUT_KILL,
     count_worker_death,
     fail_in_progress,
     mark_alive,
@@ -45,6 +44,7 @@ from procman.queues.recovery import (
     reap_dead_workers,
     requeue_in_progress,
     still_running,
+    time_out_in_progress,
     worker_died,
 )
 from procman.queues.redis_url import RedisUrl
@@ -400,7 +400,16 @@ class Pool:
             self._say(f"job {job_id} outlived its timeout: killing {worker.name}")
             worker.process.kill()
             worker.process.wait()
-            fail_in_progress(self.connection, worker.name, job_id, TIMEOUT_KILL, worker.timeout)
+            config = self.options.config
+            retry_in = time_out_in_progress(
+                self.connection,
+                worker.name,
+                job_id,
+                worker.timeout,
+                (config.retry, worker_module.retry_intervals(config.retry)),
+            )
+            if retry_in is not None:
+                self._say(f"job {job_id}: timed out; retrying in {retry_in}s")
             worker.job_id = None
             worker.timeout = None
             worker.deadline = None

@@ -145,6 +145,36 @@ def test_a_job_that_blocks_signals_is_killed_at_its_timeout(jobs_app: App, redis
     assert "ended: -" not in " ".join(shown.stdout.split())
 
 
+def test_a_job_killed_at_its_timeout_is_retried_like_one_stopped_by_sigalrm(
+    jobs_app: App, redis_url: str
+) -> None:
+    """A timeout is a failure: with retries left, the job killed by the pool (it blocked
+    SIGALRM) is scheduled for its retry exactly as the one SIGALRM stopped."""
+    from rq.registry import ScheduledJobRegistry
+
+    jobs_app.write("queues.yml", "concurrency: 1\ntimeout: 1\nretry: 2\n")
+    connection = client(redis_url)
+    queue = Queue("default", connection=connection)
+    deaf = queue.enqueue("jobs.deaf", 30)
+    alarmed = queue.enqueue("jobs.nap", 30)
+    before = time.time()
+    result = run_burst(jobs_app)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"job {deaf.id} outlived its timeout" in result.stdout
+    assert f"job {deaf.id}: timed out; retrying in 15s" in result.stdout
+    scheduled = ScheduledJobRegistry("default", connection=connection)
+    assert sorted(scheduled.get_job_ids()) == sorted([deaf.id, alarmed.id])
+    assert FailedJobRegistry("default", connection=connection).get_job_ids() == []
+    for job in (deaf, alarmed):
+        fetched = Job.fetch(job.id, connection=connection)
+        assert fetched.get_status() == JobStatus.SCHEDULED
+        assert fetched.retries_left == 1
+        due = scheduled.get_scheduled_time(job.id).timestamp()
+        assert before + 14 <= due <= time.time() + 16  # the first backoff step: 15 s
+    assert connection.keys("procman:wip:*") == []
+    assert Queue("default", connection=connection).started_job_registry.get_job_ids() == []
+
+
 def test_a_job_that_kills_its_worker_is_failed_after_3_deaths(
     jobs_app: App, redis_url: str, tmp_path: Path
 ) -> None:
