@@ -161,7 +161,9 @@ def start(options: StartOptions) -> int:
             spawner=Spawner(
                 app.root, tty=options.tty, columns=columns - name_width - 12, rows=rows
             ),
-            environment=lambda instance: _environment(app, chosen.redis, instance),
+            environment=lambda instance: _environment(
+                app, chosen.redis, instance, options.stop_timeout
+            ),
             prefixer=Prefixer(options.style),
             sink=Sink(options.output_fd),
             stop_timeout=options.stop_timeout,
@@ -181,8 +183,11 @@ def start(options: StartOptions) -> int:
         os.close(lock)
 
 
-def _environment(app: App, redis: RedisPlan, instance: Instance) -> dict[str, str]:
+def _environment(
+    app: App, redis: RedisPlan, instance: Instance, stop_timeout: float
+) -> dict[str, str]:
     extra = {"PORT": str(instance.port), "PS": instance.name}
+    extra["PROCMAN_STOP_TIMEOUT"] = f"{stop_timeout:g}"  # -t: how long a stop may take
     if redis.url is not None:
         extra["REDIS_URL"] = redis.url
     env = app.process_env(extra)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import gc
+import math
 import os
 import selectors
 import signal
@@ -63,6 +64,12 @@ CRON_CATCH_UP = 60.0
 CRON_KEY_SECONDS = 24 * 3600
 REDIS_BACKOFF_MAX = 30.0
 """While Redis is away the pool tries its duties again after 1, 2, 4 … s, at most this long."""
+STOP_MARGIN = 0.5
+"""Under ``procman start``, a warm stop ends this long before start's ``-t`` runs out (and its
+SIGKILL comes): the pool stops its workers and puts their jobs back on their queues itself."""
+IDLE_STOP_WAIT = 5.0
+"""How long a warm stop waits at least: enough for idle workers to exit, and for one that has just
+fetched a job to say so (from then on the job's own timeout counts)."""
 RESPAWN_FLOOR = 1.0
 """A worker that dies within this many seconds of starting is replaced only after this long, so
 a broken app cannot make the pool spin."""
@@ -76,6 +83,9 @@ class PoolOptions:
     concurrency: int
     burst: bool
     app_dir: Path
+    stop_cut: float | None = None
+    """Under ``procman start``: its ``-t`` (``PROCMAN_STOP_TIMEOUT``), the longest a warm stop
+    can take before start kills the whole process group."""
 
 
 class ChildProcess(Protocol):
@@ -164,7 +174,7 @@ class Pool:
         self._host = socket.gethostname()
         self._stopping = False
         self._cold = False
-        self._stop_deadline: float | None = None
+        self._stop_began: float | None = None
         self._exit_status = 0
         self._timers = Timers()
         self._orphaned: set[str] = set()
@@ -215,13 +225,14 @@ class Pool:
                 self._spawn()
         self._enforce_timeouts(now)
         self._duties(now)
-        if (
-            self._stopping
-            and not self._cold
-            and self._stop_deadline is not None
-            and now >= self._stop_deadline
-        ):
-            self._say("jobs did not finish within the timeout: stopping the workers now")
+        if self._stopping and not self._cold and now >= self._warm_stop_deadline():
+            if self._cut_short():
+                self._say(
+                    f"procman start's -t {self.options.stop_cut:g} is nearly up: stopping the "
+                    "workers now"
+                )
+            else:
+                self._say("jobs did not finish within the timeout: stopping the workers now")
             self._go_cold()
 
     # -- workers -----------------------------------------------------------------------------
@@ -475,14 +486,57 @@ class Pool:
                 self._exit_status = status_for_signal(signum)
                 self._go_cold()
                 continue
-            self._say(
-                f"{signal.Signals(signum).name}: finishing running jobs (up to "
-                f"{self.options.config.timeout}s), then stopping"
-            )
             self._stopping = True
-            self._stop_deadline = time.monotonic() + self.options.config.timeout
+            self._stop_began = time.monotonic()
+            self._say(f"{signal.Signals(signum).name}: {self._warm_stop_plan()}")
             for worker in self._workers.values():
                 _signal(worker.process, signal.SIGUSR1)
+
+    def _warm_stop_deadline(self, cut: bool = True) -> float:
+        """When a warm stop stops waiting: once the last running job's own timeout has passed
+        (the pool kills a job at its timeout anyway, and fails or retries it), for a job without
+        one once the ``queues.yml`` timeout has; under ``procman start`` (``cut``), a little before
+        start's ``-t`` runs out, whichever comes first."""
+        began = self._stop_began if self._stop_began is not None else time.monotonic()
+        ends = [began + IDLE_STOP_WAIT]
+        for worker in self._workers.values():
+            if worker.job_id is not None:
+                ends.append(
+                    worker.deadline
+                    if worker.deadline is not None
+                    else began + self.options.config.timeout
+                )
+        deadline = max(ends)
+        if cut and self.options.stop_cut is not None:
+            deadline = min(deadline, began + max(0.0, self.options.stop_cut - STOP_MARGIN))
+        return deadline
+
+    def _cut_short(self) -> bool:
+        """Whether ``procman start``'s ``-t`` ends this warm stop before the jobs' timeouts."""
+        return self._warm_stop_deadline(cut=True) < self._warm_stop_deadline(cut=False)
+
+    def _warm_stop_plan(self) -> str:
+        """What a warm stop will really do, for the line that starts it."""
+        running = sum(1 for worker in self._workers.values() if worker.job_id is not None)
+        if not running:
+            return "no job running: stopping"
+        jobs = "1 running job" if running == 1 else f"{running} running jobs"
+        its, it = ("its", "it") if running == 1 else ("their", "them")
+        began = self._stop_began if self._stop_began is not None else time.monotonic()
+        wait = math.ceil(self._warm_stop_deadline(cut=False) - began)
+        cut = self.options.stop_cut
+        if cut is None:
+            return f"finishing {jobs} (up to {wait}s, {its} timeout), then stopping"
+        if not self._cut_short():
+            return (
+                f"finishing {jobs} (up to {wait}s, {its} timeout; procman start's -t {cut:g} "
+                "allows that), then stopping"
+            )
+        return (
+            f"finishing {jobs} for up to {cut:g}s only: procman start's -t {cut:g} is shorter "
+            f"than {its} timeout ({wait}s; start with a longer -t to let {it} finish), then "
+            f"putting {it} back on {its} queue{'' if running == 1 else 's'}"
+        )
 
     def _go_cold(self) -> None:
         self._cold = True
@@ -654,6 +708,15 @@ def _flush() -> None:
             pass
 
 
+def _start_stop_timeout() -> float | None:
+    """``procman start``'s ``-t`` when running under it (it sets ``PROCMAN_STOP_TIMEOUT``)."""
+    try:
+        seconds = float(os.environ.get("PROCMAN_STOP_TIMEOUT", ""))
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
 def parse_queues_option(spec: str) -> tuple[tuple[str, int | None], ...]:
     """``--queues critical,default`` (strict order) or ``critical:5,default:3`` (weighted)."""
     from procman.errors import UsageError
@@ -727,5 +790,6 @@ def serve(
         concurrency=concurrency if concurrency is not None else config.concurrency,
         burst=burst,
         app_dir=app.root,
+        stop_cut=_start_stop_timeout(),
     )
     return Pool(options, connection).run()

@@ -343,7 +343,7 @@ def test_warm_then_cold_shutdown(
     output = live(procman)
     _wait_status(connection, first.id, JobStatus.STARTED)
     os.killpg(procman.pid, signal.SIGTERM)
-    output.wait_for("finishing running jobs")
+    output.wait_for("finishing 1 running job")
     code, text = output.finish(timeout=20)
     assert code == 0
     assert (tmp_path / "first-done").exists()
@@ -354,13 +354,63 @@ def test_warm_then_cold_shutdown(
     output = live(procman)
     _wait_status(connection, second.id, JobStatus.STARTED)
     os.killpg(procman.pid, signal.SIGTERM)
-    output.wait_for("finishing running jobs")
+    output.wait_for("finishing 1 running job")
     os.killpg(procman.pid, signal.SIGTERM)
     code, text = output.finish(timeout=20)
     assert code == 143
     assert "put 1 job(s) back on their queues" in text
     assert queue.get_job_ids() == [second.id]
     assert Job.fetch(second.id, connection=connection).get_status() == JobStatus.QUEUED
+
+
+def test_a_warm_stop_waits_for_a_job_s_own_longer_timeout(
+    jobs_app: App, redis_url: str, live: type[LiveOutput], tmp_path: Path
+) -> None:
+    """queues.yml says 1 s, the job says 20 s: the warm stop waits for the job, as long as its
+    own timeout allows, and says so."""
+    jobs_app.write("queues.yml", "concurrency: 1\ntimeout: 1\n")
+    connection = client(redis_url)
+    queue = Queue("default", connection=connection)
+    job = queue.enqueue("jobs.nap", 2.5, str(tmp_path / "done"), job_timeout=20)
+    procman = jobs_app.spawn("worker")
+    output = live(procman)
+    _wait_status(connection, job.id, JobStatus.STARTED)
+    os.killpg(procman.pid, signal.SIGTERM)
+    code, text = output.finish(timeout=20)
+    assert code == 0, text
+    assert "SIGTERM: finishing 1 running job (up to 21s, its timeout), then stopping" in text
+    assert (tmp_path / "done").exists()
+    assert Job.fetch(job.id, connection=connection).get_status() == JobStatus.FINISHED
+
+
+def test_under_procman_start_a_warm_stop_says_and_keeps_start_s_t(
+    jobs_app: App, redis_url: str, live: type[LiveOutput]
+) -> None:
+    """start's -t is shorter than the job's timeout: the worker says it will wait that long,
+    naming -t, and before start's SIGKILL puts the job back on its queue itself."""
+    jobs_app.write("queues.yml", "concurrency: 1\ntimeout: 60\n")
+    jobs_app.procfile(f"worker: {PROCMAN} worker\n")
+    connection = client(redis_url)
+    queue = Queue("default", connection=connection)
+    job = queue.enqueue("jobs.nap", 30)
+    procman = jobs_app.spawn("start", "--no-timestamp", "-t", "2")
+    output = live(procman)
+    _wait_status(connection, job.id, JobStatus.STARTED)
+    began = time.monotonic()
+    os.killpg(procman.pid, signal.SIGINT)
+    code, text = output.finish(timeout=20)
+    assert time.monotonic() - began < 5
+    assert code == 130, text
+    assert (
+        "worker.1 | procman worker: SIGTERM: finishing 1 running job for up to 2s only: procman "
+        "start's -t 2 is shorter than its timeout (61s; start with a longer -t to let it "
+        "finish), then putting it back on its queue\n"
+    ) in text
+    assert "worker.1 | procman worker: procman start's -t 2 is nearly up: stopping the" in text
+    assert "put 1 job(s) back on their queues" in text
+    assert "worker.1 exited with code 0" in text  # before start's SIGKILL
+    assert queue.get_job_ids() == [job.id]
+    assert Job.fetch(job.id, connection=connection).get_status() == JobStatus.QUEUED
 
 
 def test_a_dead_pool_s_jobs_come_back_within_30_seconds(jobs_app: App, redis_url: str) -> None:
