@@ -469,10 +469,7 @@ class Pool:
             if now - tick > CRON_CATCH_UP or self._timers.cron_seen.get(entry.name) == tick:
                 continue
             self._timers.cron_seen[entry.name] = tick
-            if claim_tick(self.connection, entry, tick):
-                Queue(entry.queue, connection=self.connection).enqueue(
-                    entry.func, *entry.args, **dict(entry.kwargs)
-                )
+            if enqueue_tick(self.connection, entry, tick):
                 self._say(f"schedule {entry.name}: enqueued {entry.func} on {entry.queue}")
 
     # -- stopping ----------------------------------------------------------------------------
@@ -558,10 +555,37 @@ def previous_tick(cron: str, now: float) -> float:
     return float(croniter(cron, datetime.fromtimestamp(now)).get_prev(float))
 
 
-def claim_tick(connection: redis.Redis, entry: ScheduledJob, tick: float) -> bool:
-    """True for exactly one caller per entry and tick, across every pool sharing the Redis."""
+def enqueue_tick(connection: redis.Redis, entry: ScheduledJob, tick: float) -> bool:
+    """Claim the tick and enqueue its job in one transaction (MULTI/EXEC, the claim key WATCHed),
+    so both happen or neither: True for exactly one caller per entry and tick across every pool
+    sharing the Redis, and a pool that dies half-way leaves the tick to the next."""
     key = f"procman:cron:{entry.name}:{int(tick)}"
-    return bool(connection.set(key, socket.gethostname(), nx=True, ex=CRON_KEY_SECONDS))
+    queue = Queue(entry.queue, connection=connection)
+    with connection.pipeline() as pipeline:
+        try:
+            pipeline.watch(key)  # type: ignore[no-untyped-call]
+            if pipeline.exists(key):
+                return False
+            pipeline.multi()
+            pipeline.set(key, socket.gethostname(), ex=CRON_KEY_SECONDS)
+            fault_point("cron-tick-claimed")
+            queue.enqueue_call(
+                entry.func, args=entry.args, kwargs=dict(entry.kwargs), pipeline=pipeline
+            )
+            pipeline.execute()
+        except redis.WatchError:  # another pool claimed it meanwhile
+            return False
+    return True
+
+
+FAULT_VARIABLE = "PROCMAN_TEST_FAULT"
+
+
+def fault_point(name: str) -> None:
+    """Fault injection for the tests: the pool dies here, as in a crash (SIGKILL, nothing cleaned
+    up), when ``PROCMAN_TEST_FAULT`` names this point."""
+    if os.environ.get(FAULT_VARIABLE) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _how_it_ended(returncode: int) -> str:

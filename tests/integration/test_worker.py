@@ -472,6 +472,49 @@ def test_schedule_ticks_are_enqueued_once_across_pools(
     assert 1 <= runs <= 1 + new_minutes
 
 
+def test_a_pool_dying_between_claiming_a_tick_and_enqueueing_it_leaves_it_to_the_next(
+    jobs_app: App, redis_url: str, tmp_path: Path
+) -> None:
+    """The claim and the enqueue are one transaction: a pool killed between the two (the fault
+    hook SIGKILLs it there) has done neither, and the next pool enqueues the tick, once."""
+    jobs_app.write(
+        "queues.yml",
+        "concurrency: 1\nschedule:\n"
+        "  tick: {cron: '* * * * *', func: jobs.count, queue: default,"
+        f" args: ['{tmp_path}', 'tick']}}\n",
+    )
+    connection = client(redis_url)
+    crashed = subprocess.Popen(
+        [PROCMAN, "worker"],
+        cwd=jobs_app.root,
+        stdout=subprocess.DEVNULL,
+        process_group=0,
+        env={**os.environ, "PROCMAN_TEST_FAULT": "cron-tick-claimed"},
+    )
+    try:
+        assert crashed.wait(timeout=20) == -signal.SIGKILL  # it reached the fault point
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(crashed.pid, signal.SIGKILL)
+        crashed.wait()
+    claims = connection.keys("procman:cron:tick:*")
+    assert (claims, Queue("default", connection=connection).count) == ([], 0)
+    pool = subprocess.Popen(
+        [PROCMAN, "worker"], cwd=jobs_app.root, stdout=subprocess.DEVNULL, process_group=0
+    )
+    try:
+        mark = tmp_path / "tick"
+        deadline = time.monotonic() + 20
+        while not (mark.exists() and mark.read_text()):
+            assert time.monotonic() < deadline, "the tick was not enqueued by the next pool"
+            time.sleep(0.05)
+    finally:
+        os.killpg(pool.pid, signal.SIGKILL)
+        pool.wait()
+    assert mark.read_text() == "x"
+    assert connection.keys("procman:cron:tick:*") != []
+
+
 def test_enqueue_in_runs_on_time(jobs_app: App, redis_url: str, tmp_path: Path) -> None:
     from datetime import timedelta
 
