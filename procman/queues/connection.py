@@ -22,6 +22,17 @@ FIX = (
 )
 
 
+UNTRUSTED_CERTIFICATE = (
+    "the server's TLS certificate is not one this machine trusts (self-signed, or from a private "
+    "CA): add ?ssl_ca_certs=/path/to/ca.pem to the URL to check it against that CA, or "
+    "?ssl_cert_reqs=none to skip the check (still encrypted, but unverified)"
+)
+WRONG_HOST_CERTIFICATE = (
+    "the server's TLS certificate does not name the host in the URL: use the name it was issued "
+    "for, or add ?ssl_check_hostname=false to the URL"
+)
+
+
 class RedisUnavailable(ProcmanError):
     """Redis could not be reached, refused us, or failed a command."""
 
@@ -51,6 +62,8 @@ def unavailable(url: RedisUrl | str, error: BaseException, tried: str = "PING") 
         hint = "check the password in the URL"
     elif isinstance(error, redis.ResponseError):
         hint = "check the URL's database number and that this server is a Redis"
+    elif "CERTIFICATE_VERIFY_FAILED" in reason:
+        hint = WRONG_HOST_CERTIFICATE if "mismatch" in reason else UNTRUSTED_CERTIFICATE
     else:
         hint = FIX
     return RedisUnavailable(f"cannot reach Redis at {shown}: {tried} failed: {reason}", hint)
