@@ -84,6 +84,10 @@ class PoolOptions:
     burst: bool
     app_dir: Path
     stop_cut: float | None = None
+    verbose: bool = False
+    """Everything RQ logs (``-v``, ``PROCMAN_VERBOSE=1``); else one line per event that matters."""
+    timestamps: bool = True
+    """A time on each line: not under ``procman start``, whose log stream has one already."""
     """Under ``procman start``: its ``-t`` (``PROCMAN_STOP_TIMEOUT``), the longest a warm stop
     can take before start kills the whole process group."""
 
@@ -185,7 +189,12 @@ class Pool:
         """When to start a replacement for each worker that died (later for one that died young,
         so a broken app cannot make the pool spin; the loop never sleeps for it)."""
         queue_names = [name for name, _ in options.queues]
-        self._scheduler = RQScheduler(queue_names, connection=connection)
+        self._scheduler = RQScheduler(
+            queue_names,
+            connection=connection,
+            logging_level="INFO" if options.verbose else "WARNING",
+            log_format="%(asctime)s %(message)s" if options.timestamps else "%(message)s",
+        )
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -257,6 +266,8 @@ class Pool:
             burst=self.options.burst,
             status_fd=write_fd,
             app_dir=str(self.options.app_dir),
+            verbose=self.options.verbose,
+            timestamps=self.options.timestamps,
         )
         try:
             process = self._start_worker(spec, read_fd)
@@ -544,7 +555,8 @@ class Pool:
         self._reap_children()  # and their jobs go back to the front of their queues
 
     def _say(self, message: str) -> None:
-        sys.stdout.write(f"procman worker: {message}\n")
+        stamp = time.strftime("%H:%M:%S ") if self.options.timestamps else ""
+        sys.stdout.write(f"{stamp}procman worker: {message}\n")
         sys.stdout.flush()
 
 
@@ -782,6 +794,7 @@ def serve(
     queues_option: str | None,
     concurrency: int | None,
     burst: bool,
+    verbose: bool = False,
 ) -> int:
     """Validate everything, connect, then run the pool until it is stopped (or, with ``burst``,
     until the queues are empty)."""
@@ -807,6 +820,7 @@ def serve(
         {**app.shell, **app.env}, redis_url_option, RunDir(app.root).private_redis_url()
     )
     connection = connect(url)
+    verbose, timestamps = worker_module.logging_choice(verbose)
     options = PoolOptions(
         config=config,
         redis_url=url,
@@ -815,5 +829,7 @@ def serve(
         burst=burst,
         app_dir=app.root,
         stop_cut=_start_stop_timeout(),
+        verbose=verbose,
+        timestamps=timestamps,
     )
     return Pool(options, connection).run()

@@ -23,6 +23,7 @@ from rq.job import Job, JobStatus
 from rq.job_lifecycle import record_job_failure
 from rq.queue import Queue
 from rq.registry import StartedJobRegistry
+from rq.results import Result
 from rq.utils import now
 from rq.worker import Worker
 
@@ -155,7 +156,8 @@ def time_out_in_progress(
     """A job whose worker was killed at its timeout: a failure like one stopped by SIGALRM, so it
     is retried (as RQ retries: scheduled after its next interval, or queued at once) while it has
     retries left, its own or ``default_retry`` (``queues.yml``'s ``retry:`` and its intervals)
-    for a job enqueued without; else recorded failed. The seconds until the retry, or None."""
+    for a job enqueued without, its failure kept as its latest result; else recorded failed.
+    The seconds until the retry, or None."""
     key = wip_key(worker_name)
     try:
         job = Job.fetch(job_id, connection=connection)
@@ -173,6 +175,8 @@ def time_out_in_progress(
     job.ended_at = now()
     with connection.pipeline() as pipeline:
         _forget_started(connection, pipeline, job)
+        # what ``procman jobs show`` gives for this failure, as the worker keeps one it retries
+        Result.create_failure(job, job.failure_ttl, TIMEOUT_KILL, worker_name, pipeline)
         job.retry(Queue(job.origin, connection=connection), pipeline)
         pipeline.lrem(key, 1, job_id)
         pipeline.execute()

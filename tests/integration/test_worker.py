@@ -171,6 +171,8 @@ def test_a_job_killed_at_its_timeout_is_retried_like_one_stopped_by_sigalrm(
         assert fetched.retries_left == 1
         due = scheduled.get_scheduled_time(job.id).timestamp()
         assert before + 14 <= due <= time.time() + 16  # the first backoff step: 15 s
+        latest = fetched.latest_result()  # what procman jobs show gives for the failure
+        assert latest is not None and "JobTimeoutException" in (latest.exc_string or "")
     assert connection.keys("procman:wip:*") == []
     assert Queue("default", connection=connection).started_job_registry.get_job_ids() == []
 
@@ -625,9 +627,9 @@ def test_workers_are_recycled_after_max_jobs(jobs_app: App, redis_url: str) -> N
         os.killpg(pool.pid, signal.SIGKILL)
         output = pool.communicate()[0].decode()
     names = {
-        line.split()[1].rstrip(":")
+        line.split("Worker ")[1].split(":")[0]
         for line in output.splitlines()
-        if line.startswith("Worker ") and "finished executing 5 jobs" in line
+        if "Worker " in line and "finished executing 5 jobs" in line
     }
     assert len(names) == 2  # two workers reached max_jobs and were replaced
 
