@@ -16,6 +16,11 @@ from procman.formation import DEFAULT_PORT, MAX_PORT, check_port
 from procman.procfile import Procfile, load_procfile
 
 DEFAULT_ENV_FILE = ".env"
+VERBOSE_VARIABLE = "PROCMAN_VERBOSE"
+"""Set to 1 in every process by ``procman start -v``: procman's own children (the worker) then log
+everything."""
+STOP_TIMEOUT_VARIABLE = "PROCMAN_STOP_TIMEOUT"
+"""``procman start``'s ``-t`` in seconds, in every process: the longest a warm stop can last."""
 
 
 @dataclass(frozen=True, slots=True)

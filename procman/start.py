@@ -35,16 +35,20 @@ from procman.queues.private_redis import (
     worker_queue_files,
 )
 from procman.rundir import RunDir
-from procman.settings import App, AppOptions, check_root, load_app, procfile_path
+from procman.settings import (
+    STOP_TIMEOUT_VARIABLE,
+    VERBOSE_VARIABLE,
+    App,
+    AppOptions,
+    check_root,
+    load_app,
+    procfile_path,
+)
 from procman.supervisor.control.server import ControlServer
 from procman.supervisor.output import Prefixer, Sink, StreamStyle
 from procman.supervisor.service import Service
 from procman.supervisor.spawn import Spawner
 from procman.supervisor.supervisor import Policy, Supervisor
-
-VERBOSE_VARIABLE = "PROCMAN_VERBOSE"
-"""Set to 1 in every child by ``procman start -v``: procman's own children (the worker) then show
-everything they log."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +166,7 @@ def start(options: StartOptions) -> int:
         if chosen.redis.server is None:
             run_dir.forget_private_redis()  # left by an earlier start that ran one
         services = _services(chosen.redis, app, options.verbose)
-        common = _common_environment(app, run_dir, options.verbose)
+        common = _common_environment(options, app, run_dir)
         columns, rows = _terminal_size()
         name_width = max(len(f"{name}.{count}") for name, count in chosen.counts.items())
         supervisor = Supervisor(
@@ -192,11 +196,14 @@ def start(options: StartOptions) -> int:
         os.close(lock)
 
 
-def _common_environment(app: App, run_dir: RunDir, verbose: bool) -> dict[str, str]:
+def _common_environment(options: StartOptions, app: App, run_dir: RunDir) -> dict[str, str]:
     """What every instance gets beyond the app's environment, worked out once per start."""
     path = app.process_env(unbuffered=False).get("PATH", os.defpath)
-    common = {"PATH": path_with_own_procman(path, run_dir.path / "bin")}
-    if verbose:
+    common = {
+        "PATH": path_with_own_procman(path, run_dir.path / "bin"),
+        STOP_TIMEOUT_VARIABLE: f"{options.stop_timeout:g}",
+    }
+    if options.verbose:
         common[VERBOSE_VARIABLE] = "1"
     return common
 

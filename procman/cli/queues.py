@@ -33,6 +33,13 @@ from procman.cli.commands import app_options, to_app_options
     help="Worker processes [default: from the YAML, else 2].",
 )
 @click.option("--burst", is_flag=True, help="Run until the queues are empty, then exit.")
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Log everything RQ logs, tracebacks included [default: one line per event; "
+    "also set by PROCMAN_VERBOSE=1].",
+)
 def worker(
     procfile: Path | None,
     root: Path | None,
@@ -43,6 +50,7 @@ def worker(
     queues: str | None,
     concurrency: int | None,
     burst: bool,
+    verbose: bool,
 ) -> int:
     """Run RQ workers for the app's queues (Ctrl-C: finish running jobs, then stop)."""
     from procman.queues.pool import serve
@@ -54,4 +62,5 @@ def worker(
         queues_option=queues,
         concurrency=concurrency,
         burst=burst,
+        verbose=verbose,
     )

@@ -27,6 +27,15 @@ NOTHING_CONFIGURED = (
     "an app's own Redis is the private one its 'procman start' runs, so start the app first "
     "(procman start, in the app directory), or set REDIS_URL to a running Redis"
 )
+UNTRUSTED_CERTIFICATE = (
+    "the server's TLS certificate is not one this machine trusts (self-signed, or from a private "
+    "CA): add ?ssl_ca_certs=/path/to/ca.pem to the URL to check it against that CA, or "
+    "?ssl_cert_reqs=none to skip the check (still encrypted, but unverified)"
+)
+WRONG_HOST_CERTIFICATE = (
+    "the server's TLS certificate does not name the host in the URL: use the name it was issued "
+    "for, or add ?ssl_check_hostname=false to the URL"
+)
 
 
 class RedisUnavailable(ProcmanError):
@@ -58,6 +67,8 @@ def unavailable(url: RedisUrl | str, error: BaseException, tried: str = "PING") 
         hint = "check the password in the URL"
     elif isinstance(error, redis.ResponseError):
         hint = "check the URL's database number and that this server is a Redis"
+    elif "CERTIFICATE_VERIFY_FAILED" in reason:
+        hint = WRONG_HOST_CERTIFICATE if "mismatch" in reason else UNTRUSTED_CERTIFICATE
     elif where.source == DEFAULT_SOURCE:
         hint = NOTHING_CONFIGURED
     else:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import gc
+import math
 import os
 import selectors
 import signal
@@ -37,7 +38,6 @@ from procman.queues import worker as worker_module
 from procman.queues.config import QUEUE_NAME, QueueConfig, ScheduledJob
 from procman.queues.recovery import (
     MAX_WORKER_DEATHS,
-    TIMEOUT_KILL,
     count_worker_death,
     fail_in_progress,
     mark_alive,
@@ -45,11 +45,12 @@ from procman.queues.recovery import (
     reap_dead_workers,
     requeue_in_progress,
     still_running,
+    time_out_in_progress,
     worker_died,
 )
 from procman.queues.redis_url import RedisUrl
 from procman.queues.worker import SPEC_VARIABLE, WorkerSpec
-from procman.settings import AppOptions
+from procman.settings import STOP_TIMEOUT_VARIABLE, AppOptions
 from procman.supervisor.signals import STOP_SIGNALS, SignalPipe
 
 TICK = 0.25
@@ -63,6 +64,12 @@ CRON_CATCH_UP = 60.0
 CRON_KEY_SECONDS = 24 * 3600
 REDIS_BACKOFF_MAX = 30.0
 """While Redis is away the pool tries its duties again after 1, 2, 4 … s, at most this long."""
+STOP_MARGIN = 0.5
+"""Under ``procman start``, a warm stop ends this long before start's ``-t`` runs out (and its
+SIGKILL comes): the pool stops its workers and puts their jobs back on their queues itself."""
+IDLE_STOP_WAIT = 5.0
+"""How long a warm stop waits at least: enough for idle workers to exit, and for one that has just
+fetched a job to say so (from then on the job's own timeout counts)."""
 RESPAWN_FLOOR = 1.0
 """A worker that dies within this many seconds of starting is replaced only after this long, so
 a broken app cannot make the pool spin."""
@@ -76,6 +83,13 @@ class PoolOptions:
     concurrency: int
     burst: bool
     app_dir: Path
+    stop_cut: float | None = None
+    verbose: bool = False
+    """Everything RQ logs (``-v``, ``PROCMAN_VERBOSE=1``); else one line per event that matters."""
+    timestamps: bool = True
+    """A time on each line: not under ``procman start``, whose log stream has one already."""
+    """Under ``procman start``: its ``-t`` (``PROCMAN_STOP_TIMEOUT``), the longest a warm stop
+    can take before start kills the whole process group."""
 
 
 class ChildProcess(Protocol):
@@ -164,7 +178,7 @@ class Pool:
         self._host = socket.gethostname()
         self._stopping = False
         self._cold = False
-        self._stop_deadline: float | None = None
+        self._stop_began: float | None = None
         self._exit_status = 0
         self._timers = Timers()
         self._orphaned: set[str] = set()
@@ -175,7 +189,12 @@ class Pool:
         """When to start a replacement for each worker that died (later for one that died young,
         so a broken app cannot make the pool spin; the loop never sleeps for it)."""
         queue_names = [name for name, _ in options.queues]
-        self._scheduler = RQScheduler(queue_names, connection=connection)
+        self._scheduler = RQScheduler(
+            queue_names,
+            connection=connection,
+            logging_level="INFO" if options.verbose else "WARNING",
+            log_format="%(asctime)s %(message)s" if options.timestamps else "%(message)s",
+        )
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -215,13 +234,14 @@ class Pool:
                 self._spawn()
         self._enforce_timeouts(now)
         self._duties(now)
-        if (
-            self._stopping
-            and not self._cold
-            and self._stop_deadline is not None
-            and now >= self._stop_deadline
-        ):
-            self._say("jobs did not finish within the timeout: stopping the workers now")
+        if self._stopping and not self._cold and now >= self._warm_stop_deadline():
+            if self._cut_short():
+                self._say(
+                    f"procman start's -t {self.options.stop_cut:g} is nearly up: stopping the "
+                    "workers now"
+                )
+            else:
+                self._say("jobs did not finish within the timeout: stopping the workers now")
             self._go_cold()
 
     # -- workers -----------------------------------------------------------------------------
@@ -246,6 +266,8 @@ class Pool:
             burst=self.options.burst,
             status_fd=write_fd,
             app_dir=str(self.options.app_dir),
+            verbose=self.options.verbose,
+            timestamps=self.options.timestamps,
         )
         try:
             process = self._start_worker(spec, read_fd)
@@ -400,7 +422,16 @@ class Pool:
             self._say(f"job {job_id} outlived its timeout: killing {worker.name}")
             worker.process.kill()
             worker.process.wait()
-            fail_in_progress(self.connection, worker.name, job_id, TIMEOUT_KILL, worker.timeout)
+            config = self.options.config
+            retry_in = time_out_in_progress(
+                self.connection,
+                worker.name,
+                job_id,
+                worker.timeout,
+                (config.retry, worker_module.retry_intervals(config.retry)),
+            )
+            if retry_in is not None:
+                self._say(f"job {job_id}: timed out; retrying in {retry_in}s")
             worker.job_id = None
             worker.timeout = None
             worker.deadline = None
@@ -449,10 +480,7 @@ class Pool:
             if now - tick > CRON_CATCH_UP or self._timers.cron_seen.get(entry.name) == tick:
                 continue
             self._timers.cron_seen[entry.name] = tick
-            if claim_tick(self.connection, entry, tick):
-                Queue(entry.queue, connection=self.connection).enqueue(
-                    entry.func, *entry.args, **dict(entry.kwargs)
-                )
+            if enqueue_tick(self.connection, entry, tick):
                 self._say(f"schedule {entry.name}: enqueued {entry.func} on {entry.queue}")
 
     # -- stopping ----------------------------------------------------------------------------
@@ -466,14 +494,57 @@ class Pool:
                 self._exit_status = status_for_signal(signum)
                 self._go_cold()
                 continue
-            self._say(
-                f"{signal.Signals(signum).name}: finishing running jobs (up to "
-                f"{self.options.config.timeout}s), then stopping"
-            )
             self._stopping = True
-            self._stop_deadline = time.monotonic() + self.options.config.timeout
+            self._stop_began = time.monotonic()
+            self._say(f"{signal.Signals(signum).name}: {self._warm_stop_plan()}")
             for worker in self._workers.values():
                 _signal(worker.process, signal.SIGUSR1)
+
+    def _warm_stop_deadline(self, cut: bool = True) -> float:
+        """When a warm stop stops waiting: once the last running job's own timeout has passed
+        (the pool kills a job at its timeout anyway, and fails or retries it), for a job without
+        one once the ``queues.yml`` timeout has; under ``procman start`` (``cut``), a little before
+        start's ``-t`` runs out, whichever comes first."""
+        began = self._stop_began if self._stop_began is not None else time.monotonic()
+        ends = [began + IDLE_STOP_WAIT]
+        for worker in self._workers.values():
+            if worker.job_id is not None:
+                ends.append(
+                    worker.deadline
+                    if worker.deadline is not None
+                    else began + self.options.config.timeout
+                )
+        deadline = max(ends)
+        if cut and self.options.stop_cut is not None:
+            deadline = min(deadline, began + max(0.0, self.options.stop_cut - STOP_MARGIN))
+        return deadline
+
+    def _cut_short(self) -> bool:
+        """Whether ``procman start``'s ``-t`` ends this warm stop before the jobs' timeouts."""
+        return self._warm_stop_deadline(cut=True) < self._warm_stop_deadline(cut=False)
+
+    def _warm_stop_plan(self) -> str:
+        """What a warm stop will really do, for the line that starts it."""
+        running = sum(1 for worker in self._workers.values() if worker.job_id is not None)
+        if not running:
+            return "no job running: stopping"
+        jobs = "1 running job" if running == 1 else f"{running} running jobs"
+        its, it = ("its", "it") if running == 1 else ("their", "them")
+        began = self._stop_began if self._stop_began is not None else time.monotonic()
+        wait = math.ceil(self._warm_stop_deadline(cut=False) - began)
+        cut = self.options.stop_cut
+        if cut is None:
+            return f"finishing {jobs} (up to {wait}s, {its} timeout), then stopping"
+        if not self._cut_short():
+            return (
+                f"finishing {jobs} (up to {wait}s, {its} timeout; procman start's -t {cut:g} "
+                "allows that), then stopping"
+            )
+        return (
+            f"finishing {jobs} for up to {cut:g}s only: procman start's -t {cut:g} is shorter "
+            f"than {its} timeout ({wait}s; start with a longer -t to let {it} finish), then "
+            f"putting {it} back on {its} queue{'' if running == 1 else 's'}"
+        )
 
     def _go_cold(self) -> None:
         self._cold = True
@@ -484,7 +555,8 @@ class Pool:
         self._reap_children()  # and their jobs go back to the front of their queues
 
     def _say(self, message: str) -> None:
-        sys.stdout.write(f"procman worker: {message}\n")
+        stamp = time.strftime("%H:%M:%S ") if self.options.timestamps else ""
+        sys.stdout.write(f"{stamp}procman worker: {message}\n")
         sys.stdout.flush()
 
 
@@ -495,10 +567,37 @@ def previous_tick(cron: str, now: float) -> float:
     return float(croniter(cron, datetime.fromtimestamp(now)).get_prev(float))
 
 
-def claim_tick(connection: redis.Redis, entry: ScheduledJob, tick: float) -> bool:
-    """True for exactly one caller per entry and tick, across every pool sharing the Redis."""
+def enqueue_tick(connection: redis.Redis, entry: ScheduledJob, tick: float) -> bool:
+    """Claim the tick and enqueue its job in one transaction (MULTI/EXEC, the claim key WATCHed),
+    so both happen or neither: True for exactly one caller per entry and tick across every pool
+    sharing the Redis, and a pool that dies half-way leaves the tick to the next."""
     key = f"procman:cron:{entry.name}:{int(tick)}"
-    return bool(connection.set(key, socket.gethostname(), nx=True, ex=CRON_KEY_SECONDS))
+    queue = Queue(entry.queue, connection=connection)
+    with connection.pipeline() as pipeline:
+        try:
+            pipeline.watch(key)  # type: ignore[no-untyped-call]
+            if pipeline.exists(key):
+                return False
+            pipeline.multi()
+            pipeline.set(key, socket.gethostname(), ex=CRON_KEY_SECONDS)
+            fault_point("cron-tick-claimed")
+            queue.enqueue_call(
+                entry.func, args=entry.args, kwargs=dict(entry.kwargs), pipeline=pipeline
+            )
+            pipeline.execute()
+        except redis.WatchError:  # another pool claimed it meanwhile
+            return False
+    return True
+
+
+FAULT_VARIABLE = "PROCMAN_TEST_FAULT"
+
+
+def fault_point(name: str) -> None:
+    """Fault injection for the tests: the pool dies here, as in a crash (SIGKILL, nothing cleaned
+    up), when ``PROCMAN_TEST_FAULT`` names this point."""
+    if os.environ.get(FAULT_VARIABLE) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _how_it_ended(returncode: int) -> str:
@@ -645,6 +744,15 @@ def _flush() -> None:
             pass
 
 
+def _start_stop_timeout() -> float | None:
+    """``procman start``'s ``-t`` when running under it (it sets ``PROCMAN_STOP_TIMEOUT``)."""
+    try:
+        seconds = float(os.environ.get(STOP_TIMEOUT_VARIABLE, ""))
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
 def parse_queues_option(spec: str) -> tuple[tuple[str, int | None], ...]:
     """``--queues critical,default`` (strict order) or ``critical:5,default:3`` (weighted)."""
     from procman.errors import UsageError
@@ -686,6 +794,7 @@ def serve(
     queues_option: str | None,
     concurrency: int | None,
     burst: bool,
+    verbose: bool = False,
 ) -> int:
     """Validate everything, connect, then run the pool until it is stopped (or, with ``burst``,
     until the queues are empty)."""
@@ -711,6 +820,7 @@ def serve(
         {**app.shell, **app.env}, redis_url_option, RunDir(app.root).private_redis_url()
     )
     connection = connect(url)
+    verbose, timestamps = worker_module.logging_choice(verbose)
     options = PoolOptions(
         config=config,
         redis_url=url,
@@ -718,5 +828,8 @@ def serve(
         concurrency=concurrency if concurrency is not None else config.concurrency,
         burst=burst,
         app_dir=app.root,
+        stop_cut=_start_stop_timeout(),
+        verbose=verbose,
+        timestamps=timestamps,
     )
     return Pool(options, connection).run()

@@ -23,6 +23,7 @@ from rq.job import Job, JobStatus
 from rq.job_lifecycle import record_job_failure
 from rq.queue import Queue
 from rq.registry import StartedJobRegistry
+from rq.results import Result
 from rq.utils import now
 from rq.worker import Worker
 
@@ -143,6 +144,43 @@ def fail_in_progress(
         Queue(job.origin, connection=connection).enqueue_dependents(job)
     except redis.RedisError:
         pass
+
+
+def time_out_in_progress(
+    connection: redis.Redis,
+    worker_name: str,
+    job_id: str,
+    timeout: float | None,
+    default_retry: tuple[int, list[int]],
+) -> int | None:
+    """A job whose worker was killed at its timeout: a failure like one stopped by SIGALRM, so it
+    is retried (as RQ retries: scheduled after its next interval, or queued at once) while it has
+    retries left, its own or ``default_retry`` (``queues.yml``'s ``retry:`` and its intervals)
+    for a job enqueued without, its failure kept as its latest result; else recorded failed.
+    The seconds until the retry, or None."""
+    key = wip_key(worker_name)
+    try:
+        job = Job.fetch(job_id, connection=connection)
+    except Exception:
+        connection.lrem(key, 1, job_id)
+        return None
+    retries, intervals = default_retry
+    if job.retries_left is None and retries > 0:
+        job.retries_left = retries
+        job.retry_intervals = intervals
+    if not job.should_retry:
+        fail_in_progress(connection, worker_name, job_id, TIMEOUT_KILL, timeout)
+        return None
+    wait = job.get_retry_interval()
+    job.ended_at = now()
+    with connection.pipeline() as pipeline:
+        _forget_started(connection, pipeline, job)
+        # what ``procman jobs show`` gives for this failure, as the worker keeps one it retries
+        Result.create_failure(job, job.failure_ttl, TIMEOUT_KILL, worker_name, pipeline)
+        job.retry(Queue(job.origin, connection=connection), pipeline)
+        pipeline.lrem(key, 1, job_id)
+        pipeline.execute()
+    return wait
 
 
 def still_running(connection: redis.Redis, job_id: str) -> bool:

@@ -9,6 +9,10 @@
   timeout (SIGALRM comes first and fails the job cleanly when the job lets it).
 - Signals: the pool owns them. SIGTERM and SIGINT (sent to the whole process group by
   ``procman start``) are ignored here; SIGUSR1 from the pool asks for a warm stop.
+- Logging: one line per event that matters (ready, each job started, finished or failed, the
+  failure as one line: the traceback is in ``procman jobs show ID``); everything RQ logs only
+  when verbose. A timestamp of its own only when not under ``procman start`` (whose log stream
+  stamps every line already).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import random
 import signal
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,18 +33,27 @@ from typing import Any
 import redis
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
+from rq.job_lifecycle import call_exception_handlers, format_exc_info
 from rq.queue import Queue
+from rq.results import Result
 from rq.worker import SimpleWorker
 
+from procman.errors import excerpt
 from procman.queues.recovery import FETCH_SCRIPT, wip_key
 from procman.queues.redis_url import redact
 from procman.queues.weighting import fetch_order
+from procman.settings import VERBOSE_VARIABLE
+from procman.supervisor.strays import RUN_ID_VARIABLE
 
 SPEC_VARIABLE = "PROCMAN_WORKER_SPEC"
 HEARTBEAT_EVERY = 5.0
 IDLE_POLL_FIRST = 0.001
 IDLE_POLL_MAX = 0.02
 BLOCK_SECONDS = 1
+events = logging.getLogger("procman.worker")
+"""The worker's own lines: one per event that matters."""
+DESCRIPTION_LIMIT = 80
+ERROR_LIMIT = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +71,10 @@ class WorkerSpec:
     burst: bool
     status_fd: int
     app_dir: str
+    verbose: bool = False
+    """Everything RQ logs, tracebacks included (``-v``, or ``PROCMAN_VERBOSE=1``)."""
+    timestamps: bool = True
+    """A time on each line: not under ``procman start``, whose stream has one already."""
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -91,6 +109,10 @@ class ProcmanWorker(SimpleWorker):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGUSR1, self.request_stop)
+
+    def bootstrap(self, *args: Any, **kwargs: Any) -> None:
+        super().bootstrap(*args, **kwargs)
+        events.info("%s: ready for %s", self.name, ", ".join(self.queue_names()))
 
     def request_stop(self, signum: Any, frame: Any) -> None:
         """Warm stop: finish the running job, then exit (idle: exit now)."""
@@ -210,13 +232,47 @@ class ProcmanWorker(SimpleWorker):
             job.retries_left = self.spec.retry
             job.retry_intervals = retry_intervals(self.spec.retry)
         self._report(f"start {job.id} {job.timeout}")
+        events.info("%s: %s started (job %s)", queue.name, _described(job), job.id)
+        began = time.monotonic()
         try:
-            return bool(super().perform_job(job, queue, execution))
+            finished = bool(super().perform_job(job, queue, execution))
+            if finished:
+                took = time.monotonic() - began
+                events.info(
+                    "%s: %s finished in %.2fs (job %s)", queue.name, _described(job), took, job.id
+                )
+            return finished
         finally:
             self._report("end")
             if self._too_fat():
-                self.log.info("worker %s: above max_memory after a job, recycling", self.name)
+                events.info("%s: above max_memory after a job, recycling", self.name)
                 self._stop_requested = True
+
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+        """The failure as one line (its traceback stays in Redis for ``procman jobs show``, also
+        for a failure that will be retried, which RQ records nowhere); RQ's own line, traceback
+        included, only when verbose."""
+        retrying = job.should_retry
+        then = ""
+        if retrying:
+            wait = job.get_retry_interval()
+            then = f"; retrying in {wait}s" if wait else "; retrying now"
+            try:
+                Result.create_failure(job, job.failure_ttl, format_exc_info(exc_info), self.name)
+            except redis.RedisError:
+                pass  # the retry itself is recorded, or not, with the failure that follows
+        events.info(
+            "%s: %s failed: %s%s (procman jobs show %s)",
+            job.origin,
+            _described(job),
+            _exception_line(exc_info),
+            then,
+            job.id,
+        )
+        if self.spec.verbose:
+            super().handle_exception(job, *exc_info)
+        else:
+            call_exception_handlers(self._exc_handlers, job, *exc_info)
 
     def cleanup_execution(self, job: Job, pipeline: Any, execution: Any = None) -> None:
         """Leave the work-in-progress list in the transaction that records the outcome."""
@@ -237,6 +293,60 @@ class ProcmanWorker(SimpleWorker):
         return bool(psutil.Process().memory_info().rss > self.spec.max_memory)
 
 
+def _described(job: Job) -> str:
+    """The job's call (``jobs.add(1, 2)``), shortened for one log line."""
+    try:
+        text = job.description or job.func_name
+    except Exception:  # cannot be deserialized
+        text = job.id
+    return excerpt(" ".join(str(text).split()), DESCRIPTION_LIMIT)
+
+
+def _exception_line(exc_info: Any) -> str:
+    """``ValueError: boom``: the last line of the traceback, on one line."""
+    kind, value = exc_info[0], exc_info[1]
+    text = "".join(traceback.format_exception_only(kind, value)).strip()
+    return excerpt(" ".join(text.split()), ERROR_LIMIT)
+
+
+class _Quiet(logging.Filter):
+    """RQ's lines that still matter when not verbose: warnings and errors, and a worker that has
+    run its ``max_jobs``."""
+
+    KEEP = frozenset({"Worker %s: finished executing %d jobs, quitting"})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or record.msg in self.KEEP
+
+
+class _OneLine(logging.Formatter):
+    """No trailing empty line (RQ ends a traceback with a newline)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return super().format(record).rstrip("\n")
+
+
+def setup_logging(verbose: bool, timestamps: bool) -> None:
+    """Lines to standard output (so they land in procman's log stream), the app's own logging
+    included: ``%(message)s``, after a time when not under procman start."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        _OneLine("%(asctime)s %(message)s" if timestamps else "%(message)s", datefmt="%H:%M:%S")
+    )
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    if not verbose:
+        logging.getLogger("rq").setLevel(logging.WARNING)
+        for name in ("rq.worker", "rq.job"):  # RQ's work() sets these two to the level it gets
+            logging.getLogger(name).addFilter(_Quiet())
+
+
+def logging_choice(verbose_option: bool) -> tuple[bool, bool]:
+    """``(verbose, timestamps)`` for this process: verbose with ``-v`` or ``PROCMAN_VERBOSE=1``
+    (``procman start -v``); timestamps unless under ``procman start``."""
+    verbose = verbose_option or os.environ.get(VERBOSE_VARIABLE) == "1"
+    return verbose, RUN_ID_VARIABLE not in os.environ
+
+
 def _utcnow() -> Any:
     from rq.utils import now
 
@@ -248,7 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     spec = WorkerSpec.from_json(os.environ[SPEC_VARIABLE])
     if spec.app_dir not in sys.path:
         sys.path.insert(0, spec.app_dir)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    setup_logging(spec.verbose, spec.timestamps)
     connection = redis.Redis.from_url(spec.redis_url)
     worker = ProcmanWorker(spec, connection)
     worker.work(burst=spec.burst, max_jobs=spec.max_jobs, logging_level="INFO")

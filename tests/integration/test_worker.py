@@ -145,6 +145,38 @@ def test_a_job_that_blocks_signals_is_killed_at_its_timeout(jobs_app: App, redis
     assert "ended: -" not in " ".join(shown.stdout.split())
 
 
+def test_a_job_killed_at_its_timeout_is_retried_like_one_stopped_by_sigalrm(
+    jobs_app: App, redis_url: str
+) -> None:
+    """A timeout is a failure: with retries left, the job killed by the pool (it blocked
+    SIGALRM) is scheduled for its retry exactly as the one SIGALRM stopped."""
+    from rq.registry import ScheduledJobRegistry
+
+    jobs_app.write("queues.yml", "concurrency: 1\ntimeout: 1\nretry: 2\n")
+    connection = client(redis_url)
+    queue = Queue("default", connection=connection)
+    deaf = queue.enqueue("jobs.deaf", 30)
+    alarmed = queue.enqueue("jobs.nap", 30)
+    before = time.time()
+    result = run_burst(jobs_app)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"job {deaf.id} outlived its timeout" in result.stdout
+    assert f"job {deaf.id}: timed out; retrying in 15s" in result.stdout
+    scheduled = ScheduledJobRegistry("default", connection=connection)
+    assert sorted(scheduled.get_job_ids()) == sorted([deaf.id, alarmed.id])
+    assert FailedJobRegistry("default", connection=connection).get_job_ids() == []
+    for job in (deaf, alarmed):
+        fetched = Job.fetch(job.id, connection=connection)
+        assert fetched.get_status() == JobStatus.SCHEDULED
+        assert fetched.retries_left == 1
+        due = scheduled.get_scheduled_time(job.id).timestamp()
+        assert before + 14 <= due <= time.time() + 16  # the first backoff step: 15 s
+        latest = fetched.latest_result()  # what procman jobs show gives for the failure
+        assert latest is not None and "JobTimeoutException" in (latest.exc_string or "")
+    assert connection.keys("procman:wip:*") == []
+    assert Queue("default", connection=connection).started_job_registry.get_job_ids() == []
+
+
 def test_a_job_that_kills_its_worker_is_failed_after_3_deaths(
     jobs_app: App, redis_url: str, tmp_path: Path
 ) -> None:
@@ -313,7 +345,7 @@ def test_warm_then_cold_shutdown(
     output = live(procman)
     _wait_status(connection, first.id, JobStatus.STARTED)
     os.killpg(procman.pid, signal.SIGTERM)
-    output.wait_for("finishing running jobs")
+    output.wait_for("finishing 1 running job")
     code, text = output.finish(timeout=20)
     assert code == 0
     assert (tmp_path / "first-done").exists()
@@ -324,13 +356,63 @@ def test_warm_then_cold_shutdown(
     output = live(procman)
     _wait_status(connection, second.id, JobStatus.STARTED)
     os.killpg(procman.pid, signal.SIGTERM)
-    output.wait_for("finishing running jobs")
+    output.wait_for("finishing 1 running job")
     os.killpg(procman.pid, signal.SIGTERM)
     code, text = output.finish(timeout=20)
     assert code == 143
     assert "put 1 job(s) back on their queues" in text
     assert queue.get_job_ids() == [second.id]
     assert Job.fetch(second.id, connection=connection).get_status() == JobStatus.QUEUED
+
+
+def test_a_warm_stop_waits_for_a_job_s_own_longer_timeout(
+    jobs_app: App, redis_url: str, live: type[LiveOutput], tmp_path: Path
+) -> None:
+    """queues.yml says 1 s, the job says 20 s: the warm stop waits for the job, as long as its
+    own timeout allows, and says so."""
+    jobs_app.write("queues.yml", "concurrency: 1\ntimeout: 1\n")
+    connection = client(redis_url)
+    queue = Queue("default", connection=connection)
+    job = queue.enqueue("jobs.nap", 2.5, str(tmp_path / "done"), job_timeout=20)
+    procman = jobs_app.spawn("worker")
+    output = live(procman)
+    _wait_status(connection, job.id, JobStatus.STARTED)
+    os.killpg(procman.pid, signal.SIGTERM)
+    code, text = output.finish(timeout=20)
+    assert code == 0, text
+    assert "SIGTERM: finishing 1 running job (up to 21s, its timeout), then stopping" in text
+    assert (tmp_path / "done").exists()
+    assert Job.fetch(job.id, connection=connection).get_status() == JobStatus.FINISHED
+
+
+def test_under_procman_start_a_warm_stop_says_and_keeps_start_s_t(
+    jobs_app: App, redis_url: str, live: type[LiveOutput]
+) -> None:
+    """start's -t is shorter than the job's timeout: the worker says it will wait that long,
+    naming -t, and before start's SIGKILL puts the job back on its queue itself."""
+    jobs_app.write("queues.yml", "concurrency: 1\ntimeout: 60\n")
+    jobs_app.procfile(f"worker: {PROCMAN} worker\n")
+    connection = client(redis_url)
+    queue = Queue("default", connection=connection)
+    job = queue.enqueue("jobs.nap", 30)
+    procman = jobs_app.spawn("start", "--no-timestamp", "-t", "2")
+    output = live(procman)
+    _wait_status(connection, job.id, JobStatus.STARTED)
+    began = time.monotonic()
+    os.killpg(procman.pid, signal.SIGINT)
+    code, text = output.finish(timeout=20)
+    assert time.monotonic() - began < 5
+    assert code == 130, text
+    assert (
+        "worker.1 | procman worker: SIGTERM: finishing 1 running job for up to 2s only: procman "
+        "start's -t 2 is shorter than its timeout (61s; start with a longer -t to let it "
+        "finish), then putting it back on its queue\n"
+    ) in text
+    assert "worker.1 | procman worker: procman start's -t 2 is nearly up: stopping the" in text
+    assert "put 1 job(s) back on their queues" in text
+    assert "worker.1 exited with code 0" in text  # before start's SIGKILL
+    assert queue.get_job_ids() == [job.id]
+    assert Job.fetch(job.id, connection=connection).get_status() == JobStatus.QUEUED
 
 
 def test_a_dead_pool_s_jobs_come_back_within_30_seconds(jobs_app: App, redis_url: str) -> None:
@@ -390,6 +472,49 @@ def test_schedule_ticks_are_enqueued_once_across_pools(
     new_minutes = int(time.time() // 60) - int(began // 60)
     runs = len((tmp_path / "tick").read_text())
     assert 1 <= runs <= 1 + new_minutes
+
+
+def test_a_pool_dying_between_claiming_a_tick_and_enqueueing_it_leaves_it_to_the_next(
+    jobs_app: App, redis_url: str, tmp_path: Path
+) -> None:
+    """The claim and the enqueue are one transaction: a pool killed between the two (the fault
+    hook SIGKILLs it there) has done neither, and the next pool enqueues the tick, once."""
+    jobs_app.write(
+        "queues.yml",
+        "concurrency: 1\nschedule:\n"
+        "  tick: {cron: '* * * * *', func: jobs.count, queue: default,"
+        f" args: ['{tmp_path}', 'tick']}}\n",
+    )
+    connection = client(redis_url)
+    crashed = subprocess.Popen(
+        [PROCMAN, "worker"],
+        cwd=jobs_app.root,
+        stdout=subprocess.DEVNULL,
+        process_group=0,
+        env={**os.environ, "PROCMAN_TEST_FAULT": "cron-tick-claimed"},
+    )
+    try:
+        assert crashed.wait(timeout=20) == -signal.SIGKILL  # it reached the fault point
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(crashed.pid, signal.SIGKILL)
+        crashed.wait()
+    claims = connection.keys("procman:cron:tick:*")
+    assert (claims, Queue("default", connection=connection).count) == ([], 0)
+    pool = subprocess.Popen(
+        [PROCMAN, "worker"], cwd=jobs_app.root, stdout=subprocess.DEVNULL, process_group=0
+    )
+    try:
+        mark = tmp_path / "tick"
+        deadline = time.monotonic() + 20
+        while not (mark.exists() and mark.read_text()):
+            assert time.monotonic() < deadline, "the tick was not enqueued by the next pool"
+            time.sleep(0.05)
+    finally:
+        os.killpg(pool.pid, signal.SIGKILL)
+        pool.wait()
+    assert mark.read_text() == "x"
+    assert connection.keys("procman:cron:tick:*") != []
 
 
 def test_enqueue_in_runs_on_time(jobs_app: App, redis_url: str, tmp_path: Path) -> None:
@@ -502,9 +627,9 @@ def test_workers_are_recycled_after_max_jobs(jobs_app: App, redis_url: str) -> N
         os.killpg(pool.pid, signal.SIGKILL)
         output = pool.communicate()[0].decode()
     names = {
-        line.split()[1].rstrip(":")
+        line.split("Worker ")[1].split(":")[0]
         for line in output.splitlines()
-        if line.startswith("Worker ") and "finished executing 5 jobs" in line
+        if "Worker " in line and "finished executing 5 jobs" in line
     }
     assert len(names) == 2  # two workers reached max_jobs and were replaced
 
