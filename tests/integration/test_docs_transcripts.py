@@ -44,6 +44,7 @@ _NORMALISE = [
     (re.compile(r"127\.0\.0\.1:\d+"), "127.0.0.1:PORT"),
     (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"), "JOB"),
     (re.compile(r"\b\d+(\.\d+)?(ms|s)\b"), r"T\2"),
+    (re.compile(r"^[\w.-]+\.\d+\.(\d+): "), r"HOST.N.\1: "),  # a worker's name: host.pid.n
 ]
 
 
