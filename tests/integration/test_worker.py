@@ -280,7 +280,7 @@ def test_burst_replaces_recycled_workers_until_the_queues_are_empty(
     assert result.returncode == 0, result.stdout + result.stderr
     assert queue.count == 0
     assert [Job.fetch(j.id, connection=connection).return_value() for j in added] == list(range(10))
-    recycled = [line for line in result.stdout.splitlines() if "finished executing 3 jobs" in line]
+    recycled = [line for line in result.stdout.splitlines() if "ran its 3 jobs (max_jobs)" in line]
     assert len(recycled) == 3
 
 
@@ -627,9 +627,9 @@ def test_workers_are_recycled_after_max_jobs(jobs_app: App, redis_url: str) -> N
         os.killpg(pool.pid, signal.SIGKILL)
         output = pool.communicate()[0].decode()
     names = {
-        line.split("Worker ")[1].split(":")[0]
+        line.split()[1].rstrip(":")  # after the time
         for line in output.splitlines()
-        if "Worker " in line and "finished executing 5 jobs" in line
+        if line.endswith(": ran its 5 jobs (max_jobs): quitting")
     }
     assert len(names) == 2  # two workers reached max_jobs and were replaced
 
