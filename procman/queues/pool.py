@@ -84,12 +84,12 @@ class PoolOptions:
     burst: bool
     app_dir: Path
     stop_cut: float | None = None
+    """Under ``procman start``: its ``-t`` (``PROCMAN_STOP_TIMEOUT``), the longest a warm stop
+    can take before start kills the whole process group."""
     verbose: bool = False
     """Everything RQ logs (``-v``, ``PROCMAN_VERBOSE=1``); else one line per event that matters."""
     timestamps: bool = True
     """A time on each line: not under ``procman start``, whose log stream has one already."""
-    """Under ``procman start``: its ``-t`` (``PROCMAN_STOP_TIMEOUT``), the longest a warm stop
-    can take before start kills the whole process group."""
 
 
 class ChildProcess(Protocol):
