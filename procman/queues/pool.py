@@ -84,12 +84,12 @@ class PoolOptions:
     burst: bool
     app_dir: Path
     stop_cut: float | None = None
+    """Under ``procman start``: its ``-t`` (``PROCMAN_STOP_TIMEOUT``), the longest a warm stop
+    can take before start kills the whole process group."""
     verbose: bool = False
     """Everything RQ logs (``-v``, ``PROCMAN_VERBOSE=1``); else one line per event that matters."""
     timestamps: bool = True
     """A time on each line: not under ``procman start``, whose log stream has one already."""
-    """Under ``procman start``: its ``-t`` (``PROCMAN_STOP_TIMEOUT``), the longest a warm stop
-    can take before start kills the whole process group."""
 
 
 class ChildProcess(Protocol):
@@ -360,7 +360,8 @@ class Pool:
                 return
             self._orphaned.discard(name)
             if requeued:
-                self._say(f"{name} died: put {len(requeued)} job(s) back on their queues")
+                how = "stopped" if self._cold else "died"
+                self._say(f"{name} {how}: put {len(requeued)} job(s) back on their queues")
 
     def _count_death(self, name: str) -> None:
         """A worker that died running a job: after ``MAX_WORKER_DEATHS`` deaths the job is
@@ -542,8 +543,8 @@ class Pool:
             )
         return (
             f"finishing {jobs} for up to {cut:g}s only: procman start's -t {cut:g} is shorter "
-            f"than {its} timeout ({wait}s; start with a longer -t to let {it} finish), then "
-            f"putting {it} back on {its} queue{'' if running == 1 else 's'}"
+            f"than {its} timeout allows ({wait}s more; start with a longer -t to let {it} "
+            f"finish), then putting {it} back on {its} queue{'' if running == 1 else 's'}"
         )
 
     def _go_cold(self) -> None:

@@ -102,6 +102,7 @@ class ProcmanWorker(SimpleWorker):
         self._queues_by_name = {queue.name: queue for queue in self.queues}
         self._last_heartbeat = 0.0
         self._pushes: Any = None  # the keyspace subscription; False where Redis has none
+        self._performed = 0
 
     # -- signals: the pool decides -----------------------------------------------------------
 
@@ -232,18 +233,22 @@ class ProcmanWorker(SimpleWorker):
             job.retries_left = self.spec.retry
             job.retry_intervals = retry_intervals(self.spec.retry)
         self._report(f"start {job.id} {job.timeout}")
-        events.info("%s: %s started (job %s)", queue.name, _described(job), job.id)
+        described = _described(job)
+        events.info("%s: %s started (job %s)", queue.name, described, job.id)
         began = time.monotonic()
         try:
             finished = bool(super().perform_job(job, queue, execution))
             if finished:
                 took = time.monotonic() - began
                 events.info(
-                    "%s: %s finished in %.2fs (job %s)", queue.name, _described(job), took, job.id
+                    "%s: %s finished in %.2fs (job %s)", queue.name, described, took, job.id
                 )
             return finished
         finally:
             self._report("end")
+            self._performed += 1
+            if self._performed == self.spec.max_jobs:
+                events.info("%s: ran its %d jobs (max_jobs): quitting", self.name, self._performed)
             if self._too_fat():
                 events.info("%s: above max_memory after a job, recycling", self.name)
                 self._stop_requested = True
@@ -309,16 +314,6 @@ def _exception_line(exc_info: Any) -> str:
     return excerpt(" ".join(text.split()), ERROR_LIMIT)
 
 
-class _Quiet(logging.Filter):
-    """RQ's lines that still matter when not verbose: warnings and errors, and a worker that has
-    run its ``max_jobs``."""
-
-    KEEP = frozenset({"Worker %s: finished executing %d jobs, quitting"})
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.WARNING or record.msg in self.KEEP
-
-
 class _OneLine(logging.Formatter):
     """No trailing empty line (RQ ends a traceback with a newline)."""
 
@@ -334,10 +329,8 @@ def setup_logging(verbose: bool, timestamps: bool) -> None:
         _OneLine("%(asctime)s %(message)s" if timestamps else "%(message)s", datefmt="%H:%M:%S")
     )
     logging.basicConfig(level=logging.INFO, handlers=[handler])
-    if not verbose:
+    if not verbose:  # RQ's warnings and errors only (its work() sets rq.worker and rq.job)
         logging.getLogger("rq").setLevel(logging.WARNING)
-        for name in ("rq.worker", "rq.job"):  # RQ's work() sets these two to the level it gets
-            logging.getLogger(name).addFilter(_Quiet())
 
 
 def logging_choice(verbose_option: bool) -> tuple[bool, bool]:
@@ -361,7 +354,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(spec.verbose, spec.timestamps)
     connection = redis.Redis.from_url(spec.redis_url)
     worker = ProcmanWorker(spec, connection)
-    worker.work(burst=spec.burst, max_jobs=spec.max_jobs, logging_level="INFO")
+    level = "INFO" if spec.verbose else "WARNING"
+    worker.work(burst=spec.burst, max_jobs=spec.max_jobs, logging_level=level)
     return 0
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import re
 import signal
 import subprocess
 import time
@@ -280,7 +281,7 @@ def test_burst_replaces_recycled_workers_until_the_queues_are_empty(
     assert result.returncode == 0, result.stdout + result.stderr
     assert queue.count == 0
     assert [Job.fetch(j.id, connection=connection).return_value() for j in added] == list(range(10))
-    recycled = [line for line in result.stdout.splitlines() if "finished executing 3 jobs" in line]
+    recycled = [line for line in result.stdout.splitlines() if "ran its 3 jobs (max_jobs)" in line]
     assert len(recycled) == 3
 
 
@@ -405,11 +406,13 @@ def test_under_procman_start_a_warm_stop_says_and_keeps_start_s_t(
     assert code == 130, text
     assert (
         "worker.1 | procman worker: SIGTERM: finishing 1 running job for up to 2s only: procman "
-        "start's -t 2 is shorter than its timeout (61s; start with a longer -t to let it "
-        "finish), then putting it back on its queue\n"
+        "start's -t 2 is shorter than its timeout allows (61s more; start with a longer -t to "
+        "let it finish), then putting it back on its queue\n"
     ) in text
     assert "worker.1 | procman worker: procman start's -t 2 is nearly up: stopping the" in text
-    assert "put 1 job(s) back on their queues" in text
+    assert re.search(
+        r"worker\.1 \| procman worker: \S+ stopped: put 1 job\(s\) back on their", text
+    )
     assert "worker.1 exited with code 0" in text  # before start's SIGKILL
     assert queue.get_job_ids() == [job.id]
     assert Job.fetch(job.id, connection=connection).get_status() == JobStatus.QUEUED
@@ -627,9 +630,9 @@ def test_workers_are_recycled_after_max_jobs(jobs_app: App, redis_url: str) -> N
         os.killpg(pool.pid, signal.SIGKILL)
         output = pool.communicate()[0].decode()
     names = {
-        line.split("Worker ")[1].split(":")[0]
+        line.split()[1].rstrip(":")  # after the time
         for line in output.splitlines()
-        if "Worker " in line and "finished executing 5 jobs" in line
+        if line.endswith(": ran its 5 jobs (max_jobs): quitting")
     }
     assert len(names) == 2  # two workers reached max_jobs and were replaced
 
