@@ -202,9 +202,9 @@ class ProcmanWorker(SimpleWorker):
         self, timeout: int | None, max_idle_time: int | None = None
     ) -> tuple[Job, Queue] | None:
         burst = timeout is None
+        self.set_state("idle")
         while True:
             try:
-                self.set_state("idle")
                 self._maybe_heartbeat()
                 if not self._registered:  # listed before its first job, whoever marked it
                     mark_alive(self.connection, [self.name])
