@@ -141,8 +141,8 @@ def test_a_big_keyspace_neither_slows_recovery_nor_runs_a_long_job_twice(
     now reads procman's registry: no SCAN at all, and the long job runs exactly once."""
     server = private_redis(tmp_path / "redis", "--enable-debug-command", "local")
     server.start()
-    connection = redis.Redis.from_url(server.url)
-    connection.execute_command("DEBUG", "POPULATE", 5_000_000, "unrelated")
+    connection = redis.Redis.from_url(server.url, socket_timeout=60)
+    connection.execute_command("DEBUG", "POPULATE", 5_000_000, "unrelated")  # about 10 s
     worker_app.write("queues.yml", "concurrency: 2\ntimeout: 120\n")
     marks = tmp_path / "runs"
     job = Queue("default", connection=connection).enqueue("jobs.nap", 16, str(marks))
