@@ -203,13 +203,14 @@ class ProcmanWorker(SimpleWorker):
     ) -> tuple[Job, Queue] | None:
         burst = timeout is None
         self.set_state("idle")
+        seen_empty = False  # the single queue's BLMOVE just timed out: no need to fetch first
         while True:
             try:
                 self._maybe_heartbeat()
                 if not self._registered:  # listed before its first job, whoever marked it
                     mark_alive(self.connection, [self.name])
                     self._registered = True
-                fetched = self._fetch_one()
+                fetched = None if seen_empty else self._fetch_one()
                 if fetched is not None:
                     return fetched
                 if burst:
@@ -218,9 +219,11 @@ class ProcmanWorker(SimpleWorker):
                     fetched = self._block_on_single_queue()
                     if fetched is not None:
                         return fetched
+                    seen_empty = True
                     continue
                 self._wait_for_push()
             except REDIS_GONE as error:
+                seen_empty = False
                 self._drop_pushes()
                 self._wait_for_redis(error)
 
