@@ -197,7 +197,9 @@ def markdown(idle: list[Idle], latency: list[Latency]) -> str:
     ]
     for sample in idle:
         rate = f"{sample.per_second:.1f}" if sample.per_second is not None else "—"
-        busiest = ", ".join(f"{name} {value:.1f}" for name, value in sample.busiest)
+        busiest = ", ".join(
+            f"{name.replace('|', ' ')} {value:.1f}" for name, value in sample.busiest
+        )
         rows.append(f"| `{sample.runner}` | **{rate}** | {busiest} |")
     rows += [
         "",
