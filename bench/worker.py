@@ -100,15 +100,16 @@ QUEUES_YML = "concurrency: 2\nretry: false\nqueues:\n  - default\n"
 
 
 @contextlib.contextmanager
-def redis_server(directory: Path) -> Iterator[str]:
-    """A private ``redis-server`` on a free loopback port; yields its URL."""
+def redis_server(directory: Path, *extra: str) -> Iterator[str]:
+    """A private ``redis-server`` on a free loopback port (``extra``: more of its options);
+    yields its URL."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     directory.mkdir(parents=True, exist_ok=True)
     server = subprocess.Popen(
         ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-         "--appendonly", "no", "--dir", str(directory), "--logfile", ""],
+         "--appendonly", "no", "--dir", str(directory), "--logfile", "", *extra],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,
     )  # fmt: skip

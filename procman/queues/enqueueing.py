@@ -46,6 +46,7 @@ from rq.job import Job
 from procman.errors import ProcmanError, one_line_errors_in_scripts
 from procman.queues.config import DEFAULT_QUEUE, QUEUE_NAME
 from procman.queues.connection import connect, unavailable
+from procman.queues.recovery import wake
 from procman.queues.redis_url import RedisUrl, resolve_redis_url
 from procman.queues.testing import InlineJob, inline_enabled, run_inline
 from procman.queues.worker import retry_intervals
@@ -124,7 +125,11 @@ def enqueue_call(
         if policy == 0:
             job.retries_left = 0
         if at is None:
-            return rq_queue.enqueue_job(job)
+            enqueued = rq_queue.enqueue_job(job)
+            with client.pipeline(transaction=False) as pipeline:
+                wake(pipeline, [queue])  # for workers where Redis sends no notifications
+                pipeline.execute()
+            return enqueued
         return rq_queue.schedule_job(job, at)
     except redis.RedisError as error:
         raise unavailable(_shared.url or "", error, tried=f"enqueueing {func_name}") from None

@@ -40,11 +40,15 @@ from procman.queues.recovery import (
     MAX_WORKER_DEATHS,
     count_worker_death,
     fail_in_progress,
+    find_dead_workers,
+    forget_gone_pools,
     mark_alive,
     mark_gone,
-    reap_dead_workers,
+    pool_gone,
+    recover_worker,
     requeue_in_progress,
     still_running,
+    this_pool,
     time_out_in_progress,
     worker_died,
 )
@@ -56,6 +60,9 @@ from procman.supervisor.signals import STOP_SIGNALS, SignalPipe
 TICK = 0.25
 ALIVE_EVERY = 2.0
 REAP_EVERY = 5.0
+REAP_BUDGET = 0.05
+"""Seconds of a turn the pool spends at most on the dead workers of other pools; the rest wait
+for the next turn, so timeouts and signals are never kept waiting by recovery."""
 SCHEDULE_EVERY = 1.0
 TIMEOUT_GRACE = 1.0
 """After a job's timeout, SIGALRM had its chance to fail it cleanly; this long after, the pool
@@ -176,6 +183,9 @@ class Pool:
         self._workers: dict[int, WorkerProcess] = {}
         self._serial = 0
         self._host = socket.gethostname()
+        self._place = this_pool()
+        self._dead: list[str] = []
+        """Workers of other pools found dead, to recover a few per turn."""
         self._stopping = False
         self._cold = False
         self._stop_began: float | None = None
@@ -207,12 +217,14 @@ class Pool:
                 f"serving {', '.join(_describe(q) for q in self.options.queues)} with {count} "
                 f"worker process{'es' if count != 1 else ''} on {self.options.redis_url.describe()}"
             )
+            self._recover_before_start()
             for _ in range(self.options.concurrency):
                 self._spawn()
             while self._workers or (self._respawns and not self._stopping):
                 self._turn()
         finally:
             self._signals.close()
+            self._leave_registry()
             self._scheduler.release_locks()  # type: ignore[no-untyped-call]
             for worker in list(self._workers.values()):
                 worker.process.kill()
@@ -244,13 +256,33 @@ class Pool:
                 self._say("jobs did not finish within the timeout: stopping the workers now")
             self._go_cold()
 
+    def _recover_before_start(self) -> None:
+        """Before the first worker runs: register, and give back the jobs of workers found dead
+        (a previous pool on this machine, stopped by SIGKILL however long ago), so they go back
+        on their queues and leave ``procman jobs`` at once rather than after their heartbeat
+        expires. Names under this pool's own id are a previous process's with the same pid."""
+        try:
+            mark_alive(self.connection, [], self._place)
+            self._dead = find_dead_workers(self.connection, self._place, own_too=True)
+            self._recover_dead(deadline=None)
+        except (redis.ConnectionError, redis.TimeoutError):
+            pass  # the loop's duties try again
+
+    def _leave_registry(self) -> None:
+        if self._workers or self._orphaned:
+            return  # their names stay registered: another pool judges them by heartbeat
+        try:
+            pool_gone(self.connection, self._place)
+        except redis.RedisError:
+            pass
+
     # -- workers -----------------------------------------------------------------------------
 
     def _spawn(self) -> None:
         self._serial += 1
         name = f"{self._host}.{os.getpid()}.{self._serial}"
         try:
-            mark_alive(self.connection, [name])
+            mark_alive(self.connection, [name], self._place)
         except (redis.ConnectionError, redis.TimeoutError):
             pass  # marked on the next round of duties; the worker itself waits for Redis
         read_fd, write_fd = os.pipe()
@@ -444,13 +476,16 @@ class Pool:
         try:
             self._requeue_orphaned()
             if now >= self._timers.alive:
-                mark_alive(self.connection, [w.name for w in self._workers.values()])
+                names = [w.name for w in self._workers.values()]
+                mark_alive(self.connection, names, self._place)
                 self._timers.alive = now + ALIVE_EVERY
             if now >= self._timers.reap:
-                for name, ids in reap_dead_workers(self.connection, self._host).items():
-                    self._say(f"worker {name} is gone: put {len(ids)} job(s) back on their queues")
+                found = find_dead_workers(self.connection, self._place)
+                self._dead += [name for name in found if name not in self._dead]
+                forget_gone_pools(self.connection, self._place)
                 self._timers.reap = now + REAP_EVERY
                 reached = True
+            self._recover_dead(deadline=time.monotonic() + REAP_BUDGET)
             if now >= self._timers.schedule and not self._stopping:
                 self._move_scheduled_jobs()
                 self._enqueue_cron_ticks(time.time())
@@ -465,7 +500,18 @@ class Pool:
             self._redis_backoff = min(wait * 2, REDIS_BACKOFF_MAX)
         else:
             if reached:
+                if self._redis_backoff > 1.0:
+                    self._say(f"Redis at {self.options.redis_url.redacted} is back")
                 self._redis_backoff = 1.0
+
+    def _recover_dead(self, deadline: float | None) -> None:
+        """Give back the jobs of the dead workers found, a worker at a time, until ``deadline``."""
+        while self._dead and (deadline is None or time.monotonic() < deadline):
+            name = self._dead[0]
+            requeued = recover_worker(self.connection, name, self._place.id)
+            self._dead.pop(0)
+            if requeued:
+                self._say(f"worker {name} is gone: put {len(requeued)} job(s) back on their queues")
 
     def _move_scheduled_jobs(self) -> None:
         if not self._scheduler.acquired_locks or self._scheduler.should_reacquire_locks:

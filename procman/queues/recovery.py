@@ -5,9 +5,14 @@ in its order) into its own *work-in-progress* list, ``procman:wip:<worker>``, be
 else happens to it; the job leaves that list in the same transaction that records it finished or
 failed. So at every moment a job is in a queue, in exactly one worker's list, or done.
 
-A worker is alive while its pool refreshes ``procman:alive:<worker>`` (every 2 s, expiring after
-10 s). A list whose owner is not alive is moved back to the front of its queues by whichever pool
-sees it first, under a short lock.
+Recovery reads a registry procman keeps, never the keyspace, so it costs O(workers) however big
+the Redis: ``procman:workers`` lists every worker (its pool adds it before forking it, the worker
+itself again before its first fetch), ``procman:pools`` says where each pool runs (machine, pid,
+process start time). A worker is alive while its pool refreshes ``procman:alive:<worker>`` (every
+2 s, expiring after 10 s, on Redis's clock). Another pool judges it dead only when that key has
+expired, or when its pool ran on the same machine and that process is gone; a pool never judges
+its own workers (it is their parent and sees them die). A dead worker's list is moved back to the
+front of its queues by whichever pool sees it first, under a short lock.
 
 A job whose worker process dies while running it (``os._exit``, a segfault, the OOM killer) is
 counted in its own hash (``procman_worker_deaths``); after ``MAX_WORKER_DEATHS`` such deaths it
@@ -16,7 +21,12 @@ is recorded failed instead of being put back, so one poisonous job cannot block 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+import os
+import socket
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import redis
 from rq.job import Job, JobStatus
@@ -33,6 +43,13 @@ REAPING_PREFIX = "procman:reaping:"
 WORKERS_KEY = "procman:workers"
 """Every worker a pool has marked alive and not yet marked gone: the ones to look for when a
 whole pool dies (an idle worker has no list of its own to find it by)."""
+POOLS_KEY = "procman:pools"
+"""Pool id (``host.pid``, what its workers' names start with) -> where it runs, as JSON."""
+WAKE_PREFIX = "procman:wake:"
+"""``procman:wake:<queue>``: a short list ``enqueue`` (and recovery) pushes a token to with each
+job, for idle workers to block on where Redis sends no keyspace notifications (``CONFIG``
+disabled)."""
+WAKE_KEEP = 100
 ALIVE_SECONDS = 10
 REAP_LOCK_SECONDS = 30
 DONE = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
@@ -70,12 +87,93 @@ def alive_key(worker_name: str) -> str:
     return ALIVE_PREFIX + worker_name
 
 
-def mark_alive(connection: redis.Redis, worker_names: Iterable[str]) -> None:
+def wake_key(queue_name: str) -> str:
+    return WAKE_PREFIX + queue_name
+
+
+def wake(pipeline: redis.client.Pipeline, queue_names: Sequence[str]) -> None:
+    """Queue a token on each queue's wake-up list (kept short: tokens are only hints)."""
+    for name in queue_names:
+        pipeline.lpush(wake_key(name), "1")
+        pipeline.ltrim(wake_key(name), 0, WAKE_KEEP - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolPlace:
+    """Where a pool runs: enough for a pool on the same machine to tell that it is gone."""
+
+    id: str
+    """``host.pid``: what the names of its workers start with."""
+    machine: str
+    """Host name, boot id and pid namespace ("" when unknown: then only heartbeats count)."""
+    pid: int
+    started: str
+    """The process's start time (``/proc/PID/stat``), so a reused pid is not taken for it."""
+
+    def to_json(self) -> str:
+        return json.dumps({"machine": self.machine, "pid": self.pid, "started": self.started})
+
+    @classmethod
+    def from_json(cls, pool_id: str, text: bytes | str) -> PoolPlace | None:
+        try:
+            data = json.loads(text)
+            return cls(pool_id, str(data["machine"]), int(data["pid"]), str(data["started"]))
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def is_gone(self) -> bool:
+        """True only when this machine is where the pool ran and its process no longer runs."""
+        here = this_machine()
+        return bool(here) and self.machine == here and process_started(self.pid) != self.started
+
+
+def this_pool(pid: int | None = None) -> PoolPlace:
+    pid = os.getpid() if pid is None else pid
+    return PoolPlace(
+        f"{socket.gethostname()}.{pid}", this_machine(), pid, process_started(pid) or ""
+    )
+
+
+def this_machine() -> str:
+    """Host name, boot id and pid namespace: pids mean the same only where all three match."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+    return f"{socket.gethostname()} {boot} {namespace}"
+
+
+def process_started(pid: int) -> str | None:
+    """The start time of process ``pid`` (clock ticks after boot), None when there is none."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def pool_of(worker_name: str) -> str:
+    """The pool id a worker's name starts with (``host.pid.serial``; host names have dots)."""
+    return worker_name.rsplit(".", 1)[0]
+
+
+def mark_alive(
+    connection: redis.Redis, worker_names: Iterable[str], pool: PoolPlace | None = None
+) -> None:
     with connection.pipeline(transaction=False) as pipeline:
         for name in worker_names:
             pipeline.set(alive_key(name), "1", ex=ALIVE_SECONDS)
             pipeline.sadd(WORKERS_KEY, name)
+        if pool is not None:
+            pipeline.hset(POOLS_KEY, pool.id, pool.to_json())
         pipeline.execute()
+
+
+def pool_gone(connection: redis.Redis, pool: PoolPlace) -> None:
+    """A pool that stops cleanly leaves the registry (its workers have left it already)."""
+    connection.hdel(POOLS_KEY, pool.id)
 
 
 def mark_gone(connection: redis.Redis, worker_name: str) -> None:
@@ -110,6 +208,7 @@ def requeue_in_progress(connection: redis.Redis, worker_name: str) -> list[str]:
             pipeline.lrem(key, 1, job_id)
             pipeline.lpush(queue.key, job_id)
             pipeline.sadd("rq:queues", queue.key)
+            wake(pipeline, [job.origin])
             pipeline.execute()
         requeued.append(job_id)
     return requeued
@@ -211,28 +310,59 @@ def worker_died(connection: redis.Redis, worker_name: str) -> None:
         worker.register_death()  # type: ignore[no-untyped-call]
 
 
-def reap_dead_workers(connection: redis.Redis, reaper: str) -> dict[str, list[str]]:
-    """Requeue the jobs of every worker whose pool stopped refreshing it (on any machine)."""
-    found: dict[str, list[str]] = {}
-    names = {
-        _text(raw)[len(WIP_PREFIX) :]
-        for raw in connection.scan_iter(match=WIP_PREFIX + "*", count=200)
-    }
-    names.update(_text(raw) for raw in connection.smembers(WORKERS_KEY))
-    for name in sorted(names):
-        if connection.exists(alive_key(name)):
-            continue
-        if not connection.set(REAPING_PREFIX + name, reaper, nx=True, ex=REAP_LOCK_SECONDS):
-            continue
-        try:
-            requeued = requeue_in_progress(connection, name)
-            worker_died(connection, name)
-            connection.srem(WORKERS_KEY, name)
-        finally:
-            connection.delete(REAPING_PREFIX + name)
-        if requeued:
-            found[name] = requeued
-    return found
+def find_dead_workers(
+    connection: redis.Redis, judge: PoolPlace, *, own_too: bool = False
+) -> list[str]:
+    """The workers of other pools that are dead: their alive key expired, or their pool ran on
+    this machine and its process is gone. Two round trips, O(workers); no keyspace scan.
+
+    ``own_too``: names under the judge's own pool id count as well (a pool about to start its
+    first worker: any such name is a previous process's that had the same pid)."""
+    names = sorted(_text(raw) for raw in connection.smembers(WORKERS_KEY))
+    if not own_too:
+        names = [name for name in names if pool_of(name) != judge.id]
+    if not names:
+        return []
+    with connection.pipeline(transaction=False) as pipeline:
+        for name in names:
+            pipeline.exists(alive_key(name))
+        pipeline.hgetall(POOLS_KEY)
+        *alive, pools = pipeline.execute()
+    places = {_text(key): PoolPlace.from_json(_text(key), value) for key, value in pools.items()}
+
+    def dead(name: str, is_alive: bool) -> bool:
+        if not is_alive or (own_too and pool_of(name) == judge.id):
+            return True
+        place = places.get(pool_of(name))
+        return place is not None and place.is_gone()
+
+    return [name for name, is_alive in zip(names, alive, strict=True) if dead(name, is_alive)]
+
+
+def recover_worker(connection: redis.Redis, name: str, reaper: str) -> list[str] | None:
+    """Requeue the jobs of dead worker ``name`` and unregister it; None when another pool is at it.
+
+    Its name leaves the registry only after its jobs are back, so a crash half way leaves it for
+    the next pool to finish."""
+    if not connection.set(REAPING_PREFIX + name, reaper, nx=True, ex=REAP_LOCK_SECONDS):
+        return None
+    try:
+        requeued = requeue_in_progress(connection, name)
+        worker_died(connection, name)
+        mark_gone(connection, name)
+    finally:
+        connection.delete(REAPING_PREFIX + name)
+    return requeued
+
+
+def forget_gone_pools(connection: redis.Redis, judge: PoolPlace) -> None:
+    """Drop the registry entries of pools that have no worker left in it (a live pool writes its
+    own back within 2 s, and until then is judged by its workers' heartbeats alone)."""
+    pools = {_text(key) for key in connection.hkeys(POOLS_KEY)}
+    with_workers = {pool_of(_text(raw)) for raw in connection.smembers(WORKERS_KEY)}
+    empty = sorted(pools - with_workers - {judge.id})
+    if empty:
+        connection.hdel(POOLS_KEY, *empty)
 
 
 def _text(raw: bytes | str) -> str:

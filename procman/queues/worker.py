@@ -13,6 +13,10 @@
   failure as one line: the traceback is in ``procman jobs show ID``); everything RQ logs only
   when verbose. A timestamp of its own only when not under ``procman start`` (whose log stream
   stamps every line already).
+- A job's place in RQ's started registry never expires: procman's recovery, not RQ's clean-up,
+  decides what becomes of a job whose worker died (RQ would fail it as abandoned).
+- While Redis is away the worker waits: one line when it goes, one when it is back, back-off
+  between tries, no traceback and no restart.
 """
 
 from __future__ import annotations
@@ -31,15 +35,23 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from rq.exceptions import NoSuchJobError
+from rq.exceptions import NoSuchJobError, StopRequested
+from rq.executions import Execution
 from rq.job import Job
 from rq.job_lifecycle import call_exception_handlers, format_exc_info
 from rq.queue import Queue
 from rq.results import Result
-from rq.worker import SimpleWorker
+from rq.worker import SimpleWorker, WorkerStatus
 
 from procman.errors import excerpt
-from procman.queues.recovery import FETCH_SCRIPT, wip_key
+from procman.queues.connection import one_line
+from procman.queues.recovery import (
+    FETCH_SCRIPT,
+    mark_alive,
+    requeue_in_progress,
+    wake_key,
+    wip_key,
+)
 from procman.queues.redis_url import redact
 from procman.queues.weighting import fetch_order
 from procman.settings import VERBOSE_VARIABLE
@@ -47,13 +59,24 @@ from procman.supervisor.strays import RUN_ID_VARIABLE
 
 SPEC_VARIABLE = "PROCMAN_WORKER_SPEC"
 HEARTBEAT_EVERY = 5.0
-IDLE_POLL_FIRST = 0.001
-IDLE_POLL_MAX = 0.02
 BLOCK_SECONDS = 1
 events = logging.getLogger("procman.worker")
 """The worker's own lines: one per event that matters."""
 DESCRIPTION_LIMIT = 80
 ERROR_LIMIT = 200
+REDIS_BACKOFF_MAX = 30.0
+REDIS_GONE = (redis.ConnectionError, redis.TimeoutError)
+
+
+class Pushes(redis.client.PubSub):
+    """The keyspace subscription, noting each time redis-py connects it again (a restarted Redis
+    has forgotten ``notify-keyspace-events``: it must be set again)."""
+
+    reconnected = False
+
+    def on_connect(self, connection: Any) -> None:
+        super().on_connect(connection)
+        self.reconnected = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +124,9 @@ class ProcmanWorker(SimpleWorker):
         self._rng = random.Random()
         self._queues_by_name = {queue.name: queue for queue in self.queues}
         self._last_heartbeat = 0.0
-        self._pushes: Any = None  # the keyspace subscription; False where Redis has none
+        self._pushes: Pushes | bool | None = None
+        """The keyspace subscription; False where Redis has none (then the wake-up lists)."""
+        self._registered = False
         self._performed = 0
 
     # -- signals: the pool decides -----------------------------------------------------------
@@ -118,21 +143,97 @@ class ProcmanWorker(SimpleWorker):
     def request_stop(self, signum: Any, frame: Any) -> None:
         """Warm stop: finish the running job, then exit (idle: exit now)."""
         self._shutdown_requested_date = _utcnow()
-        self._shutdown()  # type: ignore[no-untyped-call]
+        try:
+            self._shutdown()  # type: ignore[no-untyped-call]
+        except REDIS_GONE:
+            self._stop_requested = True  # seen by the wait for Redis
+
+    def _pubsub_exception_handler(self, exc: Exception, pubsub: Any, pubsub_thread: Any) -> None:
+        """RQ's command channel thread: while Redis is away it waits quietly (the main loop
+        says so once) instead of logging every 2 s."""
+        if not isinstance(exc, redis.ConnectionError):
+            raise exc
+        time.sleep(2.0)
+
+    # -- Redis going away --------------------------------------------------------------------
+
+    def _wait_for_redis(self, error: BaseException) -> None:
+        wait_for_redis(self.connection, self.name, self.spec.redis_url, error, self._stopping)
+
+    def _stopping(self) -> bool:
+        return bool(self._stop_requested)
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        if pipeline is not None:
+            super().heartbeat(timeout, pipeline)
+            return
+        try:
+            super().heartbeat(timeout)
+        except REDIS_GONE as error:
+            self._wait_for_redis(error)
+
+    def check_for_suspension(self, burst: bool) -> None:
+        try:
+            super().check_for_suspension(burst)
+        except REDIS_GONE as error:
+            self._wait_for_redis(error)
+
+    def run_maintenance_tasks(self) -> None:
+        try:
+            super().run_maintenance_tasks()  # type: ignore[no-untyped-call]
+        except REDIS_GONE as error:
+            self._wait_for_redis(error)  # and it runs again next time round
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        """A job whose outcome could not be written (Redis went away under it) goes back on its
+        queue once Redis is back, as if its worker had died, and the worker carries on."""
+        try:
+            super().execute_job(job, queue)
+        except REDIS_GONE as error:
+            self._wait_for_redis(error)
+            self.executions.clear()
+            requeued = requeue_in_progress(self.connection, self.name)
+            if requeued:
+                self.log.warning(
+                    "Worker %s: job %s could not be recorded while Redis was away: put back on "
+                    "its queue",
+                    self.name,
+                    ", ".join(requeued),
+                )
+            self.set_state(WorkerStatus.IDLE)
+
+    # -- running: RQ's bookkeeping -----------------------------------------------------------
+
+    def prepare_execution(self, job: Job) -> Execution:
+        """RQ's, but the job's entry in the started registry never expires: RQ's clean-up
+        (``StartedJobRegistry.cleanup``, run by every worker's maintenance and every count)
+        would otherwise fail a job cut off at a stop as ``AbandonedJobError`` once its
+        heartbeat TTL passed, before the next pool put it back on its queue. The entry leaves
+        when the job ends, or when procman's recovery requeues or fails it."""
+        with self.connection.pipeline() as pipeline:
+            ttl = self.get_heartbeat_ttl(job)
+            execution = Execution.create(job, ttl, pipeline=pipeline, worker_name=self.name)
+            pipeline.zadd(job.started_job_registry.key, {execution.composite_key: "+inf"})
+            self.executions[execution.id] = execution
+            self.set_state(WorkerStatus.BUSY, pipeline=pipeline)
+            pipeline.execute()
+        return execution
 
     # -- fetching ----------------------------------------------------------------------------
 
     def dequeue_job_and_maintain_ttl(
         self, timeout: int | None, max_idle_time: int | None = None
     ) -> tuple[Job, Queue] | None:
-        self.set_state("idle")
         burst = timeout is None
-        wait = IDLE_POLL_FIRST
-        backoff = 1.0
+        self.set_state("idle")
+        seen_empty = False  # the single queue's BLMOVE just timed out: no need to fetch first
         while True:
             try:
                 self._maybe_heartbeat()
-                fetched = self._fetch_one()
+                if not self._registered:  # listed before its first job, whoever marked it
+                    mark_alive(self.connection, [self.name])
+                    self._registered = True
+                fetched = None if seen_empty else self._fetch_one()
                 if fetched is not None:
                     return fetched
                 if burst:
@@ -141,21 +242,13 @@ class ProcmanWorker(SimpleWorker):
                     fetched = self._block_on_single_queue()
                     if fetched is not None:
                         return fetched
+                    seen_empty = True
                     continue
-                if self._wait_for_push():
-                    continue
-                time.sleep(wait)
-                wait = min(wait * 2, IDLE_POLL_MAX)
-                backoff = 1.0
-            except (redis.ConnectionError, redis.TimeoutError) as error:
-                self.log.warning(
-                    "lost Redis at %s (%s); retrying in %gs",
-                    redact(self.spec.redis_url),
-                    error,
-                    backoff,
-                )
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
+                self._wait_for_push()
+            except REDIS_GONE as error:
+                seen_empty = False
+                self._drop_pushes()
+                self._wait_for_redis(error)
 
     def _fetch_one(self) -> tuple[Job, Queue] | None:
         order = fetch_order(self.spec.queues, self._rng)
@@ -169,36 +262,56 @@ class ProcmanWorker(SimpleWorker):
             if job is not None:
                 return job, queues[int(index)]
 
-    def _wait_for_push(self) -> bool:
+    def _wait_for_push(self) -> None:
         """With several queues no blocking pop can also record the job atomically, so an idle
         worker waits for Redis's keyspace notification of a push to one of its queues, then
         fetches as usual. The subscription is made once, before the first empty fetch, so a push
-        that lands between a fetch and the wait is still seen. False when this Redis does not
-        notify (then the caller polls)."""
+        that lands between a fetch and the wait is still seen; each time redis-py connects it
+        again (Redis restarted), the setting is made again. Where Redis cannot notify, the
+        worker blocks on its queues' wake-up lists instead (``BLPOP``, a token per
+        ``procman.queues.enqueue``; a job pushed some other way waits at most BLOCK_SECONDS)."""
         if self._pushes is None:
             self._pushes = self._subscribe_to_pushes()
-        if self._pushes is False:
-            return False
+        if not isinstance(self._pushes, Pushes):
+            self.connection.blpop([wake_key(queue.name) for queue in self.queues], BLOCK_SECONDS)
+            return
         message = self._pushes.get_message(timeout=BLOCK_SECONDS)
         while message is not None:  # one fetch answers any number of pushes
             message = self._pushes.get_message(timeout=0)
-        return True
+        if self._pushes.reconnected:
+            self._pushes.reconnected = False
+            try:
+                self._notify_on_pushes()
+            except redis.ResponseError:
+                self._drop_pushes()
 
-    def _subscribe_to_pushes(self) -> Any:
+    def _subscribe_to_pushes(self) -> Pushes | bool:
         try:
-            setting: dict[str, Any] = self.connection.config_get("notify-keyspace-events")  # type: ignore[assignment]
-            raw = setting.get("notify-keyspace-events") or ""
-            events = raw.decode() if isinstance(raw, bytes) else str(raw)
-            if "K" not in events or not ({"l", "A"} & set(events)):
-                # adds list events on the keyspace channel; other settings stay as they were
-                self.connection.config_set("notify-keyspace-events", events + "Kl")
-            database = self.connection.connection_pool.connection_kwargs.get("db", 0)
-            pubsub = self.connection.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
-            pubsub.subscribe(*[f"__keyspace@{database}__:{queue.key}" for queue in self.queues])
-        except redis.ResponseError as error:  # CONFIG disabled (managed Redis): poll instead
-            self.log.info("no keyspace notifications (%s): polling the queues", error)
+            self._notify_on_pushes()
+        except redis.ResponseError as error:  # CONFIG disabled (managed Redis)
+            self.log.info("no keyspace notifications (%s): waiting on wake-up lists", error)
             return False
-        return pubsub
+        database = self.connection.connection_pool.connection_kwargs.get("db", 0)
+        pushes = Pushes(self.connection.connection_pool, ignore_subscribe_messages=True)
+        pushes.subscribe(*[f"__keyspace@{database}__:{queue.key}" for queue in self.queues])
+        return pushes
+
+    def _notify_on_pushes(self) -> None:
+        """Turn on list events on the keyspace channel (other settings stay as they were)."""
+        setting: dict[str, Any] = self.connection.config_get("notify-keyspace-events")  # type: ignore[assignment]
+        raw = setting.get("notify-keyspace-events") or ""
+        events = raw.decode() if isinstance(raw, bytes) else str(raw)
+        if "K" not in events or not ({"l", "A"} & set(events)):
+            self.connection.config_set("notify-keyspace-events", events + "Kl")
+
+    def _drop_pushes(self) -> None:
+        """After Redis went away: subscribe (and set the setting) afresh once it is back."""
+        if isinstance(self._pushes, Pushes):
+            try:
+                self._pushes.close()
+            except redis.RedisError:  # a broken connection closing: nothing to do
+                pass
+        self._pushes = None
 
     def _block_on_single_queue(self) -> tuple[Job, Queue] | None:
         queue = self.queues[0]
@@ -346,6 +459,36 @@ def _utcnow() -> Any:
     return now()
 
 
+def wait_for_redis(
+    connection: redis.Redis,
+    name: str,
+    url: str,
+    error: BaseException,
+    stopping: Any = None,
+) -> None:
+    """One line saying Redis went away, tries after 1, 2, 4 … s (at most 30 s apart) until it
+    answers, one line saying it is back. ``stopping()`` true ends the wait with StopRequested."""
+    log = logging.getLogger("rq.worker")
+    where = redact(url)
+    log.warning("Worker %s: lost Redis at %s (%s); waiting for it", name, where, _reason(error))
+    delay = 1.0
+    while True:
+        if stopping is not None and stopping():
+            raise StopRequested
+        time.sleep(delay)
+        try:
+            connection.ping()
+        except REDIS_GONE:
+            delay = min(delay * 2, REDIS_BACKOFF_MAX)
+            continue
+        log.warning("Worker %s: Redis at %s is back", name, where)
+        return
+
+
+def _reason(error: BaseException) -> str:
+    return one_line(redact(str(error)) or type(error).__name__)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of a worker process started by the pool."""
     spec = WorkerSpec.from_json(os.environ[SPEC_VARIABLE])
@@ -353,9 +496,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.path.insert(0, spec.app_dir)
     setup_logging(spec.verbose, spec.timestamps)
     connection = redis.Redis.from_url(spec.redis_url)
-    worker = ProcmanWorker(spec, connection)
+    while True:
+        try:  # RQ's Worker.__init__ talks to Redis
+            worker = ProcmanWorker(spec, connection)
+            break
+        except REDIS_GONE as error:
+            wait_for_redis(connection, spec.name, spec.redis_url, error)
     level = "INFO" if spec.verbose else "WARNING"
-    worker.work(burst=spec.burst, max_jobs=spec.max_jobs, logging_level=level)
+    try:
+        worker.work(burst=spec.burst, max_jobs=spec.max_jobs, logging_level=level)
+    except REDIS_GONE as error:  # while starting (registering) or stopping: no job is held
+        logging.getLogger("rq.worker").warning(
+            "Worker %s: lost Redis at %s (%s); exiting",
+            spec.name,
+            redact(spec.redis_url),
+            _reason(error),
+        )
+        return 1
     return 0
 
 
