@@ -86,7 +86,7 @@ class Progress:
         def report() -> None:
             while not stop.wait(min(_TICK, every)):
                 for step in self.due(every):
-                    say(f"{step.host}: {step.step}: still running after {step.elapsed:.0f}s")
+                    say(f"{step.host}: {step.step}: still running after {int(step.elapsed)}s")
 
         thread = threading.Thread(target=report, name="procman-progress", daemon=True)
         thread.start()
