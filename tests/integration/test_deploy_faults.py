@@ -288,3 +288,28 @@ def test_a_secret_added_to_shared_env_by_hand_is_seen_after_a_rollback_redeploy_
     promoted = deployment.deploy("production")
     assert "uploaded to 0, built on 0" in promoted.stdout
     assert host_env(web, "SNIPPETS_FLAG") == {"production"}
+
+
+def test_a_second_ctrl_c_stops_waiting_for_the_step_under_way(deployment: Deployment) -> None:
+    staging = deployment.staging[0]
+    deployment.write_config(build=slow_build(deployment, staging, 603))
+    process, output = start_deploy(deployment)
+    try:
+        wait_until(lambda: sleeps(staging, 603), timeout=60, what="the build to run on the host")
+        process.send_signal(signal.SIGINT)
+        output.wait_for("Ctrl-C again to stop\n", timeout=10)
+        process.send_signal(signal.SIGINT)
+        status, text = output.finish(timeout=30)  # not the build's 603 s
+    finally:
+        stopped(process)
+        for sleep in sleeps(staging, 603):
+            sleep.kill()
+    assert status == 130, text
+    assert (
+        "procman: interrupted again: not waiting for the steps under way (they may still run)\n"
+        "procman: interrupted: no host was switched\n"
+    ) in text
+    assert "Traceback" not in text
+    last = deployment.history(staging)[-1]
+    assert (last["result"], last["flags"]) == ("failed", ["interrupted"])
+    assert not (deployment.root_of(staging) / ".procman" / "lock").exists()
