@@ -540,20 +540,22 @@ class _Watchdog:
 def _collect(channel: paramiko.Channel, deadline: float, output: _Output) -> int:
     """Read to the end of the output and the exit status, waiting on the channel (no polling);
     TimeoutError at ``deadline``. A channel closed under it (the connection lost or closed by
-    the watchdog) ends the wait at once, with -1 for the status."""
+    the watchdog) ends the wait at once, with -1 for the status. (A command that ends sends its
+    end of output, exit status and close at once: closed may be seen before end of output was,
+    and the exit status is there all the same.)"""
     while True:
         while channel.recv_ready():
             output.out.append(channel.recv(_CHUNK))
         while channel.recv_stderr_ready():
             output.err += channel.recv_stderr(_CHUNK)
-        if channel.eof_received and not channel.recv_ready():
+        if (channel.eof_received or channel.closed) and not channel.recv_ready():
             break
-        if channel.closed:
-            return -1
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError
         select.select([channel], [], [], min(remaining, 1.0))
+    while channel.recv_ready():
+        output.out.append(channel.recv(_CHUNK))
     while channel.recv_stderr_ready():
         output.err += channel.recv_stderr(_CHUNK)
     if not channel.status_event.wait(max(deadline - time.monotonic(), 0)):
