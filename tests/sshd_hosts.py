@@ -115,11 +115,29 @@ class SSHHost:
         self.config = root / "sshd_config"
         self.log = root / "sshd.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.started_with: tuple[dict[str, str], Sequence[Path]] = ({}, ())
+        """The environment and hidden files its sshd was started with, to start it again."""
 
     @property
     def deploy_root(self) -> str:
         """The path of this host's /srv as commands run on the host see it."""
         return "/srv" if self.private_srv else str(self.srv)
+
+    def connection_processes(self, client_port: int | None = None) -> list[psutil.Process]:
+        """The sshd processes serving connections (only the one from the client's TCP port
+        ``client_port``, when given): each connection's sshd and the sshd processes under it,
+        not the commands they run."""
+        assert self.process is not None
+        found: list[psutil.Process] = []
+        for child in psutil.Process(self.process.pid).children():
+            try:
+                ports = {c.raddr.port for c in child.net_connections("tcp") if c.raddr}
+                if client_port is not None and client_port not in ports:
+                    continue
+                found += [child, *(p for p in child.children(True) if p.name() == "sshd")]
+            except psutil.Error:
+                continue
+        return found
 
     def sessions_from(self, client_port: int) -> int:
         """How many sshd connection processes serve the client's TCP port (one per connection)."""
@@ -221,6 +239,7 @@ SHELL_RC_FILES = (".bashrc",)
 
 
 def _start_sshd(host: SSHHost, env: dict[str, str], hide: Sequence[Path] = ()) -> None:
+    host.started_with = (env, hide)
     command = [SSHD, "-D", "-e", "-f", str(host.config)]
     if host.private_srv:
         # Its own mount namespace: the bind mount over /srv is seen by sshd and every session it
@@ -284,6 +303,27 @@ def sshd_cluster(
     finally:
         for host in hosts:
             _stop_sshd(host)
+
+
+def kill_sshd(host: SSHHost) -> None:
+    """Kill a host's sshd and the sshd of each connection to it (SIGKILL, as when the host dies):
+    its connections drop, and new ones are refused until ``restart_sshd``. What the sessions were
+    running keeps running."""
+    assert host.process is not None
+    for process in [*host.connection_processes(), psutil.Process(host.process.pid)]:
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
+    host.process.wait(timeout=10)
+
+
+def restart_sshd(host: SSHHost) -> None:
+    """Start a host's sshd again after ``kill_sshd``: the same address, port, host key and
+    config."""
+    assert host.process is not None and host.process.poll() is not None
+    _start_sshd(host, *host.started_with)
+    _wait_for_banner(host)
 
 
 def _stop_sshd(host: SSHHost) -> None:

@@ -7,6 +7,7 @@ Each command loads procman.yml (validated against the Procfile beside it) and ca
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -63,7 +64,7 @@ def pipeline_for(config_path: Path) -> Pipeline:
     procfile_path = repo / "Procfile"
     procfile = load_procfile(procfile_path) if procfile_path.is_file() else None
     config = load_deploy_config(config_path, procfile)
-    return Pipeline(repo, config, say)
+    return Pipeline(repo, config, say, progress=sys.stdout.isatty())
 
 
 def say(line: str) -> None:

@@ -1,8 +1,9 @@
 """One deploy host: every remote step of a deploy, promotion or rollback, run over its transport.
 
 Each method runs the argv built in ``steps`` and turns a failure into a ``StepFailed`` that names
-the host, the step and the tail of what the command printed. Nothing here decides what happens
-across hosts; ``pipeline`` does.
+the host, the step and the tail of what the command printed; a connection lost (or a host that
+stopped answering) and a timeout are that step's errors too. Each step is marked under way in a
+``Progress`` while it runs. Nothing here decides what happens across hosts; ``pipeline`` does.
 """
 
 from __future__ import annotations
@@ -15,8 +16,15 @@ from pathlib import Path
 from procman.deploy import steps
 from procman.deploy.config import Environment, Host
 from procman.deploy.history import HistoryRecord, parse_history
+from procman.deploy.progress import Progress
 from procman.deploy.release import Artifact
-from procman.deploy.transport.base import Result, Transport, TransportError
+from procman.deploy.transport.base import (
+    CommandTimeout,
+    ConnectionLost,
+    Result,
+    Transport,
+    TransportError,
+)
 
 QUICK = 60.0
 """Seconds for a step that only moves files or reads state."""
@@ -61,20 +69,42 @@ def tail(data: bytes, lines: int = OUTPUT_SHOWN) -> str:
 class DeployHost:
     """One host of an environment, reached through ``transport``."""
 
-    def __init__(self, host: Host, environment: Environment, transport: Transport) -> None:
+    def __init__(
+        self,
+        host: Host,
+        environment: Environment,
+        transport: Transport,
+        progress: Progress | None = None,
+        shared: Sequence[str] = (".env",),
+    ) -> None:
         self.host = host
         self.environment = environment
         self.transport = transport
         self.root = steps.deploy_root(environment.path)
+        self.progress = progress or Progress()
+        self.shared = shared
+        """procman.yml's ``shared``: linked into a release when it is unpacked and at every
+        switch to it."""
 
     @property
     def label(self) -> str:
         return self.transport.host
 
+    def _command(self, step: str, argv: list[str], timeout: float = QUICK) -> Result:
+        """Run ``argv`` as ``step``, marked under way meanwhile; a lost connection or a timeout
+        is reported as this step's error."""
+        with self.progress.step(self.label, step):
+            try:
+                return self.transport.run(argv, timeout=timeout)
+            except (ConnectionLost, CommandTimeout) as error:
+                raise type(error)(self.label, step, error.problem, error.hint) from None
+
     def _run(
         self, step: str, argv: list[str], timeout: float = QUICK, hint: str | None = None
     ) -> Result:
-        result = self.transport.run(argv, timeout=timeout)
+        return self._ok(step, self._command(step, argv, timeout), hint)
+
+    def _ok(self, step: str, result: Result, hint: str | None = None) -> Result:
         if not result.ok:
             output = tail(result.stdout + result.stderr)
             detail = f": {output}" if output else ""
@@ -84,7 +114,7 @@ class DeployHost:
     # -- state -------------------------------------------------------------------------------
 
     def preflight(self, make_layout: bool = True) -> None:
-        result = self.transport.run(steps.preflight(self.root, make_layout), timeout=QUICK)
+        result = self._command("check the host", steps.preflight(self.root, make_layout))
         if result.exit_status == steps.MISSING_TOOL_STATUS and result.stdout.startswith(
             b"missing "
         ):
@@ -113,15 +143,13 @@ class DeployHost:
         return parse_history(output, f"{self.label}:{steps.history_path(self.root)}")
 
     def releases(self) -> list[str]:
-        result = self.transport.run(steps.list_releases(self.root), timeout=QUICK)
+        result = self._command("list releases", steps.list_releases(self.root))
         return steps.parse_releases(result.stdout.decode()) if result.ok else []
 
     # -- the lock ----------------------------------------------------------------------------
 
     def lock(self, holder: str, when: str, release_id: str) -> None:
-        result = self.transport.run(
-            steps.take_lock(self.root, holder, when, release_id), timeout=QUICK
-        )
+        result = self._command("lock", steps.take_lock(self.root, holder, when, release_id))
         if result.exit_status == steps.LOCK_HELD_STATUS:
             raise LockHeld(self.label, steps.parse_lock_info(result.stdout.decode()))
         if not result.ok:
@@ -151,9 +179,10 @@ class DeployHost:
         uploaded = present != artifact.sha256
         if uploaded:
             built = False
-            self.transport.put(artifact.path, steps.upload_path(self.root, release_id))
-            accept = self.transport.run(
-                steps.accept_checked_upload(self.root, release_id, artifact.sha256), timeout=QUICK
+            with self.progress.step(self.label, "upload"):
+                self.transport.put(artifact.path, steps.upload_path(self.root, release_id))
+            accept = self._command(
+                "verify upload", steps.accept_checked_upload(self.root, release_id, artifact.sha256)
             )
             if accept.exit_status == steps.SHA256_MISMATCH_STATUS:
                 actual = accept.stdout.decode(errors="replace").split()[-1]
@@ -168,18 +197,12 @@ class DeployHost:
         if built:
             self.write_env(release_id, env_text)
             return uploaded, False
-        unpack = self.transport.run(
-            steps.unpack_release(self.root, release_id, shared, env_text), timeout=BUILD_TIMEOUT
+        unpack = self._command(
+            "unpack",
+            steps.unpack_release(self.root, release_id, shared, env_text),
+            timeout=BUILD_TIMEOUT,
         )
-        if unpack.exit_status == steps.MISSING_SHARED_STATUS:
-            missing = unpack.stdout.decode(errors="replace").strip().removeprefix("missing ")
-            raise StepFailed(
-                self.label,
-                "link shared files",
-                f"{steps.shared_dir(self.root)}/{missing} does not exist",
-                "create it on the host (it is kept across releases), or remove it from "
-                "'shared' in procman.yml",
-            )
+        self._check_shared(unpack)
         if not unpack.ok:
             raise StepFailed(self.label, "unpack", tail(unpack.stdout + unpack.stderr))
         if build:
@@ -187,7 +210,7 @@ class DeployHost:
                       timeout=BUILD_TIMEOUT,
                       hint=f"fix the build: command or the app, check it on the host in "
                       f"{steps.release_dir(self.root, release_id)}, and deploy again")  # fmt: skip
-        finish = self.transport.run(steps.finish_build(self.root, release_id), timeout=QUICK)
+        finish = self._command("check the build", steps.finish_build(self.root, release_id))
         if finish.exit_status == steps.NO_PROCMAN_STATUS:
             raise StepFailed(
                 self.label,
@@ -199,8 +222,22 @@ class DeployHost:
             raise StepFailed(self.label, "mark built", tail(finish.stdout + finish.stderr))
         return uploaded, True
 
+    def _check_shared(self, result: Result) -> None:
+        """A shared file missing on the host (``steps.MISSING_SHARED_STATUS``) as an error."""
+        if result.exit_status != steps.MISSING_SHARED_STATUS:
+            return
+        missing = result.stdout.decode(errors="replace").strip().removeprefix("missing ")
+        raise StepFailed(
+            self.label,
+            "link shared files",
+            f"{steps.shared_dir(self.root)}/{missing} does not exist",
+            "create it on the host (it is kept across releases), or remove it from "
+            "'shared' in procman.yml",
+        )
+
     def fetch(self, release_id: str, local_path: Path) -> None:
-        self.transport.get(steps.artifact_path(self.root, release_id), local_path)
+        with self.progress.step(self.label, "download"):
+            self.transport.get(steps.artifact_path(self.root, release_id), local_path)
 
     def write_env(self, release_id: str, env_text: str) -> None:
         path = f"{steps.release_dir(self.root, release_id)}/{steps.DEPLOY_ENV_FILE}"
@@ -214,28 +251,36 @@ class DeployHost:
 
     def read_release_file(self, release_id: str, name: str) -> str | None:
         path = f"{steps.release_dir(self.root, release_id)}/{steps.shared_file(name)}"
-        result = self.transport.run(["cat", "--", path], timeout=QUICK)
+        result = self._command(f"read {name}", ["cat", "--", path])
         return result.stdout.decode(errors="replace") if result.ok else None
 
     def remove_current(self) -> None:
         self._run("remove current", ["rm", "-f", "--", steps.current_link(self.root)])
 
     def switch(self, release_id: str) -> None:
-        self._run("switch current", steps.switch_current(self.root, release_id))
+        """Link the shared paths into the release as ``shared/`` has them now, then point
+        ``current`` at it."""
+        argv = steps.switch_current(self.root, release_id, self.shared)
+        result = self._command("switch current", argv)
+        self._check_shared(result)
+        self._ok("switch current", result)
 
     def supervisors(self) -> list[str]:
-        result = self.transport.run(steps.running_supervisors(self.root), timeout=QUICK)
+        result = self._command("list running processes", steps.running_supervisors(self.root))
         return steps.parse_running_supervisors(result.stdout.decode()) if result.ok else []
 
-    def _procman(self, release_id: str, args: list[str], timeout: float = QUICK) -> Result:
-        return self.transport.run(
-            steps.procman_in_release(self.root, release_id, args), timeout=timeout
-        )
+    def _procman(
+        self, step: str, release_id: str, args: list[str], timeout: float = QUICK
+    ) -> Result:
+        return self._command(step, steps.procman_in_release(self.root, release_id, args), timeout)
 
     def stop(self, release_id: str, targets: Sequence[str], wait: float) -> None:
         """Stop ``targets`` (all when empty) of the supervisor in ``release_id`` and wait."""
         result = self._procman(
-            release_id, ["stop", *targets, "--wait", f"{wait:g}"], timeout=wait + QUICK
+            f"stop {release_id}",
+            release_id,
+            ["stop", *targets, "--wait", f"{wait:g}"],
+            timeout=wait + QUICK,
         )
         if not result.ok and b"no procman is running" not in result.stderr:
             raise StepFailed(self.label, f"stop {release_id}", tail(result.stdout + result.stderr))
@@ -260,7 +305,8 @@ class DeployHost:
             return Restarted((), {})
         first = {name: (count if not web_first or name == WEB else 0)
                  for name, count in formation.items()}  # fmt: skip
-        started = self.transport.run(
+        started = self._command(
+            "start processes",
             steps.start_supervisor(
                 self.root,
                 release_id,
@@ -293,14 +339,16 @@ class DeployHost:
         return result
 
     def _run_procman(self, release_id: str, args: list[str], step: str) -> None:
-        result = self._procman(release_id, args)
+        result = self._procman(step, release_id, args)
         if not result.ok:
             raise StepFailed(self.label, step, tail(result.stdout + result.stderr))
 
     def health(self, ports: Sequence[int]) -> dict[int, str]:
         check = self.environment.healthcheck
-        result = self.transport.run(
-            steps.health_check(check.path, check.timeout, ports), timeout=check.timeout + QUICK
+        result = self._command(
+            "health check",
+            steps.health_check(check.path, check.timeout, ports),
+            timeout=check.timeout + QUICK,
         )
         try:
             return steps.parse_health(result.stdout.decode())
@@ -310,7 +358,7 @@ class DeployHost:
     def log_tail(
         self, release_id: str, lines: int = LOG_LINES_SHOWN, only: str | None = None
     ) -> str:
-        result = self.transport.run(steps.tail_log(self.root, release_id, 2000), timeout=QUICK)
+        result = self._command("read the log", steps.tail_log(self.root, release_id, 2000))
         text = result.stdout.decode(errors="replace").splitlines()
         if only is not None:
             text = [line for line in text if f" {only}." in line.split("|", 1)[0] + " "]

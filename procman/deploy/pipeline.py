@@ -43,6 +43,7 @@ from procman.deploy.history import (
     release_rows,
 )
 from procman.deploy.host import DeployHost, LockHeld, Restarted, StepFailed
+from procman.deploy.progress import Progress, said_on_interrupt
 from procman.deploy.release import (
     STORE,
     Artifact,
@@ -203,6 +204,7 @@ class Pipeline:
         say: Say,
         connect: Connect | None = None,
         who: str | None = None,
+        progress: bool = False,
     ) -> None:
         self.repo = repo
         self.config = config
@@ -212,6 +214,9 @@ class Pipeline:
         self.store = repo / STORE
         self._wait = 0.0
         """Seconds to wait for a held lock."""
+        self.progress = Progress()
+        self.show_progress = progress
+        """Print a line every 10 s of a long step (when standard output is a terminal)."""
 
     def environment(self, name: str) -> Environment:
         try:
@@ -228,15 +233,26 @@ class Pipeline:
         self, environment: Environment, *, read_only: bool = False
     ) -> Iterator[list[DeployHost]]:
         """Connected hosts of ``environment``, each checked (tools; the layout made, unless only
-        reading from them); closed at the end."""
+        reading from them); closed at the end. Meanwhile, long steps show progress, and a
+        Ctrl-C says what it waits for."""
         hosts = [
-            DeployHost(host, environment, self.connect(host, environment))
+            DeployHost(
+                host,
+                environment,
+                self.connect(host, environment),
+                self.progress,
+                self.config.shared,
+            )
             for host in environment.hosts
         ]
         try:
-            errors = parallel(hosts, lambda host: host.preflight(make_layout=not read_only))
-            self._fail_on(errors, "nothing was changed")
-            yield hosts
+            with (
+                self.progress.reported(self.say if self.show_progress else None),
+                said_on_interrupt(self.say, self.progress),
+            ):
+                errors = parallel(hosts, lambda host: host.preflight(make_layout=not read_only))
+                self._fail_on(errors, "nothing was changed")
+                yield hosts
         finally:
             for host in hosts:
                 host.transport.close()

@@ -195,6 +195,22 @@ def accept_checked_upload(root: str, release_id: str, expected: str) -> list[str
     )
 
 
+_LINK_SHARED = (
+    # Each of "$@" linked from $s (shared/) into the release $r, replacing what is there, unless
+    # it is that link already.
+    'for f; do case $f in */) f=${f%/}; mkdir -p -- "$s/$f";; '
+    '*) if [ ! -e "$s/$f" ]; then [ "$f" = .env ] && continue; echo "missing $f"; '
+    f"exit {MISSING_SHARED_STATUS}; "
+    'fi;; esac; [ "$(readlink -- "$r/$f" || true)" = "$s/$f" ] && continue; '
+    'mkdir -p -- "$(dirname -- "$r/$f")"; rm -rf -- "$r/$f"; '
+    'ln -s -- "$s/$f" "$r/$f"; done; '
+)
+
+
+def _shared_names(shared: Sequence[str]) -> list[str]:
+    return [shared_file(p.rstrip("/")) + ("/" if p.endswith("/") else "") for p in shared]
+
+
 def unpack_release(root: str, release_id: str, shared: Sequence[str], env_text: str) -> list[str]:
     """In one command: unpack the artifact into ``releases/<id>`` through a temporary directory
     (replacing a release left there unbuilt by a failed deploy, never the current one: that exits
@@ -208,14 +224,9 @@ def unpack_release(root: str, release_id: str, shared: Sequence[str], env_text: 
         f'echo "$r is current"; exit {RELEASE_IS_CURRENT_STATUS}; fi; rm -rf -- "$r"; fi; '
         'rm -rf -- "$t"; mkdir -- "$t"; '
         'tar -xzf "$a" -C "$t" --no-same-owner; mv -T -- "$t" "$r"; '
-        'for f; do case $f in */) f=${f%/}; mkdir -p -- "$s/$f";; '
-        '*) if [ ! -e "$s/$f" ]; then [ "$f" = .env ] && continue; echo "missing $f"; '
-        f"exit {MISSING_SHARED_STATUS}; "
-        'fi;; esac; mkdir -p -- "$(dirname -- "$r/$f")"; rm -rf -- "$r/$f"; '
-        'ln -s -- "$s/$f" "$r/$f"; done; '
+        f"{_LINK_SHARED}"
         f'printf "%s" "$env" > "$r/{DEPLOY_ENV_FILE}"'
     )
-    names = [shared_file(p.rstrip("/")) + ("/" if p.endswith("/") else "") for p in shared]
     return _sh(
         "unpack",
         script,
@@ -225,7 +236,7 @@ def unpack_release(root: str, release_id: str, shared: Sequence[str], env_text: 
         shared_dir(root),
         current_link(root),
         env_text,
-        *names,
+        *_shared_names(shared),
     )
 
 
@@ -245,16 +256,23 @@ def run_in_release(root: str, release_id: str, command: str) -> list[str]:
     return _sh("run", 'cd -- "$1" && exec sh -c "$2"', release_dir(root, release_id), command)
 
 
-def switch_current(root: str, release_id: str) -> list[str]:
-    """Point ``current`` at the release atomically: a temporary symlink renamed onto it."""
+def switch_current(root: str, release_id: str, shared: Sequence[str] = ()) -> list[str]:
+    """Link each of ``shared`` into the release as ``unpack_release`` does (so that files added
+    to ``shared/`` since, ``.env`` above all, are seen by the next start; a missing one exits
+    ``MISSING_SHARED_STATUS``), then point ``current`` at the release atomically: a temporary
+    symlink renamed onto it."""
     temporary = f"{deploy_root(root)}/.current.tmp"
     target = f"releases/{validate_release_id(release_id)}"
     return _sh(
         "switch",
-        'ln -sfn -- "$1" "$2" && mv -T -- "$2" "$3"',
+        f"set -e; n=$1; t=$2; c=$3; r=$4; s=$5; shift 5; {_LINK_SHARED}"
+        'ln -sfn -- "$n" "$t"; mv -T -- "$t" "$c"',
         target,
         temporary,
         current_link(root),
+        release_dir(root, release_id),
+        shared_dir(root),
+        *_shared_names(shared),
     )
 
 

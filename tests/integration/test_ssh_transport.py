@@ -6,23 +6,27 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import statistics
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psutil
 import pytest
 
 from procman.deploy.transport import (
     CommandTimeout,
+    ConnectionLost,
     HostKeyRejected,
     HostUnreachable,
     LocalTransport,
     TransportError,
 )
 from procman.deploy.transport.ssh import SSHTransport, fingerprint
-from tests.conftest import SSHCluster, SSHHost
+from tests.conftest import HOST_VAR, SSHCluster, SSHHost
 
 
 def connect(cluster: SSHCluster, host: SSHHost, **options: object) -> SSHTransport:
@@ -187,6 +191,107 @@ def test_command_timeout_is_enforced_and_the_command_stopped(ssh: SSHTransport) 
         assert time.monotonic() < deadline, "the timed-out command is still running"
         time.sleep(0.05)
     assert ssh.run(["echo", "still usable"], timeout=10).stdout == b"still usable\n"
+
+
+def host_sleeps(host: SSHHost, seconds: str) -> list[psutil.Process]:
+    """The ``sleep SECONDS`` processes running on ``host``."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.environ().get(HOST_VAR) == host.address and process.cmdline() == [
+                "sleep",
+                seconds,
+            ]:
+                found.append(process)
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
+def when_running(host: SSHHost, seconds: str, then: Callable[[], object]) -> threading.Thread:
+    """On a thread: once ``sleep SECONDS`` runs on ``host``, call ``then``."""
+
+    def wait_then() -> None:
+        deadline = time.monotonic() + 20
+        while not host_sleeps(host, seconds) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        then()
+
+    thread = threading.Thread(target=wait_then)
+    thread.start()
+    return thread
+
+
+def kill_sleeps(host: SSHHost, seconds: str) -> None:
+    for process in host_sleeps(host, seconds):
+        process.kill()
+
+
+def test_a_connection_lost_under_a_command_fails_it_at_once(
+    sshd_cluster: SSHCluster, host: SSHHost
+) -> None:
+    with connect(sshd_cluster, host) as ssh:
+        ssh.run(["true"], timeout=10)
+        assert ssh.tcp_socket is not None
+        sessions = host.connection_processes(ssh.tcp_socket.getsockname()[1])
+        assert sessions
+        killed_at: list[float] = []
+
+        def kill() -> None:
+            killed_at.append(time.monotonic())
+            for process in sessions:
+                process.kill()
+
+        thread = when_running(host, "301", kill)
+        try:
+            with pytest.raises(ConnectionLost) as raised:
+                ssh.run(["sleep", "301"], timeout=600)
+            # The old loop waited at 100% CPU for an end of output that never came.
+            assert time.monotonic() - killed_at[0] < 5
+        finally:
+            thread.join()
+            kill_sleeps(host, "301")
+        assert raised.value.message == f"{ssh.host}: run `sleep 301`: connection lost"
+        # The next command connects again.
+        assert ssh.run(["echo", "back"], timeout=10).stdout == b"back\n"
+
+
+def test_a_host_that_stops_answering_fails_the_command_after_the_stall_timeout(
+    sshd_cluster: SSHCluster, host: SSHHost
+) -> None:
+    with connect(sshd_cluster, host, keepalive_interval=1, stall_timeout=3) as ssh:
+        ssh.run(["true"], timeout=10)
+        assert ssh.tcp_socket is not None
+        sessions = host.connection_processes(ssh.tcp_socket.getsockname()[1])
+        stopped_at: list[float] = []
+
+        def stop() -> None:
+            stopped_at.append(time.monotonic())
+            for process in sessions:
+                process.send_signal(signal.SIGSTOP)
+
+        thread = when_running(host, "302", stop)
+        try:
+            with pytest.raises(ConnectionLost) as raised:
+                ssh.run(["sleep", "302"], timeout=600)
+            waited = time.monotonic() - stopped_at[0]
+        finally:
+            thread.join()
+            for process in sessions:
+                process.send_signal(signal.SIGCONT)
+            kill_sleeps(host, "302")
+        assert 3 <= waited < 3 + 1 + 5, waited  # the stall timeout, after at most one interval
+        assert raised.value.message == (
+            f"{ssh.host}: run `sleep 302`: the host stopped answering (no reply to a keepalive "
+            "within 3s); connection closed"
+        )
+
+
+def test_a_quiet_command_on_a_live_connection_is_not_a_stall(
+    sshd_cluster: SSHCluster, host: SSHHost
+) -> None:
+    with connect(sshd_cluster, host, keepalive_interval=0.5, stall_timeout=1) as ssh:
+        assert ssh.run(["sh", "-c", "sleep 4; echo done"], timeout=20).stdout == b"done\n"
 
 
 def test_per_command_latency_on_an_open_connection(ssh: SSHTransport) -> None:

@@ -108,11 +108,53 @@ def test_run_in_release_passes_the_command_as_one_argument() -> None:
     )
 
 
-def test_switch_current_renames_a_temporary_symlink() -> None:
-    assert line(steps.switch_current(ROOT, ID)) == (
-        """sh -c 'ln -sfn -- "$1" "$2" && mv -T -- "$2" "$3"' procman-switch """
-        "releases/20261122T131955Z-0123456 '/srv/my app/.current.tmp' '/srv/my app/current'"
+def test_switch_current_links_shared_then_renames_a_temporary_symlink() -> None:
+    argv = steps.switch_current(ROOT, ID, [".env", "media/uploads/"])
+    assert argv[:2] == ["sh", "-c"]
+    assert argv[2].startswith("set -e; n=$1; t=$2; c=$3; r=$4; s=$5; shift 5; for f; do ")
+    assert argv[2].endswith('done; ln -sfn -- "$n" "$t"; mv -T -- "$t" "$c"')
+    assert argv[3:] == [
+        "procman-switch",
+        "releases/20261122T131955Z-0123456",
+        "/srv/my app/.current.tmp",
+        "/srv/my app/current",
+        "/srv/my app/releases/20261122T131955Z-0123456",
+        "/srv/my app/shared",
+        ".env",
+        "media/uploads/",
+    ]
+
+
+def test_switching_links_what_shared_has_now(tmp_path: Path) -> None:
+    """A .env put in shared/ after the release was unpacked is linked at the next switch (a
+    rollback, a redeploy), replacing the committed one; links already there are left alone; a
+    shared file gone missing stops the switch before current moves."""
+    root_path = tmp_path / "a b;$(touch pwned)"
+    root = str(root_path)
+    ok(steps.ensure_layout(root), tmp_path)
+    make_artifact(Path(steps.artifact_path(root, ID)), "web: run\n")
+    ok(steps.unpack_release(root, ID, [".env", "data/"], ""), tmp_path)
+    release = root_path / "releases" / ID
+    (release / ".env").write_text("COMMITTED=1\n")  # as if the commit had one
+    data_link = (release / "data").lstat()
+
+    ok(steps.switch_current(root, ID, [".env", "data/"]), tmp_path)
+    assert (release / ".env").read_text() == "COMMITTED=1\n"  # shared/ has none yet
+    (root_path / "shared" / ".env").write_text("REDISTOGO_URL=redis://x\n")
+    ok(steps.switch_current(root, ID, [".env", "data/"]), tmp_path)
+    assert (release / ".env").is_symlink()
+    assert (release / ".env").read_text() == "REDISTOGO_URL=redis://x\n"
+    assert (release / "data").lstat().st_ino == data_link.st_ino  # not made again
+
+    make_artifact(Path(steps.artifact_path(root, OLDER)), "web: old\n")
+    ok(steps.unpack_release(root, OLDER, [], ""), tmp_path)
+    missing = run(steps.switch_current(root, OLDER, [".env", "secrets.yml"]), tmp_path)
+    assert (missing.returncode, missing.stdout) == (
+        steps.MISSING_SHARED_STATUS,
+        "missing secrets.yml\n",
     )
+    assert steps.parse_current(ok(steps.read_current(root), tmp_path)) == ID
+    assert not list(tmp_path.rglob("pwned*"))
 
 
 def test_read_current_and_parse() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from procman.deploy.transport.base import (
     AuthenticationFailed,
     CommandTimeout,
+    ConnectionLost,
     HostKeyRejected,
     HostUnreachable,
     Result,
@@ -17,6 +18,7 @@ from procman.deploy.transport.local import LocalTransport
 __all__ = [
     "AuthenticationFailed",
     "CommandTimeout",
+    "ConnectionLost",
     "HostKeyRejected",
     "HostUnreachable",
     "LocalTransport",

@@ -57,6 +57,10 @@ class CommandTimeout(TransportError):
     """A command (or a transfer) did not finish within its timeout; it was stopped."""
 
 
+class ConnectionLost(TransportError):
+    """The connection dropped, or the host stopped answering, while a command or transfer ran."""
+
+
 def command_line(argv: Sequence[str]) -> str:
     """``argv`` as one shell-quoted line; a bare string is refused so it is never split by a
     shell."""

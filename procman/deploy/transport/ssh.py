@@ -2,6 +2,10 @@
 reused for every command and transfer, with ``TCP_NODELAY`` set (small request/reply exchanges
 otherwise wait on Nagle's algorithm and delayed ACKs).
 
+A connection is watched while a command or transfer uses it: a host that drops the connection, or
+stops answering (no reply to a keepalive request within ``STALL_TIMEOUT``), fails that command at
+once with ``ConnectionLost``, instead of leaving it waiting for output that never comes.
+
 Host keys are checked against ``~/.ssh/known_hosts`` and any files given; an unknown or changed
 key is refused with its SHA256 fingerprint and the command that trusts it, never accepted."""
 
@@ -17,7 +21,8 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -27,6 +32,7 @@ from procman.deploy.transport.base import (
     AuthenticationFailed,
     ClosesOnExit,
     CommandTimeout,
+    ConnectionLost,
     HostKeyRejected,
     HostUnreachable,
     Result,
@@ -40,6 +46,14 @@ CONNECT_TIMEOUT = 10.0
 TRANSFER_TIMEOUT = 300.0
 _CHUNK = 65536
 KILL_TIMEOUT = 10.0
+KEEPALIVE_INTERVAL = 5.0
+"""Seconds between keepalives: asked of the host while a command or transfer runs (and sent by
+paramiko on an idle connection, which keeps NAT and firewall state alive between steps)."""
+STALL_TIMEOUT = 20.0
+"""Seconds a host may take to answer a keepalive before its connection counts as stalled."""
+KEEPALIVE_REQUEST = "keepalive@openssh.com"
+"""The global request OpenSSH's own ServerAliveInterval sends: sshd does not know it, and answers
+with a failure, which is the reply wanted."""
 _PID_MARKER = b"procman-pid:"
 
 # paramiko logs a lost connection at ERROR from its own thread; without a handler Python prints
@@ -121,6 +135,8 @@ class SSHTransport(ClosesOnExit):
         known_hosts: Sequence[StrPath] = (),
         identity_file: StrPath | None = None,
         connect_timeout: float = CONNECT_TIMEOUT,
+        keepalive_interval: float = KEEPALIVE_INTERVAL,
+        stall_timeout: float = STALL_TIMEOUT,
     ) -> None:
         self.address = host
         self.port = port
@@ -128,7 +144,10 @@ class SSHTransport(ClosesOnExit):
         self.known_hosts = [Path(path) for path in known_hosts]
         self.identity_file = None if identity_file is None else str(identity_file)
         self.connect_timeout = connect_timeout
+        self.keepalive_interval = keepalive_interval
+        self.stall_timeout = stall_timeout
         self._client: paramiko.SSHClient | None = None
+        self._watchdog: _Watchdog | None = None
         self._sftp: paramiko.SFTPClient | None = None
         self._socket: socket.socket | None = None
         self._lock = threading.Lock()
@@ -146,16 +165,22 @@ class SSHTransport(ClosesOnExit):
 
     # connection ------------------------------------------------------------------------------
 
-    def _connection(self) -> paramiko.SSHClient:
+    def _connection(self) -> tuple[paramiko.SSHClient, _Watchdog]:
+        """The open connection (a new one when there is none, or it was lost) and its watchdog."""
         with self._lock:
-            client = self._client
-            if client is not None:
+            client, watchdog = self._client, self._watchdog
+            if client is not None and watchdog is not None:
                 transport = client.get_transport()
                 if transport is not None and transport.is_active():
-                    return client
+                    return client, watchdog
                 self._drop()
-            self._client = self._connect()
-            return self._client
+            client = self._connect()
+            transport = client.get_transport()
+            assert transport is not None
+            transport.set_keepalive(max(1, round(self.keepalive_interval)))
+            watchdog = _Watchdog(transport, self.keepalive_interval, self.stall_timeout)
+            self._client, self._watchdog = client, watchdog
+            return client, watchdog
 
     def _connect(self) -> paramiko.SSHClient:
         if self.identity_file is not None and not os.path.isfile(self.identity_file):
@@ -260,22 +285,45 @@ class SSHTransport(ClosesOnExit):
             f"ssh-keyscan -p {self.port} {self.address} >> ~/.ssh/known_hosts",
         )
 
-    def _sftp_client(self, step: str) -> paramiko.SFTPClient:
-        client = self._connection()
-        with self._lock:
+    def _sftp_client(self, step: str) -> tuple[paramiko.SFTPClient, _Watchdog]:
+        client, watchdog = self._connection()
+        with self._lock, watchdog.in_use():
             if self._sftp is None or self._sftp.sock.closed:
                 try:
                     self._sftp = client.open_sftp()
-                except (paramiko.SSHException, OSError) as error:
+                except (paramiko.SSHException, OSError, EOFError) as error:
+                    if watchdog.stalled:
+                        raise self._lost(step, watchdog) from None
                     raise TransportError(self.host, step, f"SFTP unavailable ({error})") from None
-            return self._sftp
+            return self._sftp, watchdog
 
     def _drop(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.stop()
         if self._sftp is not None:
             self._sftp.close()
         if self._client is not None:
             self._client.close()
-        self._client = self._sftp = self._socket = None
+        self._client = self._sftp = self._socket = self._watchdog = None
+
+    def _lost(
+        self, step: str, watchdog: _Watchdog, error: BaseException | None = None
+    ) -> ConnectionLost:
+        """The error for a connection that dropped or stalled while ``step`` used it."""
+        hint = (
+            "check that the host is up and its sshd answers; what the step started there may "
+            "still be running"
+        )
+        if watchdog.stalled:
+            problem = (
+                f"the host stopped answering (no reply to a keepalive within "
+                f"{self.stall_timeout:g}s); connection closed"
+            )
+        else:
+            problem = "connection lost"
+            if error is not None and not isinstance(error, EOFError):
+                problem += f" ({_describe(error)})"
+        return ConnectionLost(self.host, step, problem, hint)
 
     def close(self) -> None:
         with self._lock:
@@ -286,13 +334,27 @@ class SSHTransport(ClosesOnExit):
     def run(self, argv: Sequence[str], *, timeout: float, input: bytes | None = None) -> Result:
         line = command_line(argv)
         step = f"run `{line}`"
-        client = self._connection()
+        client, watchdog = self._connection()
+        with watchdog.in_use():
+            return self._run(client, watchdog, line, step, timeout, input)
+
+    def _run(
+        self,
+        client: paramiko.SSHClient,
+        watchdog: _Watchdog,
+        line: str,
+        step: str,
+        timeout: float,
+        input: bytes | None,
+    ) -> Result:
         transport = client.get_transport()
         assert transport is not None
         deadline = time.monotonic() + timeout
         try:
             channel = transport.open_session(timeout=timeout)
         except (paramiko.SSHException, OSError, EOFError) as error:
+            if not transport.is_active():
+                raise self._lost(step, watchdog, error) from None
             raise TransportError(self.host, step, f"cannot open a session ({error})") from None
         output = _Output()
         try:
@@ -310,9 +372,11 @@ class SSHTransport(ClosesOnExit):
             problem = f"no exit within {timeout:g}s; stopped"
             raise CommandTimeout(self.host, step, problem) from None
         except (paramiko.SSHException, OSError, EOFError) as error:
-            raise TransportError(self.host, step, f"connection lost ({error})") from None
+            raise self._lost(step, watchdog, error) from None
         finally:
             channel.close()
+        if status == -1 and not transport.is_active():
+            raise self._lost(step, watchdog, transport.get_exception())
         if status == -1:
             raise TransportError(self.host, step, "ended without an exit status (killed?)")
         return Result(status, output.stdout(), output.stderr())
@@ -333,12 +397,15 @@ class SSHTransport(ClosesOnExit):
         target = PurePosixPath(remote_path)
         step = f"upload {local_path} to {target}"
         temporary = str(target.with_name(f".{target.name}.procman-{uuid.uuid4().hex[:12]}"))
-        sftp = self._sftp_client(step)
+        sftp, watchdog = self._sftp_client(step)
         _set_timeout(sftp, timeout)
         try:
-            sftp.put(os.fspath(local_path), temporary, confirm=True)
-            sftp.posix_rename(temporary, str(target))
+            with watchdog.in_use():
+                sftp.put(os.fspath(local_path), temporary, confirm=True)
+                sftp.posix_rename(temporary, str(target))
         except BaseException as error:
+            if watchdog.stalled or not watchdog.transport.is_active():
+                raise self._lost(step, watchdog, error) from None
             try:
                 sftp.remove(temporary)
             except (OSError, paramiko.SSHException, EOFError):
@@ -369,16 +436,19 @@ class SSHTransport(ClosesOnExit):
         target = Path(local_path)
         step = f"download {remote_path} to {target}"
         temporary = target.with_name(f".{target.name}.procman-{uuid.uuid4().hex[:12]}")
-        sftp = self._sftp_client(step)
+        sftp, watchdog = self._sftp_client(step)
         _set_timeout(sftp, timeout)
         try:
-            sftp.get(str(remote_path), str(temporary))
+            with watchdog.in_use():
+                sftp.get(str(remote_path), str(temporary))
             os.replace(temporary, target)
         except TimeoutError:
             temporary.unlink(missing_ok=True)
             raise CommandTimeout(self.host, step, f"not done within {timeout:g}s") from None
         except (OSError, paramiko.SSHException, EOFError) as error:
             temporary.unlink(missing_ok=True)
+            if watchdog.stalled or not watchdog.transport.is_active():
+                raise self._lost(step, watchdog, error) from None
             raise TransportError(self.host, step, _describe(error)) from None
 
 
@@ -414,19 +484,78 @@ class _Output:
         return None if at == -1 else at + 1
 
 
+class _Watchdog:
+    """Watches one connection while commands or transfers use it: every ``interval`` seconds of
+    use it asks the host for a reply (``KEEPALIVE_REQUEST``, as ``ssh -o ServerAliveInterval``
+    does); when none comes within ``stall_timeout`` (sshd stopped, the host frozen, the network
+    gone), it closes the connection, so that whatever waits on it fails at once. One thread per
+    connection, asleep between keepalives; one keepalive in flight at a time."""
+
+    def __init__(self, transport: paramiko.Transport, interval: float, stall_timeout: float):
+        self.transport = transport
+        self.interval = interval
+        self.stall_timeout = stall_timeout
+        self.stalled = False
+        self._users = 0
+        self._count = threading.Lock()
+        self._stopped = threading.Event()
+        threading.Thread(target=self._watch, name="procman-ssh-watchdog", daemon=True).start()
+
+    @contextmanager
+    def in_use(self) -> Iterator[None]:
+        with self._count:
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._count:
+                self._users -= 1
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _watch(self) -> None:
+        while not self._stopped.wait(self.interval) and self.transport.is_active():
+            if self._users and not self._answers() and not self._stopped.is_set():
+                self.stalled = True
+                self.transport.close()
+                return
+
+    def _answers(self) -> bool:
+        """Whether the host answers a keepalive within ``stall_timeout`` (or the connection
+        ended meanwhile, which whoever uses it sees for themselves)."""
+        answered = threading.Event()
+
+        def ask() -> None:
+            try:
+                self.transport.global_request(KEEPALIVE_REQUEST, wait=True)
+            except (paramiko.SSHException, OSError, EOFError):
+                pass
+            answered.set()
+
+        threading.Thread(target=ask, name="procman-ssh-keepalive", daemon=True).start()
+        return answered.wait(self.stall_timeout) or not self.transport.is_active()
+
+
 def _collect(channel: paramiko.Channel, deadline: float, output: _Output) -> int:
-    """Read to the end of the output and the exit status; TimeoutError at ``deadline``."""
+    """Read to the end of the output and the exit status, waiting on the channel (no polling);
+    TimeoutError at ``deadline``. A channel closed under it (the connection lost or closed by
+    the watchdog) ends the wait at once, with -1 for the status. (A command that ends sends its
+    end of output, exit status and close at once: closed may be seen before end of output was,
+    and the exit status is there all the same.)"""
     while True:
         while channel.recv_ready():
             output.out.append(channel.recv(_CHUNK))
         while channel.recv_stderr_ready():
             output.err += channel.recv_stderr(_CHUNK)
-        if channel.eof_received and not channel.recv_ready():
+        if (channel.eof_received or channel.closed) and not channel.recv_ready():
             break
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError
-        select.select([channel], [], [], min(remaining, 0.5))
+        select.select([channel], [], [], min(remaining, 1.0))
+    while channel.recv_ready():
+        output.out.append(channel.recv(_CHUNK))
     while channel.recv_stderr_ready():
         output.err += channel.recv_stderr(_CHUNK)
     if not channel.status_event.wait(max(deadline - time.monotonic(), 0)):
