@@ -229,7 +229,8 @@ def test_deploy_to_staging_serves_the_app_and_runs_its_jobs(deployment: Deployme
 
     listing = deployment.app.run("releases", "staging")
     assert listing.returncode == 0, listing.stderr
-    assert re.search(rf"\*\s+{release}\s+\w{{7}}\s+.*\sok$", listing.stdout, re.M), listing.stdout
+    row = rf"\*\s+{release}\s+{record['sha256'][:12]}\s+{release[-7:]}\s+deploy\s+.*\sok$"
+    assert re.search(row, listing.stdout, re.M), listing.stdout
 
 
 def test_repeated_deploy_of_the_same_commit_uploads_nothing(deployment: Deployment) -> None:
@@ -627,13 +628,14 @@ def test_ctrl_c_during_the_restart_puts_the_previous_release_back(
     assert get(deployment.staging_port, "/health") == (200, "ok")
 
 
-def host_processes_of(address: str) -> list[psutil.Process]:
-    """The processes running on a host (started in one of its SSH sessions)."""
+def host_processes_of(address: str) -> list[tuple[psutil.Process, str]]:
+    """The processes running on a host (started in one of its SSH sessions), with their command
+    lines; those that exit meanwhile are left out."""
     found = []
     for process in psutil.process_iter():
         try:
             if process.environ().get(HOST_VAR) == address:
-                found.append(process)
+                found.append((process, " ".join(process.cmdline())))
         except (psutil.Error, OSError):
             continue
     return found
@@ -641,7 +643,7 @@ def host_processes_of(address: str) -> list[psutil.Process]:
 
 def reboot(host: SSHHost) -> None:
     """What a reboot does to a deployed app: every process the host ran is killed (SIGKILL)."""
-    processes = [p for p in host_processes_of(host.address) if "sshd" not in p.name()]
+    processes = [process for process, _ in host_processes_of(host.address)]
     for process in processes:
         try:
             process.kill()
@@ -649,7 +651,7 @@ def reboot(host: SSHHost) -> None:
             pass
     psutil.wait_procs(processes, timeout=10)
     wait_until(
-        lambda: not [p for p in host_processes_of(host.address) if "sshd" not in p.name()],
+        lambda: not host_processes_of(host.address),
         what=f"every process on {host.address} to be gone",
     )
 
@@ -662,7 +664,7 @@ def test_promotion_checks_that_the_source_release_runs_and_answers_now(
     staging = deployment.staging[0]
 
     # staging's web stalls (SIGSTOP): history still says ok, but /health does not answer.
-    stalled = [p for p in host_processes_of(staging.address) if "gunicorn" in " ".join(p.cmdline())]
+    stalled = [p for p, command in host_processes_of(staging.address) if "gunicorn" in command]
     assert stalled
     for process in stalled:
         process.suspend()
