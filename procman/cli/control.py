@@ -74,6 +74,13 @@ def ps(
     show_default=True,
     help="With --environment: the deploy file.",
 )
+@click.option(
+    "--wait",
+    type=Seconds(),
+    default=None,
+    metavar="SECONDS",
+    help="With --environment: wait this long for another deploy's lock [default: fail at once].",
+)
 def restart(
     procfile: Path | None,
     root: Path | None,
@@ -82,6 +89,7 @@ def restart(
     targets: tuple[str, ...],
     environment: str | None,
     config_path: Path,
+    wait: float | None,
 ) -> int:
     """Restart instances (web.1) or types (web); all when none is named. With --environment,
     the deployed environment's current release on every host instead."""
@@ -96,7 +104,9 @@ def restart(
                 "-f, -d, -e, -p are for a procman start running here",
                 f"run procman restart --environment {environment} alone",
             )
-        return restart_environment(environment, config_path)
+        return restart_environment(environment, config_path, wait or 0.0)
+    if wait is not None:
+        raise UsageError("--wait is for --environment (a deploy lock)", "leave it out")
     _refuse_missing_env_files(env_files)
     names = restart_processes(to_app_options(procfile, root, env_files, port), targets)
     click.echo(f"restarting {', '.join(names) or 'nothing'}")

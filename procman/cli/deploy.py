@@ -180,10 +180,10 @@ def rollback(environment: str, release_id: str | None, config_path: Path, wait: 
     return 0
 
 
-def restart_environment(environment: str, config_path: Path) -> int:
+def restart_environment(environment: str, config_path: Path, wait: float) -> int:
     """``procman restart --environment ENV``: the current release started or restarted on every
     host, health-checked, recorded as a restart."""
-    pipeline_for(config_path).restart(environment)
+    pipeline_for(config_path).restart(environment, wait)
     return 0
 
 

@@ -760,14 +760,14 @@ class Pipeline:
         release_id: str,
         types: Sequence[str],
         stop_timeout: float,
-        consequence: str = "rolled back",
+        switch_current: bool = True,
     ) -> tuple[DeployError | None, list[DeployHost]]:
         """Switch and restart every host (one at a time when rolling, stopping at the first
-        failure): the error that stopped it, and the hosts that were touched. A ``consequence``
-        other than rolling back is a restart: ``current`` stays as it is."""
+        failure): the error that stopped it, and the hosts that were touched. Without
+        ``switch_current``, a restart of the current release: nothing to roll back to."""
 
         def switch(host: DeployHost) -> None:
-            if consequence == "rolled back":
+            if switch_current:
                 host.switch(release_id)
             restarted = host.restart(
                 release_id, host_formation(host.environment, host.host, types), stop_timeout
@@ -790,6 +790,11 @@ class Pipeline:
         for error in errors[:-1]:
             self.say(f"error: {error}")
         last = errors[-1]
+        consequence = (
+            "rolled back"
+            if switch_current
+            else f"{release_id} stays current (nothing to roll back to)"
+        )
         return DeployError(f"{last.message}; {consequence}", last.hint), touched
 
     def _check_health(self, host: DeployHost, release_id: str, restarted: Restarted) -> None:
@@ -907,11 +912,7 @@ class Pipeline:
                 record: Callable[..., None] = self._recorder(hosts, "restart", release, [], started)
                 try:
                     failure, _ = self._switch_all(
-                        hosts,
-                        release_id,
-                        types,
-                        stop_timeout,
-                        consequence=f"{release_id} stays current (nothing to roll back to)",
+                        hosts, release_id, types, stop_timeout, switch_current=False
                     )
                 except KeyboardInterrupt:
                     self.say("interrupted: the hosts not restarted yet run what they ran")

@@ -336,3 +336,9 @@ def test_restart_refuses_an_env_file_that_does_not_exist(
     (app_dir / ".env.local").write_text("A=1\n")
     status, lines = run(capsys, "restart", "-e", ".env.local")
     assert status == 1 and "no procman is running in" in lines[0]  # on to the local app
+
+
+def test_restart_wait_is_for_environments_only(capsys: pytest.CaptureFixture[str]) -> None:
+    status, lines = run(capsys, "restart", "--wait", "5")
+    assert status == ExitStatus.USAGE
+    assert lines == ["procman: error: --wait is for --environment (a deploy lock) (leave it out)"]
