@@ -1,4 +1,5 @@
-"""``procman deploy``, ``releases``, ``rollback`` and ``unlock``: the pipeline of procman.yml.
+"""``procman deploy``, ``releases``, ``rollback``, ``unlock`` and ``restart --environment``: the
+pipeline of procman.yml.
 
 Each command loads procman.yml (validated against the Procfile beside it) and calls one method of
 ``procman.deploy.pipeline.Pipeline``; paramiko is imported only when a host is reached.
@@ -85,6 +86,16 @@ def say(line: str) -> None:
     metavar="ID",
     help="Promote this release of the source environment instead of its current one.",
 )
+@click.option(
+    "--allow-dirty-config",
+    is_flag=True,
+    help="Promote although procman.yml has uncommitted changes (recorded in history).",
+)
+@click.option(
+    "--force-stale-source",
+    is_flag=True,
+    help="Promote although the source release is not running healthily now (recorded in history).",
+)
 @wait_option
 def deploy(
     environment: str,
@@ -93,6 +104,8 @@ def deploy(
     allow_dirty: bool,
     skip_tests: bool,
     release_id: str | None,
+    allow_dirty_config: bool,
+    force_stale_source: bool,
     wait: float,
 ) -> int:
     """Deploy to ENVIRONMENT: test, build and ship a commit; or, for an environment with
@@ -105,6 +118,8 @@ def deploy(
         skip_tests=skip_tests,
         wait=wait,
         release=release_id,
+        allow_dirty_config=allow_dirty_config,
+        force_stale_source=force_stale_source,
     )
     pipeline_for(config_path).deploy(environment, options)
     return 0
@@ -114,30 +129,43 @@ def deploy(
 @click.argument("environment")
 @deploy_file_option
 @click.option("--json", "as_json", is_flag=True, help="Print the releases as JSON.")
-def releases(environment: str, config_path: Path, as_json: bool) -> int:
+@click.option(
+    "--all",
+    "every_record",
+    is_flag=True,
+    help="Every history record, newest first, instead of one row per release.",
+)
+def releases(environment: str, config_path: Path, as_json: bool, every_record: bool) -> int:
     """List ENVIRONMENT's releases, newest first, the current one marked."""
-    rows, warnings = pipeline_for(config_path).releases(environment)
+    from procman.deploy.pipeline import deploy_hint
+
+    pipeline = pipeline_for(config_path)
+    rows, warnings = pipeline.releases(environment, every_record)
     if as_json:
         click.echo(json.dumps([row.to_json() for row in rows], indent=2))
         return 0
     for warning in warnings:
         click.echo(f"procman: warning: {warning}", err=True)
     if not rows:
-        click.echo(f"no releases on {environment} yet (procman deploy {environment})")
+        hint = deploy_hint(pipeline.environment(environment))
+        click.echo(f"no releases on {environment} yet ({hint})")
         return 0
-    table = [["", "RELEASE", "GIT", "WHEN", "WHO", "RESULT"]]
+    table = [["", "RELEASE", "SHA256", "GIT", "ACTION", "WHEN", "WHO", "RESULT", "FLAGS"]]
     for row in rows:
         table.append(
             [
                 "*" if row.current else "",
                 row.release_id,
+                row.sha256[:12],
                 row.git_sha[:7],
+                row.action,
                 row.when,
                 row.who,
                 row.result if row.kept else f"{row.result} (pruned)",
+                ", ".join(row.shown_flags),
             ]
         )
-    click.echo(format_table(table))
+    click.echo("\n".join(line.rstrip() for line in format_table(table).splitlines()))
     return 0
 
 
@@ -150,6 +178,13 @@ def rollback(environment: str, release_id: str | None, config_path: Path, wait: 
     """Run a kept release of ENVIRONMENT again (default: the previous healthy one), without
     rebuilding; health-checked and recorded like a deploy."""
     pipeline_for(config_path).rollback(environment, release_id, wait)
+    return 0
+
+
+def restart_environment(environment: str, config_path: Path, wait: float) -> int:
+    """``procman restart --environment ENV``: the current release started or restarted on every
+    host, health-checked, recorded as a restart."""
+    pipeline_for(config_path).restart(environment, wait)
     return 0
 
 

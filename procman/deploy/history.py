@@ -1,4 +1,5 @@
-"""An environment's deploy history: one JSON line per deploy, promote or rollback on every host.
+"""An environment's deploy history: one JSON line per deploy, promote, rollback or restart on every
+host.
 
 Records are frozen; parsing a history file names the line of anything corrupt; the queries that
 promotion, rollback and ``procman releases`` need are pure functions of the records.
@@ -14,13 +15,19 @@ from typing import Any
 
 from procman.errors import ProcmanError
 
-ACTIONS = ("deploy", "promote", "rollback")
+ACTIONS = ("deploy", "promote", "rollback", "restart")
 OK = "ok"
 FAILED = "failed"
 ROLLED_BACK = "failed, rolled back"
 RESULTS = (OK, FAILED, ROLLED_BACK)
 INTERRUPTED = "interrupted"
 """The flag of a command stopped by Ctrl-C."""
+ALLOW_DIRTY_CONFIG = "allow-dirty-config"
+"""The flag of a promotion that used a procman.yml with uncommitted changes."""
+FORCE_STALE_SOURCE = "force-stale-source"
+"""The flag of a promotion whose source release was not running healthily when promoted."""
+CONFIG_DIRTY = "config-dirty"
+"""Shown among the flags of a record whose procman.yml differed from the committed one."""
 _TEXT_FIELDS = ("who", "when", "action", "release_id", "sha256", "git_sha", "result")
 
 
@@ -42,7 +49,13 @@ class HistoryRecord:
     duration: float
     """Seconds the whole command took."""
     flags: tuple[str, ...] = ()
-    """Choices worth remembering: ``allow-dirty``, ``skip-tests``; ``interrupted`` (Ctrl-C)."""
+    """Choices worth remembering: ``allow-dirty``, ``skip-tests``, ``allow-dirty-config``,
+    ``force-stale-source``; ``interrupted`` (Ctrl-C)."""
+    config_sha256: str | None = None
+    """The sha256 of the procman.yml the command used; None in records older than the field."""
+    config_dirty: bool | None = None
+    """Whether that procman.yml differed from the committed one (git's HEAD); None when not
+    recorded."""
 
     @property
     def healthy(self) -> bool:
@@ -52,6 +65,10 @@ class HistoryRecord:
         data: dict[str, Any] = {name: getattr(self, name) for name in _TEXT_FIELDS}
         data["duration"] = round(self.duration, 3)
         data["flags"] = list(self.flags)
+        if self.config_sha256 is not None:
+            data["config_sha256"] = self.config_sha256
+        if self.config_dirty is not None:
+            data["config_dirty"] = self.config_dirty
         return json.dumps(data, sort_keys=True, ensure_ascii=True)
 
     @classmethod
@@ -74,6 +91,12 @@ class HistoryRecord:
         flags = data.get("flags", [])
         if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
             raise ValueError("flags is not a list of strings")
+        config_sha256 = data.get("config_sha256")
+        if config_sha256 is not None and not isinstance(config_sha256, str):
+            raise ValueError("config_sha256 is not a string")
+        config_dirty = data.get("config_dirty")
+        if config_dirty is not None and not isinstance(config_dirty, bool):
+            raise ValueError("config_dirty is not true or false")
         if data["action"] not in ACTIONS:
             raise ValueError(f"unknown action {data['action']!r}")
         if data["result"] not in RESULTS:
@@ -82,6 +105,8 @@ class HistoryRecord:
             **{name: data[name] for name in _TEXT_FIELDS},
             duration=float(duration),
             flags=tuple(flags),
+            config_sha256=config_sha256,
+            config_dirty=config_dirty,
         )
 
 
@@ -139,7 +164,8 @@ def healthy_record(records: Sequence[HistoryRecord], release_id: str) -> History
 
 @dataclass(frozen=True, slots=True)
 class ReleaseRow:
-    """One line of ``procman releases ENV``: a release as its latest record describes it."""
+    """One line of ``procman releases ENV``: a release as its latest record describes it (with
+    ``--all``, one record)."""
 
     release_id: str
     git_sha: str
@@ -149,14 +175,49 @@ class ReleaseRow:
     current: bool
     kept: bool = True
     """Still on the host; False once pruned (it can no longer be rolled back to)."""
+    action: str = "deploy"
+    sha256: str = ""
+    flags: tuple[str, ...] = ()
+    config_sha256: str | None = None
+    config_dirty: bool | None = None
+
+    @classmethod
+    def of(cls, record: HistoryRecord, current: bool, kept: bool) -> ReleaseRow:
+        return cls(
+            release_id=record.release_id,
+            git_sha=record.git_sha,
+            when=record.when,
+            who=record.who,
+            result=record.result,
+            current=current,
+            kept=kept,
+            action=record.action,
+            sha256=record.sha256,
+            flags=record.flags,
+            config_sha256=record.config_sha256,
+            config_dirty=record.config_dirty,
+        )
+
+    @property
+    def shown_flags(self) -> tuple[str, ...]:
+        """The flags, plus ``config-dirty`` when the procman.yml used was not the committed one
+        and no flag says so already."""
+        if self.config_dirty and not {ALLOW_DIRTY_CONFIG, "allow-dirty"} & set(self.flags):
+            return (*self.flags, CONFIG_DIRTY)
+        return self.flags
 
     def to_json(self) -> dict[str, object]:
         return {
             "release_id": self.release_id,
+            "sha256": self.sha256,
             "git_sha": self.git_sha,
+            "action": self.action,
             "when": self.when,
             "who": self.who,
             "result": self.result,
+            "flags": list(self.flags),
+            "config_sha256": self.config_sha256,
+            "config_dirty": self.config_dirty,
             "current": self.current,
             "kept": self.kept,
         }
@@ -171,14 +232,21 @@ def release_rows(
     for record in records:
         latest[record.release_id] = record
     return [
-        ReleaseRow(
-            release_id=release_id,
-            git_sha=record.git_sha,
-            when=record.when,
-            who=record.who,
-            result=record.result,
-            current=release_id == current,
-            kept=kept is None or release_id in kept,
-        )
+        ReleaseRow.of(record, release_id == current, kept is None or release_id in kept)
         for release_id, record in sorted(latest.items(), reverse=True)
+    ]
+
+
+def record_rows(
+    records: Sequence[HistoryRecord], current: str | None, kept: Collection[str] | None = None
+) -> list[ReleaseRow]:
+    """One row per record, newest record first (``procman releases ENV --all``); the records of
+    the release ``current`` points at are marked, and so are those of pruned releases."""
+    return [
+        ReleaseRow.of(
+            record,
+            record.release_id == current,
+            kept is None or record.release_id in kept,
+        )
+        for record in reversed(records)
     ]

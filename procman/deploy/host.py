@@ -384,6 +384,34 @@ class DeployHost:
             self._run("prune releases", steps.remove_releases(self.root, doomed))
         return doomed
 
+    # -- is it up? ---------------------------------------------------------------------------
+
+    def liveness(self, release_id: str, web: bool) -> str | None:
+        """Why ``release_id`` is not running healthily here now, or None when it is: a
+        ``procman start`` must run it and, with ``web``, every web instance answer the health
+        check (waiting up to its timeout)."""
+        if release_id not in self.supervisors():
+            return "procman is not running it (stopped, or the host restarted)"
+        if not web:
+            return None
+        listed = self._procman(f"ps {release_id}", release_id, ["ps", "--json"])
+        try:
+            processes: list[dict[str, object]] = json.loads(listed.stdout) if listed.ok else []
+        except ValueError:
+            processes = []
+        ports = [int(str(p["port"])) for p in processes if p.get("type") == WEB and p.get("port")]
+        if not ports:
+            return "web is not running"
+        failing = [
+            f"port {port}: {status}"
+            for port, status in self.health(ports).items()
+            if not status.startswith("2")
+        ]
+        if not failing:
+            return None
+        check = self.environment.healthcheck
+        return f"GET {check.path} did not answer 2xx within {check.timeout}s ({', '.join(failing)})"
+
 
 def _formation_text(formation: Mapping[str, int]) -> str:
     return ",".join(f"{name}={count}" for name, count in formation.items())

@@ -1,6 +1,6 @@
 """The deploy pipeline across an environment's hosts: deploy (test, build, ship), promote (ship the
-artifact that is current and healthy on the source environment, unchanged), rollback, releases
-and unlock.
+artifact that is current and healthy on the source environment, unchanged), rollback, restart,
+releases and unlock.
 
 Hosts are worked on in parallel, one thread and one connection each. The lock is taken on every
 host before anything changes and released on every reachable host at the end, on failure too. No
@@ -31,7 +31,9 @@ from procman.deploy.config import (
     Host,
 )
 from procman.deploy.history import (
+    ALLOW_DIRTY_CONFIG,
     FAILED,
+    FORCE_STALE_SOURCE,
     INTERRUPTED,
     OK,
     ROLLED_BACK,
@@ -40,9 +42,10 @@ from procman.deploy.history import (
     current_healthy,
     healthy_record,
     previous_healthy,
+    record_rows,
     release_rows,
 )
-from procman.deploy.host import DeployHost, LockHeld, Restarted, StepFailed
+from procman.deploy.host import WEB, DeployHost, LockHeld, Restarted, StepFailed
 from procman.deploy.progress import Progress, said_on_interrupt
 from procman.deploy.release import (
     STORE,
@@ -50,6 +53,7 @@ from procman.deploy.release import (
     ReleaseError,
     build_release,
     check_clean,
+    config_state,
     default_builder,
     dirty_paths,
     load_artifact,
@@ -83,6 +87,11 @@ class DeployOptions:
     """Seconds to wait for a held lock before giving up."""
     release: str | None = None
     """For a promotion: the source release to promote instead of its current one."""
+    allow_dirty_config: bool = False
+    """For a promotion: go on although procman.yml has uncommitted changes (recorded)."""
+    force_stale_source: bool = False
+    """For a promotion: go on although the source release is not running healthily now
+    (recorded)."""
 
 
 @dataclass
@@ -185,6 +194,17 @@ def stop_timeout_for(queues_yml: str | None) -> float:
     return max(float(config.timeout) + STOP_MARGIN, DEFAULT_STOP_TIMEOUT)
 
 
+def deploy_hint(environment: Environment) -> str:
+    """The command that gives ``environment`` its first release: for a promoted one, deploying
+    its source first (``deploy`` refuses a promotion from nothing)."""
+    if environment.promote_from is None:
+        return f"procman deploy {environment.name}"
+    return (
+        f"procman deploy {environment.promote_from}, then procman deploy {environment.name}, "
+        f"which promotes what runs on {environment.promote_from}"
+    )
+
+
 def _now() -> str:
     return f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
 
@@ -217,6 +237,8 @@ class Pipeline:
         self.progress = Progress()
         self.show_progress = progress
         """Print a line every 10 s of a long step (when standard output is a terminal)."""
+        self._config_state: tuple[str, bool] | None = None
+        """The sha256 of procman.yml and whether it has uncommitted changes, once read."""
 
     def environment(self, name: str) -> Environment:
         try:
@@ -257,6 +279,13 @@ class Pipeline:
             for host in hosts:
                 host.transport.close()
 
+    def config_state(self) -> tuple[str, bool]:
+        """The sha256 of the procman.yml this command uses, and whether it differs from the
+        committed one; read once, before connecting anywhere, and recorded in history."""
+        if self._config_state is None:
+            self._config_state = config_state(Path(self.config.path))
+        return self._config_state
+
     def _fail_on(self, errors: list[ProcmanError], consequence: str) -> None:
         if not errors:
             return
@@ -293,6 +322,20 @@ class Pipeline:
                 f"--release is for promotions; {name} has no promote_from",
                 f"deploy a commit with --commit, or roll back with procman rollback {name} ID",
             )
+        promotion_only = [
+            flag
+            for flag, used in [
+                ("--allow-dirty-config", options.allow_dirty_config),
+                ("--force-stale-source", options.force_stale_source),
+            ]
+            if used
+        ]
+        if promotion_only:
+            raise UsageError(
+                f"{', '.join(promotion_only)}: for promotions only; {name} has no promote_from",
+                "to deploy uncommitted changes, procman.yml's included, pass --allow-dirty",
+            )
+        self.config_state()
         started = time.monotonic()
         flags: list[str] = []
         commit = options.commit or "HEAD"
@@ -382,9 +425,13 @@ class Pipeline:
         assert environment.promote_from is not None
         if options.release is not None:
             validate_release_id(options.release)  # before connecting anywhere
+        flags: list[str] = []
+        self._check_config_committed(environment, options, flags)
         source = self.environment(environment.promote_from)
         with self.hosts(source, read_only=True) as source_hosts:
             record = self._source_release(source, source_hosts, options.release)
+            if options.release is None:
+                self._check_source_live(source, source_hosts, record, options, flags)
             artifact = self._promoted_artifact(record, source_hosts)
         outcome = Outcome(environment.name, "promote", artifact.release_id, artifact.sha256)
         outcome.timings["artifact"] = time.monotonic() - started
@@ -392,7 +439,60 @@ class Pipeline:
             f"promoting {artifact.release_id} (sha256 {artifact.sha256[:12]}) from "
             f"{source.name} to {environment.summary()}"
         )
-        return self._activate(environment, artifact, "promote", [], started, outcome)
+        return self._activate(environment, artifact, "promote", flags, started, outcome)
+
+    def _check_config_committed(
+        self, environment: Environment, options: DeployOptions, flags: list[str]
+    ) -> None:
+        """A promotion uses this procman.yml (env:, build:, hosts) on the target: refuse one with
+        uncommitted changes, unless allowed (then recorded)."""
+        _, dirty = self.config_state()
+        if not dirty:
+            return
+        if not options.allow_dirty_config:
+            raise DeployError(
+                f"{self.config.path} has uncommitted changes, which this promotion would apply "
+                f"to {environment.name} unreviewed; nothing was promoted",
+                "commit them first (git status shows them), or promote anyway with "
+                "--allow-dirty-config (recorded in history)",
+            )
+        flags.append(ALLOW_DIRTY_CONFIG)
+
+    def _check_source_live(
+        self,
+        source: Environment,
+        hosts: list[DeployHost],
+        record: HistoryRecord,
+        options: DeployOptions,
+        flags: list[str],
+    ) -> None:
+        """History says ``record`` is current and healthy on the source: check that it runs and
+        answers its health check there now, on every host, or refuse (unless forced: recorded)."""
+        problems: list[str] = []
+
+        def check(host: DeployHost) -> None:
+            web = host_formation(source, host.host, [WEB])[WEB] > 0
+            problem = host.liveness(record.release_id, web)
+            if problem is not None:
+                problems.append(f"{host.label}: {problem}")
+
+        self._fail_on(parallel(hosts, check), "nothing was promoted")
+        if not problems:
+            return
+        found = "; ".join(sorted(problems))
+        if not options.force_stale_source:
+            raise DeployError(
+                f"cannot promote from {source.name}: {record.release_id} is current there by "
+                f"history but not running healthily now ({found}); nothing was promoted",
+                f"start it again with procman restart --environment {source.name}, or deploy "
+                f"{source.name} again; to promote it anyway, pass --force-stale-source "
+                "(recorded in history)",
+            )
+        self.say(
+            f"warning: {record.release_id} is not running healthily on {source.name} now "
+            f"({found}); promoting it anyway (--force-stale-source)"
+        )
+        flags.append(FORCE_STALE_SOURCE)
 
     def _source_release(
         self, source: Environment, hosts: list[DeployHost], wanted: str | None
@@ -607,6 +707,7 @@ class Pipeline:
         ``release`` is (release id, sha256, git sha)."""
         when = _now()
         release_id, sha256, git_sha = release
+        config_sha256, config_dirty = self.config_state()
 
         def record(result: str, interrupted: bool = False) -> None:
             entry = HistoryRecord(
@@ -619,6 +720,8 @@ class Pipeline:
                 result=result,
                 duration=time.monotonic() - started,
                 flags=(*flags, INTERRUPTED) if interrupted else tuple(flags),
+                config_sha256=config_sha256,
+                config_dirty=config_dirty,
             )
             for error in parallel(hosts, lambda host: host.append_history(entry)):
                 self.say(f"warning: history not recorded: {error}")
@@ -668,13 +771,20 @@ class Pipeline:
         record(ROLLED_BACK, interrupted=True)
 
     def _switch_all(
-        self, hosts: list[DeployHost], release_id: str, types: Sequence[str], stop_timeout: float
+        self,
+        hosts: list[DeployHost],
+        release_id: str,
+        types: Sequence[str],
+        stop_timeout: float,
+        switch_current: bool = True,
     ) -> tuple[DeployError | None, list[DeployHost]]:
         """Switch and restart every host (one at a time when rolling, stopping at the first
-        failure): the error that stopped it, and the hosts that were touched."""
+        failure): the error that stopped it, and the hosts that were touched. Without
+        ``switch_current``, a restart of the current release: nothing to roll back to."""
 
         def switch(host: DeployHost) -> None:
-            host.switch(release_id)
+            if switch_current:
+                host.switch(release_id)
             restarted = host.restart(
                 release_id, host_formation(host.environment, host.host, types), stop_timeout
             )
@@ -696,7 +806,12 @@ class Pipeline:
         for error in errors[:-1]:
             self.say(f"error: {error}")
         last = errors[-1]
-        return DeployError(f"{last.message}; rolled back", last.hint), touched
+        consequence = (
+            "rolled back"
+            if switch_current
+            else f"{release_id} stays current (nothing to roll back to)"
+        )
+        return DeployError(f"{last.message}; {consequence}", last.hint), touched
 
     def _check_health(self, host: DeployHost, release_id: str, restarted: Restarted) -> None:
         if restarted.healthy:
@@ -760,6 +875,7 @@ class Pipeline:
         environment = self.environment(name)
         if release_id is not None:
             validate_release_id(release_id)  # before connecting anywhere
+        self.config_state()
         started = time.monotonic()
         self._wait = wait
         with self.hosts(environment) as hosts:
@@ -784,6 +900,72 @@ class Pipeline:
         outcome.timings["total"] = time.monotonic() - started
         self.say(f"{name} now runs {target.release_id} (rollback)")
         return outcome
+
+    def restart(self, name: str, wait: float = 0.0) -> Outcome:
+        """Start or restart the release ``current`` points at on every host (after a reboot, say),
+        health-checked, one host at a time when rolling, recorded as ``restart``. There is
+        nothing to roll back to: a failure leaves what was started, and history says
+        ``failed``."""
+        environment = self.environment(name)
+        self.config_state()
+        started = time.monotonic()
+        self._wait = wait
+        with self.hosts(environment) as hosts:
+            target = self._restart_target(environment, hosts)
+            release_id = target.release_id
+            outcome = Outcome(name, "restart", release_id, target.sha256)
+            rolling = ", one host at a time" if environment.rolling else ""
+            self.say(
+                f"restarting {release_id} (git {target.git_sha[:7]}) on "
+                f"{environment.summary()}{rolling}"
+            )
+            with self._locked(hosts, environment, release_id):
+                stop_timeout = stop_timeout_for(
+                    hosts[0].read_release_file(release_id, "queues.yml")
+                )
+                types = self._types_of(hosts[0], release_id)
+                release = (release_id, target.sha256, target.git_sha)
+                record: Callable[..., None] = self._recorder(hosts, "restart", release, [], started)
+                try:
+                    failure, _ = self._switch_all(
+                        hosts, release_id, types, stop_timeout, switch_current=False
+                    )
+                except KeyboardInterrupt:
+                    self.say("interrupted: the hosts not restarted yet run what they ran")
+                    record(FAILED, interrupted=True)
+                    raise
+                record(FAILED if failure is not None else OK)
+                if failure is not None:
+                    raise failure
+        outcome.timings["total"] = time.monotonic() - started
+        self.say(f"{name} now runs {release_id} (restart, {outcome.timings['total']:.1f}s)")
+        return outcome
+
+    def _restart_target(self, environment: Environment, hosts: list[DeployHost]) -> HistoryRecord:
+        """The release ``current`` points at on every host, as history last recorded it."""
+        name = environment.name
+        currents = {host.label: host.current() for host in hosts}
+        if not any(currents.values()):
+            raise DeployError(
+                f"nothing to restart: no release is current on {name}",
+                f"deploy first ({deploy_hint(environment)})",
+            )
+        if len(set(currents.values())) > 1:
+            seen = ", ".join(f"{label}: {cur or 'none'}" for label, cur in currents.items())
+            raise DeployError(
+                f"the hosts of {name} do not run the same release ({seen}); nothing was restarted",
+                f"put them on one with procman rollback {name} ID, or deploy {name} again",
+            )
+        release_id = currents[hosts[0].label]
+        assert release_id is not None
+        records = [r for r in hosts[0].history() if r.release_id == release_id]
+        if not records:
+            raise DeployError(
+                f"{hosts[0].label}: {release_id} is current but has no history record; "
+                "nothing was restarted",
+                f"deploy {name} again, or roll back to a release listed by procman releases {name}",
+            )
+        return healthy_record(records, release_id) or records[-1]
 
     def _rollback_target(
         self, name: str, hosts: list[DeployHost], release_id: str | None
@@ -820,8 +1002,9 @@ class Pipeline:
         text = host.read_release_file(release_id, "Procfile") or ""
         return tuple(parse_procfile(text, f"{host.label}:{release_id}/Procfile").names)
 
-    def releases(self, name: str) -> tuple[list[ReleaseRow], list[str]]:
-        """The environment's releases (from its first host), and warnings when hosts differ."""
+    def releases(self, name: str, every_record: bool = False) -> tuple[list[ReleaseRow], list[str]]:
+        """The environment's releases (from its first host; with ``every_record``, its every
+        history record), and warnings when hosts differ."""
         environment = self.environment(name)
         warnings: list[str] = []
         with self.hosts(environment, read_only=True) as hosts:
@@ -832,7 +1015,8 @@ class Pipeline:
         if len(set(currents.values())) > 1:
             seen = ", ".join(f"{label}: {cur or 'none'}" for label, cur in currents.items())
             warnings.append(f"the hosts of {name} run different releases ({seen})")
-        return release_rows(history, current, kept), warnings
+        rows = record_rows if every_record else release_rows
+        return rows(history, current, kept), warnings
 
     def unlock(self, name: str) -> list[str]:
         """Break the environment's lock on every host; one line per host saying who held it."""

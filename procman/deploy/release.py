@@ -174,6 +174,19 @@ def dirty_paths(repo: Path) -> list[str]:
     return paths
 
 
+def config_state(config_path: Path) -> tuple[str, bool]:
+    """The sha256 of the deploy file as it is on disk, and whether it differs from the committed
+    one: changed or staged since HEAD, untracked, ignored, or outside a git repository."""
+    try:
+        data = config_path.read_bytes()
+    except OSError as error:
+        raise ReleaseError(f"{config_path}: cannot read ({error.strerror})") from None
+    status = run_git(
+        config_path.parent, ["status", "--porcelain=v1", "--ignored", "--", config_path.name]
+    )
+    return sha256_hex(data), status.returncode != 0 or bool(status.stdout.strip())
+
+
 def check_clean(paths: Sequence[str], repo: Path) -> None:
     if not paths:
         return

@@ -126,6 +126,10 @@ class Deployment:
             (shared / ".env").write_text(f"REDISTOGO_URL={self.redis_url}\n")
         return self.app.commit("procman.yml", {"procman.yml": json.dumps(config, indent=2)})
 
+    def label(self, host: SSHHost) -> str:
+        """How procman names the host in what it prints."""
+        return f"{self.cluster.user}@{host.address}:{host.port}"
+
     def root_of(self, host: SSHHost) -> Path:
         """The deploy root on the host, as this machine sees it."""
         return host.srv / "snippets"
@@ -225,7 +229,8 @@ def test_deploy_to_staging_serves_the_app_and_runs_its_jobs(deployment: Deployme
 
     listing = deployment.app.run("releases", "staging")
     assert listing.returncode == 0, listing.stderr
-    assert re.search(rf"\*\s+{release}\s+\w{{7}}\s+.*\sok$", listing.stdout, re.M), listing.stdout
+    row = rf"\*\s+{release}\s+{record['sha256'][:12]}\s+{release[-7:]}\s+deploy\s+.*\sok$"
+    assert re.search(row, listing.stdout, re.M), listing.stdout
 
 
 def test_repeated_deploy_of_the_same_commit_uploads_nothing(deployment: Deployment) -> None:
@@ -621,3 +626,230 @@ def test_ctrl_c_during_the_restart_puts_the_previous_release_back(
     assert last["release_id"] != good
     assert not (deployment.root_of(staging) / ".procman" / "lock").exists()
     assert get(deployment.staging_port, "/health") == (200, "ok")
+
+
+def host_processes_of(address: str) -> list[tuple[psutil.Process, str]]:
+    """The processes running on a host (started in one of its SSH sessions), with their command
+    lines; those that exit meanwhile are left out."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.environ().get(HOST_VAR) == address:
+                found.append((process, " ".join(process.cmdline())))
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
+def reboot(host: SSHHost) -> None:
+    """What a reboot does to a deployed app: every process the host ran is killed (SIGKILL)."""
+    processes = [process for process, _ in host_processes_of(host.address)]
+    for process in processes:
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(processes, timeout=10)
+    wait_until(
+        lambda: not host_processes_of(host.address),
+        what=f"every process on {host.address} to be gone",
+    )
+
+
+def test_promotion_checks_that_the_source_release_runs_and_answers_now(
+    deployment: Deployment,
+) -> None:
+    deployment.write_config()
+    release = release_id_in(deployment.deploy("staging").stdout)
+    staging = deployment.staging[0]
+
+    # staging's web stalls (SIGSTOP): history still says ok, but /health does not answer.
+    stalled = [p for p, command in host_processes_of(staging.address) if "gunicorn" in command]
+    assert stalled
+    for process in stalled:
+        process.suspend()
+    try:
+        refused = deployment.deploy("production", ok=False)
+    finally:
+        for process in stalled:
+            process.resume()
+    assert refused.returncode == 1, refused.stdout
+    assert "Traceback" not in refused.stderr
+    assert (
+        f"cannot promote from staging: {release} is current there by history but not running "
+        f"healthily now ({deployment.label(staging)}: GET /health did not answer 2xx within "
+        "8s (port "
+    ) in refused.stderr
+    assert "--force-stale-source" in refused.stderr
+    assert all(deployment.current(host) is None for host in deployment.production)
+
+    # staging's processes are gone (a reboot): refused, with the reason.
+    reboot(staging)
+    refused = deployment.deploy("production", ok=False)
+    assert refused.returncode == 1, refused.stdout
+    assert f"{deployment.label(staging)}: procman is not running it" in refused.stderr
+    assert "procman restart --environment staging" in refused.stderr
+    assert all(deployment.current(host) is None for host in deployment.production)
+    assert deployment.history(deployment.production[0]) == []
+
+    # --force-stale-source promotes anyway, says so, and history records it.
+    forced = deployment.deploy("production", "--force-stale-source")
+    assert "promoting it anyway (--force-stale-source)" in forced.stdout
+    for host in deployment.production:
+        assert deployment.current(host) == release
+        [record] = deployment.history(host)
+        assert record["flags"] == ["force-stale-source"]
+    listing = deployment.app.run("releases", "production")
+    assert re.search(
+        rf"\*\s+{release}\s.*\spromote\s.*\sok\s+force-stale-source$", listing.stdout, re.M
+    ), listing.stdout
+
+    # Started again, staging is promoted from without the flag.
+    restarted = deployment.app.run("restart", "--environment", "staging", timeout=120)
+    assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+    deployment.deploy("production")
+    assert deployment.history(deployment.production[0])[-1]["flags"] == []
+
+
+def test_a_promotion_with_an_uncommitted_procman_yml_is_refused_and_history_records_the_config(
+    deployment: Deployment,
+) -> None:
+    deployment.write_config()
+    config = deployment.app.root / "procman.yml"
+    committed = hashlib.sha256(config.read_bytes()).hexdigest()
+    release = release_id_in(deployment.deploy("staging").stdout)
+    [record] = deployment.history(deployment.staging[0])
+    assert (record["config_sha256"], record["config_dirty"]) == (committed, False)
+
+    # A new env: value for production, not committed.
+    edited = json.loads(config.read_text())
+    edited["environments"]["production"]["env"]["SNIPPET_TTL"] = "5"
+    config.write_text(json.dumps(edited, indent=2))
+    changed = hashlib.sha256(config.read_bytes()).hexdigest()
+    refused = deployment.deploy("production", ok=False)
+    assert refused.returncode == 1, refused.stdout
+    assert "Traceback" not in refused.stderr
+    assert (
+        "procman.yml has uncommitted changes, which this promotion would apply to production "
+        "unreviewed; nothing was promoted"
+    ) in refused.stderr
+    assert "--allow-dirty-config" in refused.stderr
+    assert all(deployment.current(host) is None for host in deployment.production)
+
+    deployment.deploy("production", "--allow-dirty-config")
+    for host in deployment.production:
+        assert deployment.current(host) == release
+        [record] = deployment.history(host)
+        assert record["flags"] == ["allow-dirty-config"]
+        assert (record["config_sha256"], record["config_dirty"]) == (changed, True)
+    env = (
+        deployment.root_of(deployment.production[0]) / "releases" / release / ".procman-deploy.env"
+    )
+    assert "SNIPPET_TTL='5'" in env.read_text()
+
+    # procman releases --json shows which config was used.
+    rows = json.loads(deployment.app.run("releases", "production", "--json").stdout)
+    assert [(r["config_sha256"], r["config_dirty"]) for r in rows] == [(changed, True)]
+
+
+def test_releases_show_the_action_flags_and_sha256_and_all_lists_every_record(
+    deployment: Deployment,
+) -> None:
+    deployment.write_config(extra={"test": "true"})
+    first = release_id_in(deployment.deploy("staging", "--skip-tests").stdout)
+    deployment.app.commit("v2", {"snippets/VERSION": "2\n"})
+    time.sleep(1)  # release ids have one-second resolution
+    second = release_id_in(deployment.deploy("staging").stdout)
+    rolled = deployment.app.run("rollback", "staging")
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    staging = deployment.staging[0]
+    sha = {r: deployment.artifact_sha256(staging, r) for r in (first, second)}
+
+    listing = deployment.app.run("releases", "staging")
+    assert listing.returncode == 0, listing.stderr
+    header, *rows = listing.stdout.splitlines()
+    assert header.split() == [
+        "RELEASE", "SHA256", "GIT", "ACTION", "WHEN", "WHO", "RESULT", "FLAGS"
+    ]  # fmt: skip
+    # One row per release, as its latest record left it: the first was rolled back to.
+    assert rows[0].split()[:4] == [second, sha[second][:12], second[-7:], "deploy"]
+    assert rows[1].split()[:5] == ["*", first, sha[first][:12], first[-7:], "rollback"]
+    assert rows_json(deployment, "releases", "staging", "--json") == [
+        (second, sha[second], "deploy", []),
+        (first, sha[first], "rollback", []),
+    ]
+
+    # --all: every record, newest first, with its flags.
+    every = deployment.app.run("releases", "staging", "--all")
+    assert every.returncode == 0, every.stderr
+    lines = every.stdout.splitlines()[1:]
+    assert [line.lstrip("* ").split()[3] for line in lines] == ["rollback", "deploy", "deploy"]
+    assert lines[2].startswith("*") and lines[2].split()[-2:] == ["ok", "skip-tests"]
+    assert rows_json(deployment, "releases", "staging", "--all", "--json") == [
+        (first, sha[first], "rollback", []),
+        (second, sha[second], "deploy", []),
+        (first, sha[first], "deploy", ["skip-tests"]),
+    ]
+
+
+def rows_json(deployment: Deployment, *args: str) -> list[tuple[str, str, str, list[str]]]:
+    done = deployment.app.run(*args)
+    assert done.returncode == 0, done.stderr
+    return [
+        (r["release_id"], r["sha256"], r["action"], r["flags"]) for r in json.loads(done.stdout)
+    ]
+
+
+def test_restart_environment_starts_the_current_release_after_a_reboot(
+    deployment: Deployment,
+) -> None:
+    deployment.write_config(rolling=True)
+    release = release_id_in(deployment.deploy("staging").stdout)
+    deployment.deploy("production")
+    assert get(deployment.production_port, "/health") == (200, "ok")
+    for host in deployment.production:
+        reboot(host)
+    assert get(deployment.production_port, "/health")[0] == 0
+
+    done = deployment.app.run("restart", "--environment", "production", timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    web_host, worker_host = deployment.production
+    assert done.stdout.splitlines() == [
+        f"procman: restarting {release} (git {release[-7:]}) on production (2 hosts, promoted "
+        "from staging), one host at a time",
+        f"procman: {deployment.label(web_host)}: healthy (web on {deployment.production_port})",
+        f"procman: {deployment.label(worker_host)}: restarted",
+        done.stdout.splitlines()[-1],
+    ]
+    assert re.fullmatch(
+        rf"procman: production now runs {release} \(restart, \d+\.\ds\)",
+        done.stdout.splitlines()[-1],
+    )
+    assert get(deployment.production_port, "/health") == (200, "ok")
+    assert any("procman worker" in c for c in host_commands(worker_host.address))
+    for host in deployment.production:
+        assert deployment.current(host) == release
+        last = deployment.history(host)[-1]
+        assert (last["action"], last["release_id"], last["result"]) == ("restart", release, "ok")
+
+    # Restarting what runs works too, and the local restart still means the local app.
+    again = deployment.app.run("restart", "--environment", "production", timeout=120)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert get(deployment.production_port, "/health") == (200, "ok")
+    mistaken = deployment.app.run("restart", "--env", "production")
+    assert mistaken.returncode == 2
+    assert "use procman restart --environment production" in mistaken.stderr
+
+
+def test_releases_of_an_empty_promoted_environment_suggest_deploying_its_source_first(
+    deployment: Deployment,
+) -> None:
+    deployment.write_config()
+    done = deployment.app.run("releases", "production")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (
+        "no releases on production yet (procman deploy staging, then procman deploy "
+        "production, which promotes what runs on staging)\n"
+    )
+    staging = deployment.app.run("releases", "staging")
+    assert staging.stdout == "no releases on staging yet (procman deploy staging)\n"

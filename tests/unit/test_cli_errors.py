@@ -311,3 +311,37 @@ def test_a_root_that_is_a_file_is_one_error(
 def test_a_timeout_over_a_week_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     [line] = fails(capsys, ["start", "-t", "3000000"], "Invalid value for '-t' / '--timeout'")
     assert "'3000000' is more than a week (604800 seconds)" in line
+
+
+def test_restart_environment_refuses_local_targets_and_options(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for argv in (["restart", "--environment", "production", "web"],
+                 ["restart", "--environment", "production", "-p", "6000"]):  # fmt: skip
+        status, lines = run(capsys, *argv)
+        assert status == ExitStatus.USAGE
+        assert lines == [
+            "procman: error: --environment restarts every process of the deployed release; "
+            "TARGETS and -f, -d, -e, -p are for a procman start running here (run procman "
+            "restart --environment production alone)"
+        ]
+
+
+def test_restart_refuses_an_env_file_that_does_not_exist(
+    app_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, lines = run(capsys, "restart", "--env", "production")
+    assert status == ExitStatus.USAGE
+    assert lines == [
+        "procman: error: -e/--env: no env file 'production' (to restart the deployed environment "
+        "production, use procman restart --environment production)"
+    ]
+    (app_dir / ".env.local").write_text("A=1\n")
+    status, lines = run(capsys, "restart", "-e", ".env.local")
+    assert status == 1 and "no procman is running in" in lines[0]  # on to the local app
+
+
+def test_restart_wait_is_for_environments_only(capsys: pytest.CaptureFixture[str]) -> None:
+    status, lines = run(capsys, "restart", "--wait", "5")
+    assert status == ExitStatus.USAGE
+    assert lines == ["procman: error: --wait is for --environment (a deploy lock) (leave it out)"]

@@ -21,6 +21,7 @@ from procman.deploy.history import (
     healthy_record,
     parse_history,
     previous_healthy,
+    record_rows,
     release_rows,
 )
 from procman.errors import ProcmanError
@@ -65,6 +66,17 @@ def test_json_line_round_trip() -> None:
     assert HistoryRecord.from_json_line(text) == one
 
 
+def test_the_config_used_round_trips_and_older_records_have_none() -> None:
+    one = record(A, config_sha256="c" * 64, config_dirty=True)
+    data = json.loads(one.to_json_line())
+    assert (data["config_sha256"], data["config_dirty"]) == ("c" * 64, True)
+    assert HistoryRecord.from_json_line(one.to_json_line()) == one
+    older = json.loads(record(A).to_json_line())
+    assert "config_sha256" not in older and "config_dirty" not in older
+    parsed = HistoryRecord.from_json_line(json.dumps(older))
+    assert (parsed.config_sha256, parsed.config_dirty) == (None, None)
+
+
 def test_parse_history_skips_blank_lines_and_keeps_order() -> None:
     text = f"{record(A).to_json_line()}\n\n{record(B).to_json_line()}\r\n"
     assert [r.release_id for r in parse_history(text)] == [A, B]
@@ -107,6 +119,8 @@ def test_a_corrupt_line_is_named_by_its_number(bad: str, reason: str) -> None:
         ("flags", "x", "flags is not a list of strings"),
         ("action", "explode", "unknown action 'explode'"),
         ("result", "meh", "unknown result 'meh'"),
+        ("config_sha256", 3, "config_sha256 is not a string"),
+        ("config_dirty", "no", "config_dirty is not true or false"),
     ],
 )
 def test_bad_fields(field: str, value: object, reason: str) -> None:
@@ -148,21 +162,62 @@ def test_release_rows_newest_first_with_current_marked() -> None:
         record(A, action="rollback", when="2026-11-23T00:00:00Z"),
     ]
     rows = release_rows(history, current=A)
+    git, sha = record(A).git_sha, "a" * 64
     assert rows == [
-        ReleaseRow(C, record(C).git_sha, record(C).when, "dev@laptop", ROLLED_BACK, False),
-        ReleaseRow(B, record(B).git_sha, record(B).when, "ci@runner", OK, False),
-        ReleaseRow(A, record(A).git_sha, "2026-11-23T00:00:00Z", "dev@laptop", OK, True),
+        ReleaseRow(C, git, record(C).when, "dev@laptop", ROLLED_BACK, False, sha256=sha),
+        ReleaseRow(B, git, record(B).when, "ci@runner", OK, False, sha256=sha),
+        ReleaseRow(
+            A, git, "2026-11-23T00:00:00Z", "dev@laptop", OK, True, action="rollback", sha256=sha
+        ),
     ]
     assert rows[2].to_json() == {
         "release_id": A,
+        "sha256": sha,
         "git_sha": record(A).git_sha,
+        "action": "rollback",
         "when": "2026-11-23T00:00:00Z",
         "who": "dev@laptop",
         "result": OK,
+        "flags": [],
+        "config_sha256": None,
+        "config_dirty": None,
         "current": True,
         "kept": True,
     }
     assert release_rows([], None) == []
+
+
+def test_record_rows_list_every_record_newest_first() -> None:
+    history = [
+        record(A),
+        record(B, flags=("skip-tests",)),
+        record(A, action="rollback"),
+        record(A, action="restart", result="failed", flags=("interrupted",)),
+    ]
+    rows = record_rows(history, current=A, kept=[A])
+    assert [(r.release_id, r.action, r.result, r.flags) for r in rows] == [
+        (A, "restart", "failed", ("interrupted",)),
+        (A, "rollback", OK, ()),
+        (B, "deploy", OK, ("skip-tests",)),
+        (A, "deploy", OK, ()),
+    ]
+    assert [(r.current, r.kept) for r in rows] == [(True, True)] * 2 + [
+        (False, False),
+        (True, True),
+    ]
+
+
+def test_a_dirty_config_shows_as_a_flag_unless_one_says_so_already() -> None:
+    def shown(**more: object) -> tuple[str, ...]:
+        [row] = release_rows([record(A, **more)], A)
+        return row.shown_flags
+
+    assert shown() == ()
+    assert shown(config_dirty=False) == ()
+    assert shown(config_dirty=True) == ("config-dirty",)
+    assert shown(config_dirty=True, flags=("skip-tests",)) == ("skip-tests", "config-dirty")
+    assert shown(config_dirty=True, flags=("allow-dirty-config",)) == ("allow-dirty-config",)
+    assert shown(config_dirty=True, flags=("allow-dirty",)) == ("allow-dirty",)
 
 
 def test_release_rows_mark_what_pruning_removed() -> None:
@@ -185,6 +240,8 @@ RECORDS = st.builds(
     result=st.sampled_from(RESULTS),
     duration=st.floats(min_value=0, max_value=1e9, allow_nan=False),
     flags=st.lists(st.text()).map(tuple),
+    config_sha256=st.none() | st.text(),
+    config_dirty=st.none() | st.booleans(),
 )
 PIECES = st.sampled_from(
     ["{", "}", "[", "]", '"', ":", ",", "\n", "\r\n", "\\", "null", "1e999", "-1", "true",

@@ -17,6 +17,7 @@ from procman.deploy.release import (
     Manifest,
     ReleaseError,
     build_release,
+    config_state,
     load_artifact,
     read_manifest,
     release_id_for,
@@ -203,6 +204,29 @@ def test_the_release_store_itself_does_not_make_the_tree_dirty(repo: Path) -> No
     git(repo, "commit", "-q", "-m", "ignore nothing")
     build(repo)
     assert build(repo).manifest.dirty is False
+
+
+def test_config_state_is_the_file_sha256_and_whether_it_differs_from_head(
+    repo: Path, tmp_path: Path
+) -> None:
+    config = repo / "procman.yml"
+    config.write_text("app: a\n")
+    digest = hashlib.sha256(b"app: a\n").hexdigest()
+    assert config_state(config) == (digest, True)  # untracked
+    git(repo, "add", "procman.yml")
+    assert config_state(config) == (digest, True)  # staged, not committed
+    git(repo, "commit", "-q", "-m", "config")
+    assert config_state(config) == (digest, False)
+    (repo / "b.txt").write_text("other files do not count\n")
+    assert config_state(config) == (digest, False)
+    config.write_text("app: b\n")
+    assert config_state(config) == (hashlib.sha256(b"app: b\n").hexdigest(), True)
+    (repo / ".gitignore").write_text("other.yml\n")
+    (repo / "other.yml").write_text("app: a\n")
+    assert config_state(repo / "other.yml")[1] is True  # ignored
+    outside = tmp_path / "procman.yml"
+    outside.write_text("app: a\n")
+    assert config_state(outside) == (digest, True)  # no repository
 
 
 def test_a_commit_without_a_procfile_is_refused(repo: Path) -> None:
