@@ -106,7 +106,7 @@ def answer(supervisor: Any, line: bytes, connection: FakeConnection | None = Non
     """The reply line the server would send for a request line, as the server makes it."""
     handler = RequestHandler(supervisor)
     try:
-        reply = handler(parse_request(line), connection or FakeConnection())  # type: ignore[arg-type]
+        reply = handler(parse_request(line), connection or FakeConnection())
     except ProcmanError as error:
         reply = error_reply(error)
     return None if reply is None else encode(reply)
