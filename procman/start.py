@@ -44,6 +44,7 @@ from procman.settings import (
     load_app,
     procfile_path,
 )
+from procman.supervisor.control.handler import RequestHandler
 from procman.supervisor.control.server import ControlServer
 from procman.supervisor.output import Prefixer, Sink, StreamStyle
 from procman.supervisor.service import Service
@@ -181,7 +182,9 @@ def start(options: StartOptions) -> int:
             sink=Sink(options.output_fd),
             stop_timeout=options.stop_timeout,
             policy=chosen.policy,
-            control=lambda selector, handler: ControlServer(run_dir.socket_path, selector, handler),
+            control=lambda selector, supervisor: ControlServer(
+                run_dir.socket_path, selector, RequestHandler(supervisor)
+            ),
             save_formation=run_dir.save_formation,
             services=services,
             notes=[chosen.redis.note] if chosen.redis.note else [],

@@ -49,6 +49,7 @@ __all__ = [
     "SSHD",
     "SSH_ADDRESSES",
     "SSH_RUN",
+    "WATCHDOG_BOUND",
     "App",
     "DeployApp",
     "HostProcessesLeftRunning",
@@ -63,6 +64,7 @@ __all__ = [
     "kill_host_processes",
     "procman_executable",
     "tagged_processes",
+    "wait_until",
 ]
 """Besides the fixtures, what the tests import from here (much of it from tests/sshd_hosts.py)."""
 
@@ -78,6 +80,23 @@ def tagged_processes(tag: str) -> list[psutil.Process]:
         except (psutil.Error, OSError):
             continue
     return found
+
+
+WATCHDOG_BOUND = 2.0
+"""Seconds within which procman's watchdog stops what a killed procman left running: about 1.3 s
+by its own account (procman/supervisor/watchdog.py), with some room on a busy machine."""
+
+
+def wait_until(
+    condition: Callable[[], object], timeout: float = 10, what: str = "condition"
+) -> None:
+    """Poll ``condition`` until it is true; an AssertionError naming ``what`` after ``timeout``
+    seconds. For what a test waits on instead of sleeping a fixed time."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not met within {timeout}s")
+        time.sleep(0.05)
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,8 @@
-"""The supervisor: one event loop that runs the formation, multiplexes its output and answers the
+"""The supervisor: one event loop that runs the formation, multiplexes its output and serves the
 control socket.
+
+It speaks no protocol: its public methods (snapshot, scale, restart, stop, log_tail, follow_logs)
+take and return typed values, and control/handler.py turns the socket's requests into those calls.
 
 A single thread waits on every child's output, on the control socket and on a socket that turns
 signals into readable bytes, so no lock, thread or queue sits between a child's write and stdout.
@@ -25,14 +28,12 @@ import signal
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 from procman.errors import ProcmanError, UsageError, did_you_mean
 from procman.exitcodes import status_for_signal
 from procman.formation import Instance, expand, parse_scale, scaled
 from procman.procfile import Procfile
-from procman.supervisor.control.protocol import Request
-from procman.supervisor.control.server import Connection, ControlServer
 from procman.supervisor.logbook import Entry, Logbook
 from procman.supervisor.output import SYSTEM, Prefixer, Sink
 from procman.supervisor.process import (
@@ -53,6 +54,7 @@ from procman.supervisor.signals import (
     group_exists,
     signal_group,
 )
+from procman.supervisor.snapshot import ProcessSnapshot, Snapshot
 from procman.supervisor.spawn import Child, Spawner
 from procman.supervisor.strays import RUN_ID_VARIABLE, Stray, find_strays, new_run_id
 from procman.supervisor.watchdog import Watchdog
@@ -77,6 +79,45 @@ class Policy:
     can_die: frozenset[str] = frozenset()
 
 
+@dataclass(frozen=True, slots=True)
+class Scaled:
+    formation: dict[str, int]
+    """The new count of every type."""
+
+
+@dataclass(frozen=True, slots=True)
+class Restarted:
+    names: tuple[str, ...]
+    """The instances restarting."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stopped:
+    names: tuple[str, ...]
+    """The instances stopping (none when ``everything``)."""
+    everything: bool = False
+    """The whole app is stopping: procman exits once it has."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogTail:
+    names: tuple[str, ...]
+    """The instances there are now, to pad prefixes to."""
+    types: tuple[str, ...]
+    """The Procfile's types, in order."""
+    entries: tuple[Entry, ...]
+    """The recent lines asked for, oldest first, one line per entry."""
+
+
+class Channel(Protocol):
+    """Something served from the supervisor's loop, such as the control socket: it registers
+    its file descriptors in the loop's selector with a callable ``(mask) -> None`` as data."""
+
+    def open(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class Supervisor:
     def __init__(
         self,
@@ -90,8 +131,7 @@ class Supervisor:
         sink: Sink,
         stop_timeout: float,
         policy: Policy = Policy(),
-        control: Callable[[selectors.BaseSelector, Callable[..., Any]], ControlServer]
-        | None = None,
+        control: Callable[[selectors.BaseSelector, Supervisor], Channel] | None = None,
         save_formation: Callable[[Mapping[str, int]], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         services: Sequence[Service] = (),
@@ -112,7 +152,7 @@ class Supervisor:
         self._notes = notes
 
         self._selector = selectors.DefaultSelector()
-        self._control = control(self._selector, self._handle_request) if control else None
+        self._control = control(self._selector, self) if control else None
         self._signals = SignalPipe()
         self._watchdog: Watchdog | None = None
         self._slots: dict[str, Slot] = {}
@@ -126,7 +166,8 @@ class Supervisor:
         self._next_scan = 0.0
         self._kill_strays_at = 0.0
         self._logbook = Logbook()
-        self._followers: dict[Connection, frozenset[str]] = {}
+        self._followers: dict[object, tuple[frozenset[str], Callable[[Entry], None]]] = {}
+        """What follow_logs registered, by a token of its own: the targets and where to deliver."""
         self._service_slots: dict[str, Slot] = {}
         self._ready_by = 0.0
         self._formation_started = False
@@ -604,53 +645,42 @@ class Supervisor:
         self._sink.write(self._prefixer.render(name, type_name, lines))
         entry = Entry(name, type_name, time.time(), lines)
         self._logbook.append(entry)
-        for connection, targets in list(self._followers.items()):
+        for targets, deliver in list(self._followers.values()):
             if _matches(entry, targets):
-                connection.send({"entry": _entry_json(entry)})
+                deliver(entry)
 
     def _system(self, message: str) -> None:
         self._emit(SYSTEM, SYSTEM, message.encode() + b"\n")
 
-    # -- control requests -----------------------------------------------------------------------
+    # -- what control requests ask ---------------------------------------------------------------
+    # Called from the loop (the control socket's handler runs in it), so they never block. Each
+    # raises a ProcmanError for a request that cannot be carried out, having changed nothing.
 
-    def _handle_request(self, request: Request, connection: Connection) -> dict[str, Any] | None:
-        if request.verb == "ps":
-            return {"ok": True, "processes": self.snapshot(), "formation": self._counts}
-        if request.verb == "scale":
-            return self._scale(request.changes)
-        if request.verb == "restart":
-            return self._restart(request.targets)
-        if request.verb == "stop":
-            return self._stop(request.targets)
-        self._follow(request, connection)
-        return None
-
-    def snapshot(self) -> list[dict[str, Any]]:
+    def snapshot(self) -> Snapshot:
+        """Every instance, in Procfile order, and the formation."""
         now = self._clock()
-        rows = []
+        processes = []
         for slot in self._slots.values():
             run = slot.run
-            running = run is not None and run.returncode is None
-            rows.append(
-                {
-                    "name": slot.name,
-                    "type": slot.instance.type,
-                    "pid": run.child.pid if running and run else None,
-                    "state": slot.shown_state(now).value,
-                    "uptime": round(now - run.started_at, 3) if running and run else None,
-                    "restarts": slot.restarts,
-                    "last_exit": slot.last_exit,
-                    "port": slot.instance.port,
-                    "command": slot.instance.command,
-                }
+            running = run if run is not None and run.returncode is None else None
+            processes.append(
+                ProcessSnapshot(
+                    name=slot.name,
+                    type=slot.instance.type,
+                    pid=running.child.pid if running else None,
+                    state=slot.shown_state(now),
+                    uptime=now - running.started_at if running else None,
+                    restarts=slot.restarts,
+                    last_exit=slot.last_exit,
+                    port=slot.instance.port,
+                    command=slot.instance.command,
+                )
             )
-        return rows
+        return Snapshot(processes=tuple(processes), formation=dict(self._counts))
 
-    def _refuse_while_stopping(self) -> None:
-        if self._stopping:
-            raise ProcmanError("procman is stopping", "start it again with 'procman start'")
-
-    def _scale(self, specs: Iterable[str]) -> dict[str, Any]:
+    def scale(self, specs: Iterable[str]) -> Scaled:
+        """Apply ``TYPE=N``, ``TYPE+N``, ``TYPE-N`` changes (as ``procman scale`` takes them), in
+        order and all or nothing; save the new formation and start or stop instances to match."""
         self._refuse_while_stopping()
         counts = scaled(self._procfile, self._counts, parse_scale(specs), self._base_port)
         self._counts = counts
@@ -659,9 +689,11 @@ class Supervisor:
         self._system(f"scaled to {', '.join(f'{k}={v}' for k, v in counts.items())}")
         if self._formation_started:
             self._apply_formation()
-        return {"ok": True, "formation": counts}
+        return Scaled(formation=dict(counts))
 
-    def _restart(self, targets: tuple[str, ...]) -> dict[str, Any]:
+    def restart(self, targets: Iterable[str]) -> Restarted:
+        """Restart the named instances or types (none named: all); returns at once, the
+        instances restart once their processes have stopped."""
         self._refuse_while_stopping()
         slots = self._resolve(targets)
         for slot in slots:
@@ -670,9 +702,12 @@ class Supervisor:
                 self._stop_slot(slot, Then.RESTART)
             else:
                 self._launch(slot)
-        return {"ok": True, "restarted": [slot.name for slot in slots]}
+        return Restarted(names=tuple(slot.name for slot in slots))
 
-    def _stop(self, targets: tuple[str, ...]) -> dict[str, Any]:
+    def stop(self, targets: Iterable[str]) -> Stopped:
+        """Stop the named instances or types, keeping them listed as stopped; none named: stop
+        the whole app (asked again while stopping: kill everything at once)."""
+        targets = tuple(targets)
         if not targets:
             if self._stopping:
                 self._system("stop requested again: killing all processes")
@@ -680,27 +715,43 @@ class Supervisor:
             else:
                 self._system("stop requested: stopping all processes")
                 self._begin_shutdown(0)
-            return {"ok": True, "stopped": "all"}
+            return Stopped(names=(), everything=True)
         self._refuse_while_stopping()
         slots = self._resolve(targets)
         for slot in slots:
             self._stop_slot(slot, Then.IDLE)
-        return {"ok": True, "stopped": [slot.name for slot in slots]}
+        return Stopped(names=tuple(slot.name for slot in slots))
 
-    def _follow(self, request: Request, connection: Connection) -> None:
-        targets = frozenset(request.targets)
-        self._check_targets(targets - set(self._services))
-        connection.send({"ok": True, "names": list(self._slots), "types": self._procfile.names})
-        for entry in self._logbook.tail(request.lines, lambda e: _matches(e, targets)):
-            connection.send({"entry": _entry_json(entry)})
-        if not request.follow:
-            connection.finish()
-        elif not connection.closed:
-            self._followers[connection] = targets
-            connection.on_close = self._unfollow
+    def log_tail(self, targets: Iterable[str], lines: int) -> LogTail:
+        """The last ``lines`` lines of the named instances or types (none named: all), with
+        procman's own lines about them or about the whole app; a service (``redis``) may be
+        named too."""
+        wanted = frozenset(targets)
+        self._check_targets(wanted - set(self._services))
+        return LogTail(
+            names=tuple(self._slots),
+            types=tuple(self._procfile.names),
+            entries=tuple(self._logbook.tail(lines, lambda entry: _matches(entry, wanted))),
+        )
 
-    def _unfollow(self, connection: Connection) -> None:
-        self._followers.pop(connection, None)
+    def follow_logs(
+        self, targets: Iterable[str], deliver: Callable[[Entry], None]
+    ) -> Callable[[], None]:
+        """Call ``deliver`` with each new chunk of output ``log_tail`` would show for these
+        targets, from the loop, until the returned function is called."""
+        wanted = frozenset(targets)
+        self._check_targets(wanted - set(self._services))
+        token = object()
+        self._followers[token] = (wanted, deliver)
+
+        def unfollow() -> None:
+            self._followers.pop(token, None)
+
+        return unfollow
+
+    def _refuse_while_stopping(self) -> None:
+        if self._stopping:
+            raise ProcmanError("procman is stopping", "start it again with 'procman start'")
 
     def _resolve(self, targets: Iterable[str]) -> list[Slot]:
         targets = list(targets)
@@ -739,12 +790,3 @@ def _matches(entry: Entry, targets: frozenset[str]) -> bool:
         return True
     name = about[0][:-1].decode()
     return name in targets or about[1].decode() in targets
-
-
-def _entry_json(entry: Entry) -> dict[str, Any]:
-    return {
-        "name": entry.name,
-        "type": entry.type,
-        "time": entry.time,
-        "text": entry.text.decode("utf-8", "replace"),
-    }

@@ -6,6 +6,7 @@ import itertools
 import json
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -14,7 +15,14 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import PROCMAN, App, LiveOutput
+from tests.conftest import (
+    PROCMAN,
+    WATCHDOG_BOUND,
+    App,
+    LiveOutput,
+    tagged_processes,
+    wait_until,
+)
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -30,14 +38,6 @@ def ps(app: App) -> list[dict[str, Any]]:
 
 def by_name(app: App) -> dict[str, dict[str, Any]]:
     return {process["name"]: process for process in ps(app)}
-
-
-def wait_until(condition: Any, timeout: float = 10, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout}s")
-        time.sleep(0.05)
 
 
 def started(
@@ -277,7 +277,11 @@ def test_stale_socket_after_kill_9_is_replaced(app: App, live: type[LiveOutput])
     assert result.stderr.startswith(
         f"procman: error: no procman is running in {app.root.resolve()}"
     )
-    time.sleep(2)  # the watchdog stops the orphaned formation
+    wait_until(
+        lambda: tagged_processes(os.environ["PROCMAN_TEST_TAG"]) == [],
+        timeout=WATCHDOG_BOUND,
+        what="the orphaned formation and its watchdog gone",
+    )
     procman, output = started(app, live)
     assert [p["name"] for p in ps(app)] == ["web.1"]
     os.killpg(procman.pid, signal.SIGINT)
@@ -344,6 +348,13 @@ def connect(app: App) -> socket.socket:
     return sock
 
 
+def hung_up(sock: socket.socket) -> bool:
+    """Whether the other side closed the connection, without reading what it sent."""
+    poller = select.poll()
+    poller.register(sock, select.POLLRDHUP)
+    return any(events & (select.POLLRDHUP | select.POLLHUP) for _, events in poller.poll(0))
+
+
 def test_garbage_and_half_requests_do_not_hurt(app: App, live: type[LiveOutput]) -> None:
     app.procfile(f"web: {TICKER}\n")
     procman, output = started(app, live)
@@ -389,10 +400,11 @@ def test_a_client_killed_mid_request(app: App, live: type[LiveOutput]) -> None:
             "-c",
             "import socket,sys,time;s=socket.socket(socket.AF_UNIX);"
             f"s.connect({str(app.root / '.procman' / 'procman.sock')!r});"
-            's.sendall(b\'{"verb": "ps"\');time.sleep(30)',
-        ]
+            's.sendall(b\'{"verb": "ps"\');print("sent",flush=True);time.sleep(30)',
+        ],
+        stdout=subprocess.PIPE,
     )
-    time.sleep(0.3)
+    live(client).wait_for("sent")  # half a request is in, and the client hangs on
     client.kill()
     client.wait()
     assert [p["name"] for p in ps(app)] == ["web.1"]
@@ -420,7 +432,7 @@ def test_peers_that_never_read(app: App, live: type[LiveOutput]) -> None:
             break  # the supervisor dropped us: fine
     deaf_follower = connect(app)
     deaf_follower.sendall(b'{"verb": "logs", "follow": true}\n')  # then never read
-    time.sleep(2)
+    wait_until(lambda: hung_up(deaf_follower), timeout=20, what="the deaf follower dropped")
     for _ in range(3):
         assert [p["name"] for p in ps(app)] == ["noisy.1"]
     deaf.close()

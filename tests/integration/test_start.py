@@ -10,7 +10,7 @@ import time
 import psutil
 import pytest
 
-from tests.conftest import App, LiveOutput, tagged_processes
+from tests.conftest import WATCHDOG_BOUND, App, LiveOutput, tagged_processes, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -172,8 +172,11 @@ def test_nothing_survives_procman_being_killed(app: App, live: type[LiveOutput])
     assert len(formation) >= 4
     procman.kill()
     procman.wait()
-    time.sleep(2)
-    assert [p for p in formation if _alive(p)] == []
+    wait_until(
+        lambda: [p for p in formation if _alive(p)] == [],
+        timeout=WATCHDOG_BOUND,
+        what="every process of the formation stopped by the watchdog",
+    )
 
 
 def test_every_line_arrives_whole_and_in_order(app: App) -> None:
@@ -375,5 +378,8 @@ def test_new_session_grandchildren_do_not_survive_procman_being_killed(
     _wait_until_sleeping(1056, 1058, 1059, 1060, 1061)
     procman.kill()
     procman.wait()
-    time.sleep(2)
-    assert _sleeping(1056, 1058, 1059, 1060, 1061) == []
+    wait_until(
+        lambda: _sleeping(1056, 1058, 1059, 1060, 1061) == [],
+        timeout=WATCHDOG_BOUND,
+        what="every new-session grandchild stopped by the watchdog",
+    )

@@ -8,9 +8,14 @@ A request is ``{"verb": ..., ...}``; every reply carries ``"ok"``. Errors are
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from procman.errors import ProcmanError
+
+if TYPE_CHECKING:
+    from procman.supervisor.logbook import Entry
+    from procman.supervisor.snapshot import ProcessSnapshot, Snapshot
+    from procman.supervisor.supervisor import LogTail, Restarted, Scaled, Stopped
 
 MAX_REQUEST_BYTES = 64 * 1024
 VERBS = ("ps", "scale", "restart", "stop", "logs")
@@ -60,6 +65,60 @@ def parse_request(line: bytes) -> Request:
         lines=_count(message, "lines"),
         follow=_flag(message, "follow"),
     )
+
+
+# -- replies: the supervisor's typed results as the JSON objects docs/control.md shows ----------
+
+
+def ps_reply(snapshot: Snapshot) -> dict[str, Any]:
+    return {
+        "ok": True,
+        "processes": [process_json(process) for process in snapshot.processes],
+        "formation": dict(snapshot.formation),
+    }
+
+
+def process_json(process: ProcessSnapshot) -> dict[str, Any]:
+    """One ``ps`` row, also what ``procman ps --json`` prints."""
+    return {
+        "name": process.name,
+        "type": process.type,
+        "pid": process.pid,
+        "state": process.state.value,
+        "uptime": None if process.uptime is None else round(process.uptime, 3),
+        "restarts": process.restarts,
+        "last_exit": process.last_exit,
+        "port": process.port,
+        "command": process.command,
+    }
+
+
+def scale_reply(scaled: Scaled) -> dict[str, Any]:
+    return {"ok": True, "formation": dict(scaled.formation)}
+
+
+def restart_reply(restarted: Restarted) -> dict[str, Any]:
+    return {"ok": True, "restarted": list(restarted.names)}
+
+
+def stop_reply(stopped: Stopped) -> dict[str, Any]:
+    return {"ok": True, "stopped": "all" if stopped.everything else list(stopped.names)}
+
+
+def logs_reply(tail: LogTail) -> dict[str, Any]:
+    """The first reply to ``logs``; the tail's entries follow it as entry messages."""
+    return {"ok": True, "names": list(tail.names), "types": list(tail.types)}
+
+
+def entry_message(entry: Entry) -> dict[str, Any]:
+    return {
+        "entry": {
+            "name": entry.name,
+            "type": entry.type,
+            "time": entry.time,
+            "text": entry.text.decode("utf-8", "replace"),
+        }
+    }
 
 
 def error_reply(error: ProcmanError) -> dict[str, Any]:
