@@ -170,15 +170,8 @@ class Deployment:
 
 
 def host_commands(address: str) -> list[str]:
-    """Command lines of the processes running on a host."""
-    found = []
-    for process in psutil.process_iter():
-        try:
-            if process.environ().get(HOST_VAR) == address:
-                found.append(" ".join(process.cmdline()))
-        except (psutil.Error, OSError):
-            continue
-    return found
+    """Command lines of the processes running on this run's host at ``address``."""
+    return [command for _, command in host_processes_of(address)]
 
 
 def wait_until(check: object, timeout: float = 20, what: str = "condition") -> None:
