@@ -4,8 +4,22 @@ latency (1 queue; 2 weighted queues), on one private ``redis-server``.
 
     .venv/bin/python bench/worker_ab.py OLD_PROCMAN NEW_PROCMAN [--rounds N] [--jobs N]
 
-Each argument is a ``procman`` executable (an old tree can be run without installing it, e.g. a
-``git archive`` of its ``procman/`` and a small wrapper putting it first on ``sys.path``).
+Each argument is a ``procman`` executable. An old tree runs without installing it, as
+docs/benchmarks.md's "before" did (the editable install's finder removed, the old tree first)::
+
+    mkdir /tmp/oldprocman && git archive 0e5055c procman | tar -x -C /tmp/oldprocman
+    cat > /tmp/oldprocman/procman-old <<'SH'
+    #!/bin/sh
+    exec "$VENV/bin/python" -c "
+    import sys
+    sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in str(f)]
+    sys.path.insert(0, '/tmp/oldprocman')
+    sys.argv[0] = 'procman'
+    from procman.cli import main
+    sys.exit(main())
+    " "$@"
+    SH
+    chmod +x /tmp/oldprocman/procman-old    # with VENV=$PWD/.venv exported
 """
 
 from __future__ import annotations

@@ -19,7 +19,16 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import HOST_VAR, PROCMAN, DeployApp, SSHCluster, SSHHost, free_port_on
+from tests.conftest import (
+    HOST_VAR,
+    PROCMAN,
+    RUN_VAR,
+    SSH_RUN,
+    DeployApp,
+    SSHCluster,
+    SSHHost,
+    free_port_on,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -161,15 +170,8 @@ class Deployment:
 
 
 def host_commands(address: str) -> list[str]:
-    """Command lines of the processes running on a host."""
-    found = []
-    for process in psutil.process_iter():
-        try:
-            if process.environ().get(HOST_VAR) == address:
-                found.append(" ".join(process.cmdline()))
-        except (psutil.Error, OSError):
-            continue
-    return found
+    """Command lines of the processes running on this run's host at ``address``."""
+    return [command for _, command in host_processes_of(address)]
 
 
 def wait_until(check: object, timeout: float = 20, what: str = "condition") -> None:
@@ -629,12 +631,14 @@ def test_ctrl_c_during_the_restart_puts_the_previous_release_back(
 
 
 def host_processes_of(address: str) -> list[tuple[psutil.Process, str]]:
-    """The processes running on a host (started in one of its SSH sessions), with their command
-    lines; those that exit meanwhile are left out."""
+    """The processes running on this run's host at ``address`` (started in one of its SSH
+    sessions; never another run's, which may use the same address), with their command lines;
+    those that exit meanwhile are left out."""
     found = []
     for process in psutil.process_iter():
         try:
-            if process.environ().get(HOST_VAR) == address:
+            environ = process.environ()
+            if environ.get(HOST_VAR) == address and environ.get(RUN_VAR) == SSH_RUN:
                 found.append((process, " ".join(process.cmdline())))
         except (psutil.Error, OSError):
             continue
