@@ -46,7 +46,7 @@ from procman.deploy.history import (
     release_rows,
 )
 from procman.deploy.host import WEB, DeployHost, LockHeld, Restarted, StepFailed
-from procman.deploy.progress import Progress, said_on_interrupt
+from procman.deploy.progress import Progress, main_thread_takes_ctrl_c, said_on_interrupt
 from procman.deploy.release import (
     STORE,
     Artifact,
@@ -153,7 +153,7 @@ def parallel(items: Sequence[T], work: Callable[[T], object]) -> list[ProcmanErr
             return error
         return None
 
-    with ThreadPoolExecutor(max_workers=len(items)) as pool:
+    with ThreadPoolExecutor(len(items), initializer=main_thread_takes_ctrl_c) as pool:
         results = list(pool.map(guarded, items))
     return [error for error in results if error is not None]
 

@@ -84,6 +84,7 @@ class Progress:
         stop = threading.Event()
 
         def report() -> None:
+            main_thread_takes_ctrl_c()
             while not stop.wait(min(_TICK, every)):
                 for step in self.due(every):
                     say(f"{step.host}: {step.step}: still running after {int(step.elapsed)}s")
@@ -105,6 +106,14 @@ class Progress:
             return "interrupted"
         waiting = "; ".join(f"{s.host}: {s.step}, {s.elapsed:.0f}s so far" for s in steps)
         return f"interrupted: letting the steps under way finish ({waiting}); Ctrl-C again to stop"
+
+
+def main_thread_takes_ctrl_c() -> None:
+    """Block SIGINT in the calling thread (and the threads it starts, paramiko's among them), so
+    that Ctrl-C goes to the main thread and interrupts its wait at once: a signal that another
+    thread receives only runs its handler once the main thread's wait is over, which for a step
+    under way can be minutes."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
 
 
 @contextmanager
