@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import re
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +22,7 @@ from croniter import croniter
 
 from procman.errors import ProcmanError, QueueConfigError, excerpt, raise_collected
 from procman.textfile import FileWords, read_text
-from procman.yamlconfig import describe, is_int, known_keys, load_yaml
+from procman.yamlconfig import KeyPathChecker, describe, is_int, load_yaml
 
 DEFAULT_FILE = "queues.yml"
 
@@ -185,11 +185,11 @@ def parse_queue_config(
     if document is None:
         return QueueConfig(path=path)
     errors: list[ProcmanError] = []
-    values = _mapping(document, path, "", TOP_KEYS, errors)
+    config = _Builder(path, errors)
+    values = config.mapping("", document, TOP_KEYS)
     if values is None:
         raise_collected(errors)
         return QueueConfig(path=path)
-    config = _Builder(path, errors)
     queues = config.queues(values.get("queues"))
     if "queues" not in values:
         queue_names: list[str] | None = DEFAULT_CONFIG.names
@@ -215,32 +215,15 @@ def _load_yaml(text: str, path: str) -> Any:
     return load_yaml(text, path, QueueConfigError)
 
 
-def _mapping(
-    value: Any,
-    path: str,
-    key_path: str,
-    known: Sequence[str],
-    errors: list[ProcmanError],
-) -> dict[str, Any] | None:
-    """A YAML mapping with known keys only, leading ':' (Sidekiq's spelling) removed."""
-    return known_keys(
-        value, path, key_path, known, errors, QueueConfigError, key_hints=KEY_HINTS, colons=True
-    )
-
-
 _describe = describe
 _is_int = is_int
 
 
-class _Builder:
+class _Builder(KeyPathChecker):
     """Validates one document's values, noting each problem in ``errors`` and going on."""
 
     def __init__(self, path: str, errors: list[ProcmanError]) -> None:
-        self.path = path
-        self.errors = errors
-
-    def fail(self, key_path: str, message: str, hint: str | None = None) -> None:
-        self.errors.append(QueueConfigError(f"{self.path}: {key_path}: {message}", hint))
+        super().__init__(path, errors, QueueConfigError, key_hints=KEY_HINTS, colons=True)
 
     def integer(
         self,
@@ -403,7 +386,7 @@ class _Builder:
             return None
         key_path = f"schedule.{name}"
         before = len(self.errors)
-        values = _mapping(entry, self.path, key_path, SCHEDULE_KEYS, self.errors)
+        values = self.mapping(key_path, entry, SCHEDULE_KEYS)
         if values is None:
             return None
         for key in REQUIRED_SCHEDULE_KEYS:
