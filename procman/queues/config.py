@@ -52,7 +52,16 @@ SIZE_UNITS = {
     "gib": 1024**3,
 }
 
-TOP_KEYS = ("concurrency", "queues", "timeout", "retry", "max_jobs", "max_memory", "schedule")
+TOP_KEYS = (
+    "concurrency",
+    "queues",
+    "timeout",
+    "retry",
+    "max_jobs",
+    "max_memory",
+    "keyspace_notifications",
+    "schedule",
+)
 SCHEDULE_KEYS = ("cron", "func", "queue", "args", "kwargs")
 REQUIRED_SCHEDULE_KEYS = ("cron", "func", "queue")
 # Keys from neighbouring tools whose meaning has a different name here.
@@ -100,6 +109,10 @@ class QueueConfig:
     max_jobs: int | None = None
     max_memory: int | None = None
     """Bytes."""
+    keyspace_notifications: bool = True
+    """Whether a worker serving several queues may turn on Redis's keyspace notifications for list
+    events (``CONFIG SET notify-keyspace-events``, a setting of the whole Redis); with False it
+    leaves the setting alone and waits on the wake-up lists, as where CONFIG is refused."""
     schedule: tuple[ScheduledJob, ...] = ()
 
     @property
@@ -128,6 +141,7 @@ class QueueConfig:
             "retry": self.retry,
             "max_jobs": self.max_jobs,
             "max_memory": self.max_memory,
+            "keyspace_notifications": self.keyspace_notifications,
             "schedule": [
                 {
                     "name": job.name,
@@ -205,6 +219,9 @@ def parse_queue_config(
         retry=config.retry(values.get("retry", DEFAULT_RETRY)),
         max_jobs=config.optional_integer(values, "max_jobs"),
         max_memory=config.size(values.get("max_memory")),
+        keyspace_notifications=config.flag(
+            "keyspace_notifications", values.get("keyspace_notifications"), True
+        ),
         schedule=config.schedule(values.get("schedule"), queue_names, importer),
     )
     raise_collected(errors)
