@@ -151,3 +151,52 @@ def describe(value: Any) -> str:
 def is_int(value: Any) -> bool:
     """An integer, and not a bool (YAML's ``true`` is a Python int)."""
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+class KeyPathChecker:
+    """The base of a config file's validator: it notes each problem, prefixed by the file and the
+    key path (``procman.yml: environments.staging.path: ...``), in ``errors`` and goes on, so that
+    independent problems are reported together (``raise_collected``). A file's validator
+    subclasses it with one method per kind of value."""
+
+    def __init__(
+        self,
+        path: str,
+        errors: list[ProcmanError],
+        error: type[ConfigError],
+        *,
+        key_hints: Mapping[str, str] | None = None,
+        colons: bool = False,
+    ) -> None:
+        self.path = path
+        self.errors = errors
+        self.error = error
+        self.key_hints = key_hints
+        """Keys of neighbouring tools and the name of the same thing here, for unknown keys."""
+        self.colons = colons
+        """Whether keys may carry a leading ':' (Sidekiq's spelling)."""
+
+    def fail(self, key_path: str, message: str, hint: str | None = None) -> None:
+        self.errors.append(self.error(f"{self.path}: {key_path}: {message}", hint))
+
+    def mapping(self, key_path: str, value: Any, known: Sequence[str]) -> dict[str, Any] | None:
+        """``value`` as a mapping of ``known`` keys (see ``known_keys``); None when it is not."""
+        return known_keys(
+            value,
+            self.path,
+            key_path,
+            known,
+            self.errors,
+            self.error,
+            key_hints=self.key_hints,
+            colons=self.colons,
+        )
+
+    def flag(self, key_path: str, value: Any, default: bool) -> bool:
+        """A true/false value (``default`` when absent)."""
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.fail(key_path, f"must be true or false (got {describe(value)})")
+            return default
+        return value

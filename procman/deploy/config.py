@@ -15,10 +15,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from procman.deploy.remote_paths import ROOT_HINT, SHARED_HINT, root_problem, shared_problem
 from procman.errors import ConfigError, ProcmanError, excerpt, raise_collected
 from procman.procfile import Procfile
 from procman.textfile import FileWords, read_text
-from procman.yamlconfig import describe, is_int, known_keys, load_yaml
+from procman.yamlconfig import KeyPathChecker, describe, is_int, known_keys, load_yaml
 
 DEFAULT_FILE = "procman.yml"
 DEFAULT_KEEP_RELEASES = 5
@@ -274,22 +275,13 @@ def parse_host(text: str) -> tuple[str | None, str, int | None] | None:
     return match["user"], match["host"], port
 
 
-class _Checker:
+class _Checker(KeyPathChecker):
     """Validates one document's values, noting each problem in ``errors`` and going on."""
 
     def __init__(self, path: str, errors: list[ProcmanError], types: list[str] | None) -> None:
-        self.path = path
-        self.errors = errors
+        super().__init__(path, errors, DeployConfigError, key_hints=KEY_HINTS)
         self.types = types
         """The Procfile's process types; None when there is no Procfile to check against."""
-
-    def fail(self, key_path: str, message: str, hint: str | None = None) -> None:
-        self.errors.append(DeployConfigError(f"{self.path}: {key_path}: {message}", hint))
-
-    def mapping(self, key_path: str, value: Any, known: tuple[str, ...]) -> dict[str, Any] | None:
-        return known_keys(
-            value, self.path, key_path, known, self.errors, DeployConfigError, key_hints=KEY_HINTS
-        )
 
     def name(self, key_path: str, value: Any, *, required: bool = False) -> str | None:
         if value is None:
@@ -330,25 +322,19 @@ class _Checker:
     def shared(self, value: Any) -> tuple[str, ...]:
         if value is None:
             return DEFAULT_SHARED
-        hint = "list paths inside the release, like [.env, media/] (a trailing / is a directory)"
+        hint = SHARED_HINT
         if not isinstance(value, list):
             self.fail("shared", f"must be a list of paths (got {describe(value)})", hint)
             return DEFAULT_SHARED
         names: list[str] = []
         for index, item in enumerate(value):
-            text = item if isinstance(item, str) else ""
-            bare = text.rstrip("/")
-            parts = bare.split("/")
-            if (
-                not bare
-                or bare.startswith("/")
-                or any(p in ("", ".", "..") for p in parts)
-                or any(c in text for c in "\0\n")
-            ):
+            problem = shared_problem(item) if isinstance(item, str) else "is not a path"
+            if problem is not None:
                 self.fail(
                     f"shared[{index}]", f"{describe(item)} is not a path inside the release", hint
                 )
                 continue
+            text = item
             if text in names:
                 self.fail(f"shared[{index}]", f"{text!r} is listed twice")
                 continue
@@ -559,15 +545,12 @@ class _Checker:
         return False
 
     def remote_path(self, key_path: str, value: Any) -> str | None:
-        hint = "the absolute directory on each host, like /srv/snippets"
         if value is None:
-            self.fail(key_path, "missing", hint)
+            self.fail(key_path, "missing", ROOT_HINT)
             return None
-        if not isinstance(value, str) or not value.startswith("/") or value.strip() != value:
-            self.fail(key_path, f"must be an absolute path (got {describe(value)})", hint)
-            return None
-        if value.rstrip("/") == "":
-            self.fail(key_path, "must not be the root directory", hint)
+        problem = root_problem(value) if isinstance(value, str) else "must be an absolute path"
+        if problem is not None or not isinstance(value, str):
+            self.fail(key_path, f"{problem} (got {describe(value)})", ROOT_HINT)
             return None
         return value.rstrip("/")
 

@@ -3,7 +3,8 @@
 Every function returns the argv of one command for a deploy root on a host; the transport runs
 it. Data never becomes shell text: where a step needs a shell (``&&``, a redirect), the script is a
 constant and paths, ids and JSON travel as its positional arguments (``sh -c SCRIPT NAME ARG...``).
-Roots and shared-file paths are validated, release ids must match the release-id pattern.
+Roots and shared-file paths are validated (by ``remote_paths``, the rules procman.yml is
+loaded with), release ids must match the release-id pattern.
 
 The layout under a root::
 
@@ -23,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import PurePosixPath
 
 from procman.deploy.release import RELEASE_ID_PATTERN, validate_release_id
+from procman.deploy.remote_paths import normal_root, root_problem, shared_name, shared_problem
 from procman.errors import ConfigError, ProcmanError
 
 LOCK_HELD_STATUS = 75
@@ -36,34 +38,21 @@ class StepError(ProcmanError):
 
 
 def deploy_root(root: str) -> str:
-    """``root`` normalized (no trailing slash); an error unless it is an absolute path."""
-    if "\0" in root or "\n" in root:
-        raise ConfigError(f"deploy path {root!r} contains a NUL or newline character")
-    path = PurePosixPath(root)
-    if not path.is_absolute() or ".." in path.parts or path == PurePosixPath("/"):
-        raise ConfigError(
-            f"deploy path {root!r} must be an absolute directory below /",
-            "write it like /srv/myapp",
-        )
-    return str(path)
+    """``root`` normalized (no trailing slash); an error unless ``remote_paths.root_problem``
+    accepts it (procman.yml's loader applies the same rule, with the key path)."""
+    problem = root_problem(root)
+    if problem is not None:
+        raise ConfigError(f"deploy path {root!r} {problem}", "write it like /srv/myapp")
+    return normal_root(root)
 
 
 def shared_file(name: str) -> str:
-    """A path relative to ``shared/`` and to the release (``.env``, ``media/uploads``)."""
-    path = PurePosixPath(name)
-    if (
-        not name
-        or "\0" in name
-        or "\n" in name
-        or path.is_absolute()
-        or ".." in path.parts
-        or str(path) == "."
-    ):
-        raise ConfigError(
-            f"shared file {name!r} must be a relative path inside the release",
-            "write it like .env or media/uploads",
-        )
-    return str(path)
+    """A path relative to ``shared/`` and to the release (``.env``, ``media/uploads``); an error
+    unless ``remote_paths.shared_problem`` accepts it (as procman.yml's loader does)."""
+    problem = shared_problem(name)
+    if problem is not None:
+        raise ConfigError(f"shared file {name!r} {problem}", "write it like .env or media/uploads")
+    return shared_name(name)
 
 
 # -- paths -----------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import re
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +22,7 @@ from croniter import croniter
 
 from procman.errors import ProcmanError, QueueConfigError, excerpt, raise_collected
 from procman.textfile import FileWords, read_text
-from procman.yamlconfig import describe, is_int, known_keys, load_yaml
+from procman.yamlconfig import KeyPathChecker, describe, is_int, load_yaml
 
 DEFAULT_FILE = "queues.yml"
 
@@ -52,7 +52,16 @@ SIZE_UNITS = {
     "gib": 1024**3,
 }
 
-TOP_KEYS = ("concurrency", "queues", "timeout", "retry", "max_jobs", "max_memory", "schedule")
+TOP_KEYS = (
+    "concurrency",
+    "queues",
+    "timeout",
+    "retry",
+    "max_jobs",
+    "max_memory",
+    "keyspace_notifications",
+    "schedule",
+)
 SCHEDULE_KEYS = ("cron", "func", "queue", "args", "kwargs")
 REQUIRED_SCHEDULE_KEYS = ("cron", "func", "queue")
 # Keys from neighbouring tools whose meaning has a different name here.
@@ -100,6 +109,10 @@ class QueueConfig:
     max_jobs: int | None = None
     max_memory: int | None = None
     """Bytes."""
+    keyspace_notifications: bool = True
+    """Whether a worker serving several queues may turn on Redis's keyspace notifications for list
+    events (``CONFIG SET notify-keyspace-events``, a setting of the whole Redis); with False it
+    leaves the setting alone and waits on the wake-up lists, as where CONFIG is refused."""
     schedule: tuple[ScheduledJob, ...] = ()
 
     @property
@@ -128,6 +141,7 @@ class QueueConfig:
             "retry": self.retry,
             "max_jobs": self.max_jobs,
             "max_memory": self.max_memory,
+            "keyspace_notifications": self.keyspace_notifications,
             "schedule": [
                 {
                     "name": job.name,
@@ -185,11 +199,11 @@ def parse_queue_config(
     if document is None:
         return QueueConfig(path=path)
     errors: list[ProcmanError] = []
-    values = _mapping(document, path, "", TOP_KEYS, errors)
+    config = _Builder(path, errors)
+    values = config.mapping("", document, TOP_KEYS)
     if values is None:
         raise_collected(errors)
         return QueueConfig(path=path)
-    config = _Builder(path, errors)
     queues = config.queues(values.get("queues"))
     if "queues" not in values:
         queue_names: list[str] | None = DEFAULT_CONFIG.names
@@ -205,6 +219,9 @@ def parse_queue_config(
         retry=config.retry(values.get("retry", DEFAULT_RETRY)),
         max_jobs=config.optional_integer(values, "max_jobs"),
         max_memory=config.size(values.get("max_memory")),
+        keyspace_notifications=config.flag(
+            "keyspace_notifications", values.get("keyspace_notifications"), True
+        ),
         schedule=config.schedule(values.get("schedule"), queue_names, importer),
     )
     raise_collected(errors)
@@ -215,32 +232,15 @@ def _load_yaml(text: str, path: str) -> Any:
     return load_yaml(text, path, QueueConfigError)
 
 
-def _mapping(
-    value: Any,
-    path: str,
-    key_path: str,
-    known: Sequence[str],
-    errors: list[ProcmanError],
-) -> dict[str, Any] | None:
-    """A YAML mapping with known keys only, leading ':' (Sidekiq's spelling) removed."""
-    return known_keys(
-        value, path, key_path, known, errors, QueueConfigError, key_hints=KEY_HINTS, colons=True
-    )
-
-
 _describe = describe
 _is_int = is_int
 
 
-class _Builder:
+class _Builder(KeyPathChecker):
     """Validates one document's values, noting each problem in ``errors`` and going on."""
 
     def __init__(self, path: str, errors: list[ProcmanError]) -> None:
-        self.path = path
-        self.errors = errors
-
-    def fail(self, key_path: str, message: str, hint: str | None = None) -> None:
-        self.errors.append(QueueConfigError(f"{self.path}: {key_path}: {message}", hint))
+        super().__init__(path, errors, QueueConfigError, key_hints=KEY_HINTS, colons=True)
 
     def integer(
         self,
@@ -403,7 +403,7 @@ class _Builder:
             return None
         key_path = f"schedule.{name}"
         before = len(self.errors)
-        values = _mapping(entry, self.path, key_path, SCHEDULE_KEYS, self.errors)
+        values = self.mapping(key_path, entry, SCHEDULE_KEYS)
         if values is None:
             return None
         for key in REQUIRED_SCHEDULE_KEYS:

@@ -295,6 +295,7 @@ class Pool:
             retry=config.retry,
             max_jobs=config.max_jobs,
             max_memory=config.max_memory,
+            keyspace_notifications=config.keyspace_notifications,
             burst=self.options.burst,
             status_fd=write_fd,
             app_dir=str(self.options.app_dir),

@@ -30,12 +30,13 @@ from pathlib import Path
 
 import redis
 from rq.job import Job, JobStatus
-from rq.job_lifecycle import record_job_failure
 from rq.queue import Queue
 from rq.registry import StartedJobRegistry
 from rq.results import Result
 from rq.utils import now
 from rq.worker import Worker
+
+from procman.queues.rq_private import QUEUES_KEY, record_job_failure
 
 WIP_PREFIX = "procman:wip:"
 ALIVE_PREFIX = "procman:alive:"
@@ -207,7 +208,7 @@ def requeue_in_progress(connection: redis.Redis, worker_name: str) -> list[str]:
             job.set_status(JobStatus.QUEUED, pipeline=pipeline)
             pipeline.lrem(key, 1, job_id)
             pipeline.lpush(queue.key, job_id)
-            pipeline.sadd("rq:queues", queue.key)
+            pipeline.sadd(QUEUES_KEY, queue.key)
             wake(pipeline, [job.origin])
             pipeline.execute()
         requeued.append(job_id)

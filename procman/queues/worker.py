@@ -38,10 +38,9 @@ import redis
 from rq.exceptions import NoSuchJobError, StopRequested
 from rq.executions import Execution
 from rq.job import Job
-from rq.job_lifecycle import call_exception_handlers, format_exc_info
 from rq.queue import Queue
 from rq.results import Result
-from rq.worker import SimpleWorker, WorkerStatus
+from rq.worker import WorkerStatus
 
 from procman.errors import excerpt
 from procman.queues.connection import one_line
@@ -53,6 +52,7 @@ from procman.queues.recovery import (
     wip_key,
 )
 from procman.queues.redis_url import redact
+from procman.queues.rq_private import RQWorkerSeams, format_exc_info
 from procman.queues.weighting import fetch_order
 from procman.settings import VERBOSE_VARIABLE
 from procman.supervisor.strays import RUN_ID_VARIABLE
@@ -98,6 +98,8 @@ class WorkerSpec:
     """Everything RQ logs, tracebacks included (``-v``, or ``PROCMAN_VERBOSE=1``)."""
     timestamps: bool = True
     """A time on each line: not under ``procman start``, whose stream has one already."""
+    keyspace_notifications: bool = True
+    """queues.yml's ``keyspace_notifications``: False leaves Redis's setting alone."""
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -114,7 +116,7 @@ def retry_intervals(retries: int) -> list[int]:
     return [count**4 + 15 for count in range(retries)]
 
 
-class ProcmanWorker(SimpleWorker):
+class ProcmanWorker(RQWorkerSeams):
     def __init__(self, spec: WorkerSpec, connection: redis.Redis) -> None:
         names = [name for name, _ in spec.queues]
         super().__init__(names, name=spec.name, connection=connection)
@@ -131,7 +133,7 @@ class ProcmanWorker(SimpleWorker):
 
     # -- signals: the pool decides -----------------------------------------------------------
 
-    def _install_signal_handlers(self) -> None:
+    def install_signals(self) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGUSR1, self.request_stop)
@@ -142,13 +144,12 @@ class ProcmanWorker(SimpleWorker):
 
     def request_stop(self, signum: Any, frame: Any) -> None:
         """Warm stop: finish the running job, then exit (idle: exit now)."""
-        self._shutdown_requested_date = _utcnow()
         try:
-            self._shutdown()  # type: ignore[no-untyped-call]
+            self.warm_stop()
         except REDIS_GONE:
-            self._stop_requested = True  # seen by the wait for Redis
+            self.stop_requested = True  # seen by the wait for Redis
 
-    def _pubsub_exception_handler(self, exc: Exception, pubsub: Any, pubsub_thread: Any) -> None:
+    def command_channel_failed(self, exc: Exception, pubsub: Any, pubsub_thread: Any) -> None:
         """RQ's command channel thread: while Redis is away it waits quietly (the main loop
         says so once) instead of logging every 2 s."""
         if not isinstance(exc, redis.ConnectionError):
@@ -161,7 +162,7 @@ class ProcmanWorker(SimpleWorker):
         wait_for_redis(self.connection, self.name, self.spec.redis_url, error, self._stopping)
 
     def _stopping(self) -> bool:
-        return bool(self._stop_requested)
+        return self.stop_requested
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
         if pipeline is not None:
@@ -286,6 +287,9 @@ class ProcmanWorker(SimpleWorker):
                 self._drop_pushes()
 
     def _subscribe_to_pushes(self) -> Pushes | bool:
+        if not self.spec.keyspace_notifications:
+            self.log.info("keyspace notifications off (queues.yml): waiting on wake-up lists")
+            return False
         try:
             self._notify_on_pushes()
         except redis.ResponseError as error:  # CONFIG disabled (managed Redis)
@@ -364,7 +368,7 @@ class ProcmanWorker(SimpleWorker):
                 events.info("%s: ran its %d jobs (max_jobs): quitting", self.name, self._performed)
             if self._too_fat():
                 events.info("%s: above max_memory after a job, recycling", self.name)
-                self._stop_requested = True
+                self.stop_requested = True
 
     def handle_exception(self, job: Job, *exc_info: Any) -> None:
         """The failure as one line (its traceback stays in Redis for ``procman jobs show``, also
@@ -390,7 +394,7 @@ class ProcmanWorker(SimpleWorker):
         if self.spec.verbose:
             super().handle_exception(job, *exc_info)
         else:
-            call_exception_handlers(self._exc_handlers, job, *exc_info)
+            self.call_exception_handlers(job, *exc_info)
 
     def cleanup_execution(self, job: Job, pipeline: Any, execution: Any = None) -> None:
         """Leave the work-in-progress list in the transaction that records the outcome."""
@@ -451,12 +455,6 @@ def logging_choice(verbose_option: bool) -> tuple[bool, bool]:
     (``procman start -v``); timestamps unless under ``procman start``."""
     verbose = verbose_option or os.environ.get(VERBOSE_VARIABLE) == "1"
     return verbose, RUN_ID_VARIABLE not in os.environ
-
-
-def _utcnow() -> Any:
-    from rq.utils import now
-
-    return now()
 
 
 def wait_for_redis(

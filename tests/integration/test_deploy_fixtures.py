@@ -124,7 +124,23 @@ def test_a_detached_process_outlives_its_connection_until_killed(
     for host in sshd_cluster.hosts:
         run_on(sshd_cluster, host, DETACH_SLEEP)
     sleepers = wait_for_host_processes(3)
-    time.sleep(0.3)  # every connection is closed: they still run, parented away from sshd
+
+    def under_sshd() -> list[psutil.Process]:
+        """Sleepers still in an SSH session (a dead one is not: the asserts below see it)."""
+        found = []
+        for sleeper in sleepers:
+            try:
+                parent = sleeper.parent()
+                if parent is not None and parent.name() == "sshd":
+                    found.append(sleeper)
+            except psutil.NoSuchProcess:
+                pass
+        return found
+
+    deadline = time.monotonic() + 10  # every connection is closed: they leave sshd's sessions
+    while under_sshd():
+        assert time.monotonic() < deadline, f"still under sshd after 10 s: {under_sshd()}"
+        time.sleep(0.02)
     for sleeper in sleepers:
         assert sleeper.is_running() and sleeper.cmdline() == ["sleep", "300"]
         parent = sleeper.parent()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -292,19 +291,6 @@ def test_a_quiet_command_on_a_live_connection_is_not_a_stall(
 ) -> None:
     with connect(sshd_cluster, host, keepalive_interval=0.5, stall_timeout=1) as ssh:
         assert ssh.run(["sh", "-c", "sleep 4; echo done"], timeout=20).stdout == b"done\n"
-
-
-def test_per_command_latency_on_an_open_connection(ssh: SSHTransport) -> None:
-    """Reported, not asserted: run with -s to see it."""
-    ssh.run(["true"], timeout=10)
-    samples = []
-    for _ in range(30):
-        started = time.perf_counter()
-        ssh.run(["true"], timeout=10)
-        samples.append(time.perf_counter() - started)
-    print(f"\nSSH per-command latency on an open connection: median "
-          f"{statistics.median(samples) * 1000:.1f} ms, min {min(samples) * 1000:.1f} ms, "
-          f"max {max(samples) * 1000:.1f} ms over {len(samples)}")  # fmt: skip
 
 
 def fingerprint_of(host: SSHHost) -> str:

@@ -748,7 +748,10 @@ def test_a_lost_redis_is_retried_with_backoff(
         procman = jobs_app.spawn("worker")
         output = live(procman)
         output.wait_for("serving default")
-        time.sleep(0.5)
+        deadline = time.monotonic() + 10  # the worker up and registered: Redis is in use
+        while not Worker.all(connection=client(url)):
+            assert time.monotonic() < deadline, "no worker registered within 10 s"
+            time.sleep(0.05)
         server.kill()
         server.wait()
         pattern = re.compile(r"procman worker: lost Redis at .*; retrying in (\d+)s")

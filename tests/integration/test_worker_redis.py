@@ -317,3 +317,40 @@ def test_without_config_an_idle_pool_blocks_instead_of_polling(
 
 def _commands(connection: redis.Redis) -> int:
     return sum(int(entry["calls"]) for entry in connection.info("commandstats").values())
+
+
+def test_keyspace_notifications_false_leaves_the_redis_setting_alone(
+    worker_app: App, private_redis: type[RedisServer], tmp_path: Path, live: type[LiveOutput]
+) -> None:
+    """Issue 13.4: ``CONFIG SET notify-keyspace-events`` changes a setting of the whole Redis;
+    with ``keyspace_notifications: false`` the workers never send it (nor subscribe) and wait on
+    the wake-up lists, and jobs still run (procman's enqueue at once, RQ's within a second)."""
+    server = private_redis(tmp_path / "redis")
+    server.start()
+    connection = redis.Redis.from_url(server.url)
+    connection.config_set("notify-keyspace-events", "Eg")  # the user's own setting
+    connection.config_resetstat()  # from here, every CONFIG SET is the workers'
+    worker_app.write(
+        "queues.yml", "concurrency: 2\nqueues: [a, b]\nkeyspace_notifications: false\n"
+    )
+    pool = start_pool(worker_app, server.url)
+    output = live(pool)
+    try:
+        wait_until("both workers idle", lambda: len(Worker.all(connection=connection)) == 2)
+        use_connection(connection)
+        try:
+            ours = enqueue("jobs.add", 1, 2, queue="b")
+        finally:
+            use_connection(None)
+        wait_until("procman's enqueue ran", lambda: status(connection, ours.id) == "finished")
+        theirs = Queue("a", connection=connection).enqueue("jobs.add", 2, 2)
+        wait_until("RQ's enqueue ran", lambda: status(connection, theirs.id) == "finished")
+        setting = connection.config_get("notify-keyspace-events")["notify-keyspace-events"]
+        assert sorted(setting) == sorted("Eg")
+        stats = connection.info("commandstats")
+        assert "cmdstat_config|set" not in stats, stats
+        assert connection.pubsub_numpat() == 0
+        assert not [c for c in connection.pubsub_channels() if b"__keyspace@" in c]
+    finally:
+        text = stop_pool(pool, output)
+    assert "Traceback" not in text, text

@@ -24,7 +24,7 @@ def test_a_bad_queues_yml_stops_the_start_before_anything_runs(app: App) -> None
     assert result.stderr == checked.stderr
     assert result.stderr == (
         "procman: error: queues.yml: unknown key 'bogus' (known keys: concurrency, queues, "
-        "timeout, retry, max_jobs, max_memory, schedule)\n"
+        "timeout, retry, max_jobs, max_memory, keyspace_notifications, schedule)\n"
         "procman: error: queues.yml: concurrency: must be from 1 to 256 (got 0)\n"
     )
     assert not (app.root / ".procman" / "redis").exists()  # no private Redis was started

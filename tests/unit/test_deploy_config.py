@@ -201,3 +201,15 @@ def test_the_config_is_frozen() -> None:
         config.app = "other"  # type: ignore[misc]
     with pytest.raises(TypeError):
         config.environments["x"] = config.environments["staging"]  # type: ignore[index]
+
+
+def test_a_deploy_path_going_up_is_refused_at_load_with_its_key_path() -> None:
+    # It used to load, and be refused only by the step builder, after connecting, with no key.
+    assert messages(BASE.replace("path: /srv/snippets", "path: /srv/../x")) == [
+        "procman.yml: environments.staging.path: must not go up with '..' "
+        "(got the string '/srv/../x') (the absolute directory on each host, like /srv/snippets)"
+    ]
+    assert messages(BASE.replace("path: /srv/snippets", 'path: "/srv/a\\nb"')) == [
+        "procman.yml: environments.staging.path: must not contain a NUL or newline character "
+        "(got the string '/srv/a') (the absolute directory on each host, like /srv/snippets)"
+    ]

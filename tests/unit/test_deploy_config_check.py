@@ -3,9 +3,12 @@ the others."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 
 def check(directory: Path) -> subprocess.CompletedProcess[str]:
@@ -50,3 +53,34 @@ def test_check_reports_procman_yml_problems_with_the_others(tmp_path: Path) -> N
         "procman: error: procman.yml: environments.staging.hosts[0]: cannot read host 'x y' "
         "(write [user@]host[:port], like deploy@web1.example.com or web1.example.com:2222)",
     ]
+
+
+def test_a_bad_deploy_path_is_refused_by_the_cli_before_any_connection(tmp_path: Path) -> None:
+    (tmp_path / "Procfile").write_text("web: a\n")
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        (tmp_path / "procman.yml").write_text(
+            "app: demo\nenvironments:\n"
+            f"  staging: {{hosts: ['127.0.0.1:{port}'], path: /srv/../x}}\n"
+        )
+        expected = (
+            "procman: error: procman.yml: environments.staging.path: must not go up with '..' "
+            "(got the string '/srv/../x') (the absolute directory on each host, like /srv/snippets)"
+        )
+        checked = check(tmp_path)
+        assert (checked.returncode, checked.stderr.splitlines()) == (1, [expected])
+        listed = subprocess.run(
+            [sys.executable, "-m", "procman", "releases", "staging"],
+            check=False,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert listed.returncode != 0
+        assert expected in listed.stderr.splitlines()
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nobody connected to the host

@@ -8,8 +8,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from procman.deploy import steps
 from procman.deploy.config import DeployConfig, parse_deploy_config
-from procman.errors import ProcmanError
+from procman.errors import ConfigError, ProcmanError
 from procman.procfile import parse_procfile
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -85,3 +86,50 @@ def test_any_structure_is_a_config_or_a_procman_error(document: Any) -> None:
 @given(TEXT)
 def test_any_text_is_a_config_or_a_procman_error(text: str) -> None:
     outcome(text)
+
+
+PATH_TEXT = st.one_of(
+    st.text(max_size=20),
+    st.lists(st.sampled_from(["/", "srv", "..", ".", "a b", "", "\n", "\0", " ", "x"])).map(
+        "".join
+    ),
+)
+
+
+def loads_with(environment_path: str, shared: str) -> bool:
+    """Whether procman.yml with this deploy path and shared entry is accepted (loaded via the
+    data structure, so no YAML quoting gets in the way)."""
+    document = {
+        "app": "demo",
+        "shared": [shared],
+        "environments": {"staging": {"hosts": ["s1"], "path": environment_path}},
+    }
+    try:
+        parse_deploy_config(yaml.safe_dump(document), "procman.yml", PROCFILE)
+    except ProcmanError:
+        return False
+    return True
+
+
+@FAST
+@given(PATH_TEXT)
+def test_the_loader_and_the_steps_agree_on_deploy_paths(root: str) -> None:
+    try:
+        steps.deploy_root(root)
+    except ConfigError:
+        accepted_by_steps = False
+    else:
+        accepted_by_steps = True
+    assert loads_with(root, ".env") == accepted_by_steps
+
+
+@FAST
+@given(PATH_TEXT)
+def test_the_loader_and_the_steps_agree_on_shared_paths(entry: str) -> None:
+    try:
+        steps.shared_file(entry)
+    except ConfigError:
+        accepted_by_steps = False
+    else:
+        accepted_by_steps = True
+    assert loads_with("/srv/demo", entry) == accepted_by_steps

@@ -292,7 +292,8 @@ def test_a_sidekiq_cron_class_key_points_to_func() -> None:
         ("workers: 5\n", "did you mean 'concurrency'?"),
         (
             "verbose: true\n",
-            "known keys: concurrency, queues, timeout, retry, max_jobs, max_memory, schedule",
+            "known keys: concurrency, queues, timeout, retry, max_jobs, max_memory, "
+            "keyspace_notifications, schedule",
         ),
         (
             "schedule:\n  r: {cron: '@hourly', class: app.jobs.report, queue: default}\n",

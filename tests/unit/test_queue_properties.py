@@ -15,6 +15,7 @@ FAST = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCh
 
 KEYS = st.sampled_from(
     ["concurrency", "queues", "timeout", "retry", "max_jobs", "max_memory", "schedule",
+     "keyspace_notifications",
      ":queues", ":concurrency", "cron", "func", "queue", "args", "kwargs", "timout", "x"]
 )  # fmt: skip
 SCALARS = st.one_of(
