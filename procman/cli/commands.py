@@ -171,8 +171,8 @@ def start(
     verbose: bool,
 ) -> int:
     """Start the app's processes (all types, or the NAMES given)."""
-    from procman.start import StartOptions
-    from procman.start import start as start_app
+    from procman.commands.start import StartOptions
+    from procman.commands.start import start as start_app
 
     if color is None:
         color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
@@ -210,7 +210,7 @@ def check(
     as_json: bool,
 ) -> int:
     """Validate the Procfile, env files, queue YAML and procman.yml without running anything."""
-    from procman.check import check as check_app
+    from procman.commands.check import check as check_app
 
     report = check_app(to_app_options(procfile, root, env_files, port), config)
     if as_json:
@@ -233,6 +233,6 @@ def run(
     command: tuple[str, ...],
 ) -> None:
     """Run COMMAND once with the app's environment (.env, PORT), like foreman run."""
-    from procman.oneoff import run as run_command
+    from procman.commands.run import run as run_command
 
     run_command(to_app_options(procfile, root, env_files, port), command)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import procman.start
+import procman.commands.start
 from procman.cli import main
 from procman.exitcodes import ExitStatus
 
@@ -31,7 +31,7 @@ def app_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     def refuse(*args: object, **kwargs: object) -> None:
         raise NotSupervised("validation passed: start would have spawned processes")
 
-    monkeypatch.setattr(procman.start, "Supervisor", refuse)
+    monkeypatch.setattr(procman.commands.start, "Supervisor", refuse)
     (tmp_path / "Procfile").write_text("web: python -m http.server $PORT\nworker: python w.py\n")
     return tmp_path
 
