@@ -116,6 +116,8 @@ def retry(ctx: click.Context, /, job_id_or_queue: str | None, every: bool, **opt
     from procman.commands.jobs import retry as retry_jobs
     from procman.queues.monitoring import JobRef
 
+    if not every and job_id_or_queue is None:
+        raise UsageError("give the ID of a failed job, or --all", "see 'procman jobs failed'")
     report = retry_jobs(_options(ctx, options), job_id_or_queue, every)
     if isinstance(report, JobRef):
         click.echo(f"requeued job {report.id} on queue {report.queue}")

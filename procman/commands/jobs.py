@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from procman.errors import ProcmanError, UsageError, collect, raise_collected
+from procman.errors import ProcmanError, collect, raise_collected
 from procman.queues import monitoring
 from procman.queues.config import QueueConfig, default_path, load_queue_config
 from procman.queues.monitoring import FailedPage, JobDetail, JobRef, Overview, RetryReport
@@ -74,12 +74,10 @@ def show(options: JobsOptions, job_id: str) -> JobDetail:
 
 def retry(options: JobsOptions, job_id_or_queue: str | None, every: bool) -> JobRef | RetryReport:
     """One failed job put back (its ID), or with ``every`` all of them (of a queue, if given)."""
-    if not every and job_id_or_queue is None:
-        raise UsageError("give the ID of a failed job, or --all", "see 'procman jobs failed'")
     target = resolve_target(options)
     with monitoring.connected(target.url) as connection:
         if not every:
-            assert job_id_or_queue is not None
+            assert job_id_or_queue is not None, "an ID, or every"
             return monitoring.retry_job(connection, job_id_or_queue)
         return monitoring.retry_all(connection, target.config, job_id_or_queue)
 
