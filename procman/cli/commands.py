@@ -39,32 +39,35 @@ class Seconds(click.FloatRange):
         return seconds
 
 
+procfile_option = click.option(
+    "-f", "--procfile", type=click.Path(path_type=Path), help="Procfile to use."
+)
+root_option = click.option(
+    "-d",
+    "--root",
+    type=click.Path(path_type=Path),
+    help="App directory [default: the Procfile's directory].",
+)
+env_option = click.option(
+    "-e",
+    "--env",
+    "env_files",
+    multiple=True,
+    help="Env file to load; repeat, or separate with commas; later files win "
+    "[default: .env in the app directory, if present].",
+)
+port_option = click.option(
+    "-p",
+    "--port",
+    type=int,
+    help="Base port [default: PORT from the env files, else $PORT, else 5000].",
+)
+"""The app options, declared once: every command that works on an app takes them alike."""
+
+
 def app_options(command: F) -> F:
     """-f, -d, -e and -p, shared by every command that works on an app."""
-    decorators = [
-        click.option("-f", "--procfile", type=click.Path(path_type=Path), help="Procfile to use."),
-        click.option(
-            "-d",
-            "--root",
-            type=click.Path(path_type=Path),
-            help="App directory [default: the Procfile's directory].",
-        ),
-        click.option(
-            "-e",
-            "--env",
-            "env_files",
-            multiple=True,
-            help="Env file to load; repeat, or separate with commas; later files win "
-            "[default: .env in the app directory, if present].",
-        ),
-        click.option(
-            "-p",
-            "--port",
-            type=int,
-            help="Base port [default: PORT from the env files, else $PORT, else 5000].",
-        ),
-    ]
-    return with_options(command, decorators)
+    return with_options(command, [procfile_option, root_option, env_option, port_option])
 
 
 def with_options(command: F, decorators: Sequence[Callable[[Any], Any]]) -> F:
@@ -171,8 +174,8 @@ def start(
     verbose: bool,
 ) -> int:
     """Start the app's processes (all types, or the NAMES given)."""
-    from procman.start import StartOptions
-    from procman.start import start as start_app
+    from procman.commands.start import StartOptions
+    from procman.commands.start import start as start_app
 
     if color is None:
         color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
@@ -210,7 +213,7 @@ def check(
     as_json: bool,
 ) -> int:
     """Validate the Procfile, env files, queue YAML and procman.yml without running anything."""
-    from procman.check import check as check_app
+    from procman.commands.check import check as check_app
 
     report = check_app(to_app_options(procfile, root, env_files, port), config)
     if as_json:
@@ -233,6 +236,6 @@ def run(
     command: tuple[str, ...],
 ) -> None:
     """Run COMMAND once with the app's environment (.env, PORT), like foreman run."""
-    from procman.oneoff import run as run_command
+    from procman.commands.run import run as run_command
 
     run_command(to_app_options(procfile, root, env_files, port), command)

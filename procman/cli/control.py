@@ -30,7 +30,7 @@ def scale(
     changes: tuple[str, ...],
 ) -> int:
     """Change the formation: TYPE=N, TYPE+N or TYPE-N (live, and saved for the next start)."""
-    from procman.supervisor.control.commands import scale as scale_app
+    from procman.commands.control import scale as scale_app
 
     result = scale_app(to_app_options(procfile, root, env_files, port), changes)
     click.echo(format_formation(result.formation))
@@ -46,7 +46,7 @@ def ps(
     procfile: Path | None, root: Path | None, env_files: EnvFiles, port: int | None, as_json: bool
 ) -> int:
     """List every instance: pid, state, uptime, restarts, port, command."""
-    from procman.supervisor.control.commands import ps as list_processes
+    from procman.commands.control import ps as list_processes
 
     processes = list_processes(to_app_options(procfile, root, env_files, port))
     if as_json:
@@ -93,7 +93,7 @@ def restart(
 ) -> int:
     """Restart instances (web.1) or types (web); all when none is named. With --environment,
     the deployed environment's current release on every host instead."""
-    from procman.supervisor.control.commands import restart as restart_processes
+    from procman.commands.control import restart as restart_processes
 
     if environment is not None:
         from procman.cli.deploy import restart_environment
@@ -147,8 +147,8 @@ def stop(
     wait: float | None,
 ) -> int:
     """Stop instances (web.1) or types (web), keeping procman running; with none, stop the app."""
-    from procman.supervisor.control.commands import stop as stop_processes
-    from procman.supervisor.control.commands import wait_stopped
+    from procman.commands.control import stop as stop_processes
+    from procman.commands.control import wait_stopped
 
     options = to_app_options(procfile, root, env_files, port)
     names = stop_processes(options, targets)
@@ -187,7 +187,7 @@ def logs(
     color: bool | None,
 ) -> int:
     """Show the running app's log stream (of NAMES or TYPES only, if given) until Ctrl-C."""
-    from procman.supervisor.control.commands import logs as read_logs
+    from procman.commands.control import logs as read_logs
 
     stream = read_logs(to_app_options(procfile, root, env_files, port), targets, lines, follow)
     prefixer = Prefixer(StreamStyle(color=_want_color(color)))

@@ -1,8 +1,9 @@
 """``procman deploy``, ``releases``, ``rollback``, ``unlock`` and ``restart --environment``: the
 pipeline of procman.yml.
 
-Each command loads procman.yml (validated against the Procfile beside it) and calls one method of
-``procman.deploy.pipeline.Pipeline``; paramiko is imported only when a host is reached.
+Each command turns its arguments into ``PipelineOptions`` and calls one function of
+``procman.commands.deploy`` (which loads procman.yml and runs the pipeline); paramiko is imported
+only when a host is reached.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from procman.cli.commands import Seconds, with_options
 from procman.cli.control import format_table
 
 if TYPE_CHECKING:
-    from procman.deploy.pipeline import Pipeline
+    from procman.commands.deploy import PipelineOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -56,16 +57,10 @@ def wait_option(command: F) -> F:
     )
 
 
-def pipeline_for(config_path: Path) -> Pipeline:
-    from procman.deploy.config import load_deploy_config
-    from procman.deploy.pipeline import Pipeline
-    from procman.procfile import load_procfile
+def pipeline_options(config_path: Path) -> PipelineOptions:
+    from procman.commands.deploy import PipelineOptions
 
-    repo = config_path.parent.resolve()
-    procfile_path = repo / "Procfile"
-    procfile = load_procfile(procfile_path) if procfile_path.is_file() else None
-    config = load_deploy_config(config_path, procfile)
-    return Pipeline(repo, config, say, progress=sys.stdout.isatty())
+    return PipelineOptions(config_path=config_path, say=say, progress=sys.stdout.isatty())
 
 
 def say(line: str) -> None:
@@ -110,6 +105,7 @@ def deploy(
 ) -> int:
     """Deploy to ENVIRONMENT: test, build and ship a commit; or, for an environment with
     promote_from, ship the release that is current and healthy there, byte for byte."""
+    from procman.commands.deploy import deploy as deploy_to
     from procman.deploy.pipeline import DeployOptions
 
     options = DeployOptions(
@@ -121,7 +117,7 @@ def deploy(
         allow_dirty_config=allow_dirty_config,
         force_stale_source=force_stale_source,
     )
-    pipeline_for(config_path).deploy(environment, options)
+    deploy_to(pipeline_options(config_path), environment, options)
     return 0
 
 
@@ -137,18 +133,17 @@ def deploy(
 )
 def releases(environment: str, config_path: Path, as_json: bool, every_record: bool) -> int:
     """List ENVIRONMENT's releases, newest first, the current one marked."""
-    from procman.deploy.pipeline import deploy_hint
+    from procman.commands.deploy import releases as list_releases
 
-    pipeline = pipeline_for(config_path)
-    rows, warnings = pipeline.releases(environment, every_record)
+    found = list_releases(pipeline_options(config_path), environment, every_record)
+    rows = found.rows
     if as_json:
         click.echo(json.dumps([row.to_json() for row in rows], indent=2))
         return 0
-    for warning in warnings:
+    for warning in found.warnings:
         click.echo(f"procman: warning: {warning}", err=True)
     if not rows:
-        hint = deploy_hint(pipeline.environment(environment))
-        click.echo(f"no releases on {environment} yet ({hint})")
+        click.echo(f"no releases on {environment} yet ({found.hint})")
         return 0
     table = [["", "RELEASE", "SHA256", "GIT", "ACTION", "WHEN", "WHO", "RESULT", "FLAGS"]]
     for row in rows:
@@ -177,14 +172,18 @@ def releases(environment: str, config_path: Path, as_json: bool, every_record: b
 def rollback(environment: str, release_id: str | None, config_path: Path, wait: float) -> int:
     """Run a kept release of ENVIRONMENT again (default: the previous healthy one), without
     rebuilding; health-checked and recorded like a deploy."""
-    pipeline_for(config_path).rollback(environment, release_id, wait)
+    from procman.commands.deploy import rollback as roll_back
+
+    roll_back(pipeline_options(config_path), environment, release_id, wait)
     return 0
 
 
 def restart_environment(environment: str, config_path: Path, wait: float) -> int:
     """``procman restart --environment ENV``: the current release started or restarted on every
     host, health-checked, recorded as a restart."""
-    pipeline_for(config_path).restart(environment, wait)
+    from procman.commands.deploy import restart
+
+    restart(pipeline_options(config_path), environment, wait)
     return 0
 
 
@@ -193,6 +192,8 @@ def restart_environment(environment: str, config_path: Path, wait: float) -> int
 @deploy_file_option
 def unlock(environment: str, config_path: Path) -> int:
     """Break ENVIRONMENT's deploy lock on every host (after a deploy died), saying who held it."""
-    for line in pipeline_for(config_path).unlock(environment):
+    from procman.commands.deploy import unlock as break_lock
+
+    for line in break_lock(pipeline_options(config_path), environment):
         click.echo(line)
     return 0

@@ -1,7 +1,7 @@
 """``procman jobs``: the queues, the workers and the failed jobs; retry, delete, clear.
 
-Each command resolves the app's Redis and queue YAML, calls one function of
-``procman.queues.monitoring`` and formats what it returns.
+Each command turns its options into ``JobsOptions``, calls one function of
+``procman.commands.jobs`` and formats what it returns.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from procman.cli.commands import to_app_options, with_options
+from procman.cli.commands import env_option, root_option, to_app_options, with_options
 from procman.cli.control import format_duration, format_table
 from procman.errors import UsageError
 
 if TYPE_CHECKING:
-    from procman.queues.monitoring import FailedPage, JobDetail, Overview, Target
+    from procman.commands.jobs import JobsOptions
+    from procman.queues.monitoring import FailedPage, JobDetail, Overview
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -28,19 +29,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 def target_options(command: F) -> F:
     """-d, -e, -C and --redis-url: on ``procman jobs`` and on each of its commands."""
     decorators = [
-        click.option(
-            "-d",
-            "--root",
-            type=click.Path(path_type=Path),
-            help="App directory, for its .env and queues.yml [default: the current directory].",
-        ),
-        click.option(
-            "-e",
-            "--env",
-            "env_files",
-            multiple=True,
-            help="Env file to load instead of .env; repeat, or separate with commas.",
-        ),
+        root_option,
+        env_option,
         click.option(
             "-C",
             "--config",
@@ -71,11 +61,9 @@ def jobs(ctx: click.Context, /, as_json: bool, **options: Any) -> int:
     ctx.obj = {**options, "as_json": as_json}
     if ctx.invoked_subcommand is not None:
         return 0
-    from procman.queues import monitoring
+    from procman.commands.jobs import overview
 
-    target = _target(ctx, options)
-    with monitoring.connected(target.url) as connection:
-        result = monitoring.overview(connection, target.config, redis_label=target.url.describe())
+    result = overview(_options(ctx, options))
     _echo(result.as_json() if as_json else render_overview(result), as_json)
     return 0
 
@@ -95,11 +83,9 @@ def failed(
     ctx: click.Context, /, queue: str | None, limit: int, offset: int, as_json: bool, **options: Any
 ) -> int:
     """List failed jobs (of QUEUE, or of every queue), newest first, with the error's last line."""
-    from procman.queues import monitoring
+    from procman.commands.jobs import failed as failed_jobs
 
-    target = _target(ctx, options)
-    with monitoring.connected(target.url) as connection:
-        page = monitoring.failed_jobs(connection, target.config, queue, offset=offset, limit=limit)
+    page = failed_jobs(_options(ctx, options), queue, offset=offset, limit=limit)
     as_json = as_json or ctx.obj["as_json"]
     _echo(page.as_json() if as_json else render_failed(page, queue), as_json)
     return 0
@@ -112,11 +98,9 @@ def failed(
 @click.pass_context
 def show(ctx: click.Context, /, job_id: str, as_json: bool, **options: Any) -> int:
     """Show one job: function, arguments, status, times, and its result or full traceback."""
-    from procman.queues import monitoring
+    from procman.commands.jobs import show as job_detail
 
-    target = _target(ctx, options)
-    with monitoring.connected(target.url) as connection:
-        detail = monitoring.job_detail(connection, job_id)
+    detail = job_detail(_options(ctx, options), job_id)
     as_json = as_json or ctx.obj["as_json"]
     _echo(detail.as_json() if as_json else render_detail(detail), as_json)
     return 0
@@ -129,18 +113,15 @@ def show(ctx: click.Context, /, job_id: str, as_json: bool, **options: Any) -> i
 @click.pass_context
 def retry(ctx: click.Context, /, job_id_or_queue: str | None, every: bool, **options: Any) -> int:
     """Put a failed job back on its queue: ID, or --all [QUEUE] for every failed job."""
-    from procman.queues import monitoring
+    from procman.commands.jobs import retry as retry_jobs
+    from procman.queues.monitoring import JobRef
 
     if not every and job_id_or_queue is None:
         raise UsageError("give the ID of a failed job, or --all", "see 'procman jobs failed'")
-    target = _target(ctx, options)
-    with monitoring.connected(target.url) as connection:
-        if not every:
-            assert job_id_or_queue is not None
-            ref = monitoring.retry_job(connection, job_id_or_queue)
-            click.echo(f"requeued job {ref.id} on queue {ref.queue}")
-            return 0
-        report = monitoring.retry_all(connection, target.config, job_id_or_queue)
+    report = retry_jobs(_options(ctx, options), job_id_or_queue, every)
+    if isinstance(report, JobRef):
+        click.echo(f"requeued job {report.id} on queue {report.queue}")
+        return 0
     gone = f"; {report.missing} whose data had expired dropped" if report.missing else ""
     if report.requeued:
         click.echo(f"requeued {_jobs(report.requeued)} to {', '.join(report.queues)}{gone}")
@@ -155,11 +136,9 @@ def retry(ctx: click.Context, /, job_id_or_queue: str | None, every: bool, **opt
 @click.pass_context
 def delete(ctx: click.Context, /, job_id: str, **options: Any) -> int:
     """Delete a job (waiting, scheduled, failed or finished) and its results."""
-    from procman.queues import monitoring
+    from procman.commands.jobs import delete as delete_job
 
-    target = _target(ctx, options)
-    with monitoring.connected(target.url) as connection:
-        ref = monitoring.delete_job(connection, job_id)
+    ref = delete_job(_options(ctx, options), job_id)
     click.echo(f"deleted job {ref.id} ({ref.status}, queue {ref.queue})")
     return 0
 
@@ -171,30 +150,29 @@ def delete(ctx: click.Context, /, job_id: str, **options: Any) -> int:
 @click.pass_context
 def clear(ctx: click.Context, /, queue: str, yes: bool, **options: Any) -> int:
     """Delete every job waiting in QUEUE (failed and finished jobs stay)."""
-    from procman.queues import monitoring
+    from procman.commands.jobs import clear as clear_queue
 
-    target = _target(ctx, options)
-    with monitoring.connected(target.url) as connection:
-        waiting = monitoring.queue_size(connection, target.config, queue)
-        if waiting == 0:
-            click.echo(f"queue {queue} is empty: nothing to clear")
-            return 0
-        if not yes and not _confirm(f"Delete the {_jobs(waiting)} waiting in queue {queue}?"):
-            click.echo("nothing deleted")
-            return 1
-        removed = monitoring.clear_queue(connection, target.config, queue)
-    click.echo(f"deleted {_jobs(removed)} from queue {queue}")
+    def confirm(waiting: int) -> bool:
+        return yes or _confirm(f"Delete the {_jobs(waiting)} waiting in queue {queue}?")
+
+    cleared = clear_queue(_options(ctx, options), queue, confirm)
+    if cleared.waiting == 0:
+        click.echo(f"queue {queue} is empty: nothing to clear")
+        return 0
+    if cleared.removed is None:
+        click.echo("nothing deleted")
+        return 1
+    click.echo(f"deleted {_jobs(cleared.removed)} from queue {queue}")
     return 0
 
 
-def _target(ctx: click.Context, options: dict[str, Any]) -> Target:
-    """The app's Redis and queue YAML, from this command's options, else those given before it
-    (``procman jobs -d app failed``)."""
-    from procman.queues.monitoring import resolve_target
+def _options(ctx: click.Context, options: dict[str, Any]) -> JobsOptions:
+    """This command's options, else those given before it (``procman jobs -d app failed``)."""
+    from procman.commands.jobs import JobsOptions
 
     given = {**ctx.obj, **{k: v for k, v in options.items() if v}} if ctx.obj else options
     app = to_app_options(None, given["root"], given["env_files"], None)
-    return resolve_target(app, given["config"], given["redis_url"])
+    return JobsOptions(app=app, config_path=given["config"], redis_url=given["redis_url"])
 
 
 def _confirm(question: str) -> bool:

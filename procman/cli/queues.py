@@ -53,14 +53,15 @@ def worker(
     verbose: bool,
 ) -> int:
     """Run RQ workers for the app's queues (Ctrl-C: finish running jobs, then stop)."""
-    from procman.queues.pool import serve
+    from procman.commands.worker import WorkerOptions, serve
 
-    return serve(
-        to_app_options(procfile, root, env_files, port),
+    options = WorkerOptions(
+        app=to_app_options(procfile, root, env_files, port),
         config_path=config_path,
-        redis_url_option=redis_url,
-        queues_option=queues,
+        redis_url=redis_url,
+        queues=queues,
         concurrency=concurrency,
         burst=burst,
         verbose=verbose,
     )
+    return serve(options)

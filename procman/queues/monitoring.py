@@ -14,7 +14,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import redis
@@ -29,13 +28,11 @@ from rq.registry import (
 from rq.results import Result
 from rq.worker import Worker
 
-from procman.errors import ProcmanError, UsageError, collect, excerpt, raise_collected
-from procman.queues.config import DEFAULT_CONFIG, QueueConfig, default_path, load_queue_config
+from procman.errors import ProcmanError, UsageError, excerpt
+from procman.queues.config import DEFAULT_CONFIG, QueueConfig
 from procman.queues.connection import connect, unavailable
 from procman.queues.recovery import forget_worker_deaths
-from procman.queues.redis_url import RedisUrl, resolve_redis_url
-from procman.rundir import RunDir
-from procman.settings import AppOptions, load_app
+from procman.queues.redis_url import RedisUrl
 
 RETRY_BATCH = 500
 """Failed jobs requeued per round by ``retry_all``: ids are read a batch at a time, never all."""
@@ -226,37 +223,6 @@ class RetryReport:
     requeued: int
     missing: int
     """Registry entries whose job data was gone (expired or deleted): dropped, not requeued."""
-
-
-# -- what to look at ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    url: RedisUrl
-    config: QueueConfig | None
-    """The app's queue YAML; None when it has none (then the worker serves ``default``)."""
-
-
-def resolve_target(
-    options: AppOptions, config_path: Path | None = None, redis_url: str | None = None
-) -> Target:
-    """The app's Redis URL (``--redis-url``, else REDIS_PROVIDER / REDIS_URL from the environment
-    and the app's env files) and queue YAML (``config_path``, else ``queues.yml`` in the app
-    directory if present). Every problem is reported together."""
-    app = load_app(options)
-    errors: list[ProcmanError] = []
-    private = RunDir(app.root).private_redis_url()
-    url = collect(
-        lambda: resolve_redis_url(app.process_env(unbuffered=False), redis_url, private), errors
-    )
-    path = config_path if config_path is not None else default_path(app.root)
-    config = None
-    if config_path is not None or path.is_file():
-        config = collect(lambda: load_queue_config(path, app_dir=app.root), errors)
-    raise_collected(errors)
-    assert url is not None
-    return Target(url=url, config=config)
 
 
 # -- connecting -------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from rq.scheduler import RQScheduler
 
 from procman.exitcodes import status_for_signal
 from procman.queues import worker as worker_module
-from procman.queues.config import QUEUE_NAME, QueueConfig, ScheduledJob
+from procman.queues.config import QueueConfig, ScheduledJob
 from procman.queues.recovery import (
     MAX_WORKER_DEATHS,
     count_worker_death,
@@ -54,7 +54,6 @@ from procman.queues.recovery import (
 )
 from procman.queues.redis_url import RedisUrl
 from procman.queues.worker import SPEC_VARIABLE, WorkerSpec
-from procman.settings import STOP_TIMEOUT_VARIABLE, AppOptions
 from procman.supervisor.signals import STOP_SIGNALS, SignalPipe
 
 TICK = 0.25
@@ -790,94 +789,3 @@ def _flush() -> None:
             stream.flush()
         except (OSError, ValueError):
             pass
-
-
-def _start_stop_timeout() -> float | None:
-    """``procman start``'s ``-t`` when running under it (it sets ``PROCMAN_STOP_TIMEOUT``)."""
-    try:
-        seconds = float(os.environ.get(STOP_TIMEOUT_VARIABLE, ""))
-    except ValueError:
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
-
-
-def parse_queues_option(spec: str) -> tuple[tuple[str, int | None], ...]:
-    """``--queues critical,default`` (strict order) or ``critical:5,default:3`` (weighted)."""
-    from procman.errors import UsageError
-
-    queues: list[tuple[str, int | None]] = []
-    for raw in spec.split(","):
-        part = raw.strip()
-        if not part:
-            continue
-        name, _, weight = part.partition(":")
-        if not name or (weight and (not weight.isdigit() or int(weight) < 1)):
-            raise UsageError(
-                f"--queues: cannot read {part!r}",
-                "write names in order ('critical,default') or with weights ('critical:5,low:1')",
-            )
-        if not QUEUE_NAME.fullmatch(name):
-            raise UsageError(
-                f"--queues: bad queue name {name!r}",
-                "queue names may use only letters, digits, '_', '-' and '.'; separate them "
-                "with commas ('critical,default')",
-            )
-        queues.append((name, int(weight) if weight else None))
-    if not queues:
-        raise UsageError("--queues: no queue given", "write e.g. --queues critical,default")
-    if len({name for name, _ in queues}) != len(queues):
-        raise UsageError("--queues: a queue is listed twice", "list each queue once")
-    if len({weight is None for _, weight in queues}) > 1:
-        raise UsageError(
-            "--queues: mix of weighted and plain queues", "give every queue a weight, or none"
-        )
-    return tuple(queues)
-
-
-def serve(
-    app_options: AppOptions,
-    *,
-    config_path: Path | None,
-    redis_url_option: str | None,
-    queues_option: str | None,
-    concurrency: int | None,
-    burst: bool,
-    verbose: bool = False,
-) -> int:
-    """Validate everything, connect, then run the pool until it is stopped (or, with ``burst``,
-    until the queues are empty)."""
-    from procman.queues.config import default_path, load_queue_config
-    from procman.queues.connection import connect
-    from procman.queues.redis_url import resolve_redis_url
-    from procman.rundir import RunDir
-    from procman.settings import load_app
-
-    app = load_app(app_options)
-    path = config_path if config_path is not None else default_path(app.root)
-    config = (
-        load_queue_config(path, app_dir=app.root)
-        if config_path is not None or path.exists()
-        else QueueConfig(path=None)
-    )
-    queues = (
-        parse_queues_option(queues_option)
-        if queues_option is not None
-        else tuple((q.name, q.weight) for q in config.queues)
-    )
-    url = resolve_redis_url(
-        {**app.shell, **app.env}, redis_url_option, RunDir(app.root).private_redis_url()
-    )
-    connection = connect(url)
-    verbose, timestamps = worker_module.logging_choice(verbose)
-    options = PoolOptions(
-        config=config,
-        redis_url=url,
-        queues=queues,
-        concurrency=concurrency if concurrency is not None else config.concurrency,
-        burst=burst,
-        app_dir=app.root,
-        stop_cut=_start_stop_timeout(),
-        verbose=verbose,
-        timestamps=timestamps,
-    )
-    return Pool(options, connection).run()

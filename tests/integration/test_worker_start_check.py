@@ -52,7 +52,8 @@ def test_without_a_worker_the_queue_yaml_is_neither_read_nor_imported(app: App) 
     app.write("queues.yml", "concurrency: 0\n")
     code = (
         "import sys; from pathlib import Path; "
-        "from procman.settings import AppOptions; from procman.start import StartOptions, plan; "
+        "from procman.settings import AppOptions; "
+        "from procman.commands.start import StartOptions, plan; "
         "plan(StartOptions(app=AppOptions(root=Path('.')))); "
         "print(sorted(m for m in ('procman.queues.config', 'yaml', 'croniter') "
         "if m in sys.modules))"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import procman.start
+import procman.commands.start
 from procman.cli import main
 from procman.exitcodes import ExitStatus
 
@@ -31,7 +31,7 @@ def app_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     def refuse(*args: object, **kwargs: object) -> None:
         raise NotSupervised("validation passed: start would have spawned processes")
 
-    monkeypatch.setattr(procman.start, "Supervisor", refuse)
+    monkeypatch.setattr(procman.commands.start, "Supervisor", refuse)
     (tmp_path / "Procfile").write_text("web: python -m http.server $PORT\nworker: python w.py\n")
     return tmp_path
 
@@ -345,3 +345,14 @@ def test_restart_wait_is_for_environments_only(capsys: pytest.CaptureFixture[str
     status, lines = run(capsys, "restart", "--wait", "5")
     assert status == ExitStatus.USAGE
     assert lines == ["procman: error: --wait is for --environment (a deploy lock) (leave it out)"]
+
+
+def test_jobs_retry_without_an_id_says_so_before_reading_the_app_options(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The missing ID is a usage error found before -e is read (or Redis is looked for)."""
+    status, lines = run(capsys, "jobs", "retry", "-e", ",")
+    assert status == ExitStatus.USAGE
+    assert lines == [
+        "procman: error: give the ID of a failed job, or --all (see 'procman jobs failed')"
+    ]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from procman.commands.worker import parse_queues_option
 from procman.errors import UsageError
-from procman.queues.pool import parse_queues_option
 
 
 def test_names_and_weights_are_read() -> None:

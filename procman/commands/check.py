@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from procman.commands import app_dir as app_dir_of
+from procman.commands import load_app_and_procfile
 from procman.errors import ProcmanError, collect, raise_collected
 from procman.procfile import Procfile
-from procman.settings import App, AppOptions, procfile_path
-from procman.start import load_app_and_procfile
+from procman.settings import App, AppOptions
 
 if TYPE_CHECKING:
     from procman.deploy.config import DeployConfig
@@ -76,14 +77,10 @@ def check(options: AppOptions, queue_config: Path | None = None) -> CheckReport:
     return CheckReport(app=app, procfile=procfile, queues=queues, deploy=deploy)
 
 
-def _app_dir(options: AppOptions) -> Path:
-    return options.root if options.root is not None else procfile_path(options).parent
-
-
 def _load_deploy(options: AppOptions, procfile: Procfile | None) -> DeployConfig | None:
     from procman.deploy.config import default_path, load_deploy_config
 
-    path = default_path(_app_dir(options))
+    path = default_path(app_dir_of(options))
     return load_deploy_config(path, procfile) if path.is_file() else None
 
 
@@ -97,7 +94,7 @@ def _check_worker_queue_files(
     from procman.queues.config import default_path, load_queue_config
     from procman.queues.private_redis import worker_queue_files
 
-    app_dir = _app_dir(options)
+    app_dir = app_dir_of(options)
     done = {default_path(app_dir).resolve()}
     for path, must_exist in worker_queue_files(app_dir, procfile):
         if path.resolve() in done or (not must_exist and not path.is_file()):
@@ -109,7 +106,7 @@ def _check_worker_queue_files(
 def _load_queues(options: AppOptions, explicit: Path | None) -> QueueConfig | None:
     from procman.queues.config import default_path, load_queue_config
 
-    app_dir = _app_dir(options)
+    app_dir = app_dir_of(options)
     path = explicit if explicit is not None else default_path(app_dir)
     if explicit is None and not path.is_file():
         return None

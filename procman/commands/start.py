@@ -1,4 +1,6 @@
-"""``procman start``: validate the app, expand the formation and supervise it."""
+"""``procman start``: validate the app, expand the formation and supervise it.
+
+The app, its Procfile and its run directory are composed once, in :func:`plan`, and passed along."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from procman.commands import app_dir, load_app_and_procfile, path_with_own_procman
 from procman.errors import (
     ConfigError,
     FormationError,
@@ -25,9 +28,8 @@ from procman.formation import (
     resolve_counts,
     unknown_type_hint,
 )
-from procman.own_command import path_with_own_procman
 from procman.ports import check_ports_free
-from procman.procfile import Procfile, load_procfile
+from procman.procfile import Procfile
 from procman.queues.private_redis import (
     READY_TIMEOUT,
     RedisPlan,
@@ -40,9 +42,6 @@ from procman.settings import (
     VERBOSE_VARIABLE,
     App,
     AppOptions,
-    check_root,
-    load_app,
-    procfile_path,
 )
 from procman.supervisor.control.handler import RequestHandler
 from procman.supervisor.control.server import ControlServer
@@ -76,17 +75,7 @@ class Plan:
     counts: dict[str, int]
     policy: Policy
     redis: RedisPlan
-
-
-def load_app_and_procfile(options: AppOptions) -> tuple[App, Procfile]:
-    """Load both, reporting the problems of each together rather than the first one only."""
-    check_root(options)  # else the Procfile under it would be reported missing too
-    errors: list[ProcmanError] = []
-    app = collect(lambda: load_app(options), errors)
-    procfile = collect(lambda: load_procfile(procfile_path(options)), errors)
-    raise_collected(errors)
-    assert app is not None and procfile is not None
-    return app, procfile
+    run_dir: RunDir
 
 
 def plan(options: StartOptions) -> Plan:
@@ -98,7 +87,8 @@ def plan(options: StartOptions) -> Plan:
         restart=parse_policy(options.restart, procfile, "--restart"),
         can_die=parse_policy(options.can_die, procfile, "--can-die"),
     )
-    requested, saved_in = _requested_counts(options, app, procfile)
+    run_dir = RunDir(app.root)
+    requested, saved_in = _requested_counts(options, run_dir, procfile)
     counts = resolve_counts(procfile, requested)
     if options.names:
         counts = {name: (counts[name] or 1) if name in options.names else 0 for name in counts}
@@ -123,7 +113,9 @@ def plan(options: StartOptions) -> Plan:
         )
     check_ports_free(instances)
     redis = plan_redis(app.root, procfile, app.process_env(), options.redis_url)
-    return Plan(app=app, procfile=procfile, counts=counts, policy=policy, redis=redis)
+    return Plan(
+        app=app, procfile=procfile, counts=counts, policy=policy, redis=redis, run_dir=run_dir
+    )
 
 
 def check_worker_queue_files(options: AppOptions, procfile: Procfile) -> None:
@@ -132,8 +124,7 @@ def check_worker_queue_files(options: AppOptions, procfile: Procfile) -> None:
     config module (yaml, croniter: about 40 ms) is imported only for such Procfiles; the app's
     ``schedule`` functions are not imported here (that would load the app and its libraries,
     redis among them, into procman itself): ``procman check`` and the worker check those."""
-    app_dir = options.root if options.root is not None else procfile_path(options).parent
-    files = worker_queue_files(app_dir, procfile)
+    files = worker_queue_files(app_dir(options), procfile)
     if not files:
         return
     from procman.queues.config import load_queue_config
@@ -160,13 +151,12 @@ def parse_policy(spec: str | None, procfile: Procfile, option: str) -> frozenset
 
 def start(options: StartOptions) -> int:
     chosen = plan(options)
-    app, procfile = chosen.app, chosen.procfile
-    run_dir = RunDir(app.root)
+    app, procfile, run_dir = chosen.app, chosen.procfile, chosen.run_dir
     lock = run_dir.lock()
     try:
         if chosen.redis.server is None:
             run_dir.forget_private_redis()  # left by an earlier start that ran one
-        services = _services(chosen.redis, app, options.verbose)
+        services = _services(chosen.redis, app, run_dir, options.verbose)
         common = _common_environment(options, app, run_dir)
         columns, rows = _terminal_size()
         name_width = max(len(f"{name}.{count}") for name, count in chosen.counts.items())
@@ -223,14 +213,14 @@ def _environment(
     return env
 
 
-def _services(redis: RedisPlan, app: App, verbose: bool) -> list[Service]:
+def _services(redis: RedisPlan, app: App, run_dir: RunDir, verbose: bool) -> list[Service]:
     """The private Redis, its data directory made (under the app's lock: one server per dir)."""
     server = redis.server
     if server is None:
         return []
     try:
         server.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        RunDir(app.root).record_private_redis(server.url)
+        run_dir.record_private_redis(server.url)
     except OSError as error:
         raise ProcmanError(
             f"cannot create {server.data_dir}: {error.strerror}",
@@ -251,7 +241,7 @@ def _services(redis: RedisPlan, app: App, verbose: bool) -> list[Service]:
 
 
 def _requested_counts(
-    options: StartOptions, app: App, procfile: Procfile
+    options: StartOptions, run_dir: RunDir, procfile: Procfile
 ) -> tuple[dict[str, int], Path | None]:
     """-m wins; else the formation saved by ``procman scale`` (and the file it is in); else one
     of each."""
@@ -259,7 +249,6 @@ def _requested_counts(
         counts = parse_formation(options.formation, options.formation_option)
         check_types(counts, procfile, options.formation_option)
         return counts, None
-    run_dir = RunDir(app.root)
     saved = run_dir.load_formation()
     if saved is None:
         return {}, None

@@ -8,8 +8,8 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from procman.commands import path_with_own_procman
 from procman.errors import UsageError
-from procman.own_command import path_with_own_procman
 from procman.procfile import load_procfile
 from procman.rundir import RunDir
 from procman.settings import AppOptions, load_app, procfile_path

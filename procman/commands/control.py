@@ -1,5 +1,7 @@
 """What the client commands do: ``scale``, ``ps``, ``restart``, ``stop`` and ``logs`` against the
-procman running in an app directory."""
+procman running in an app directory (through ``procman.supervisor.control``'s client).
+
+The app directory's run directory is composed once per command and passed along."""
 
 from __future__ import annotations
 
@@ -23,21 +25,25 @@ class ScaleResult:
     """False when no procman was running: the formation was only saved for the next start."""
 
 
-def client_for(options: AppOptions) -> ControlClient:
+def run_dir_for(options: AppOptions) -> RunDir:
+    """The app directory's run directory (``-d`` checked first)."""
     check_root(options)
-    root = app_root(options)
-    return ControlClient(RunDir(root).socket_path, root)
+    return RunDir(app_root(options))
+
+
+def client_for(options: AppOptions, run_dir: RunDir | None = None) -> ControlClient:
+    run_dir = run_dir if run_dir is not None else run_dir_for(options)
+    return ControlClient(run_dir.socket_path, run_dir.root)
 
 
 def scale(options: AppOptions, specs: Sequence[str]) -> ScaleResult:
     changes = parse_scale(specs)  # bad syntax fails before we look for a supervisor
-    client = client_for(options)
+    run_dir = run_dir_for(options)
     try:
-        reply = client.request({"verb": "scale", "changes": list(specs)})
+        reply = client_for(options, run_dir).request({"verb": "scale", "changes": list(specs)})
     except NotRunning:
         app = load_app(options)
         procfile = load_procfile(procfile_path(options))
-        run_dir = RunDir(app.root)
         current = resolve_counts(procfile, run_dir.load_formation() or {})
         counts = scaled(procfile, current, changes, app.base_port)
         run_dir.save_formation(counts)
@@ -68,7 +74,8 @@ WAIT_POLL = 0.1
 def wait_stopped(options: AppOptions, names: Sequence[str] | None, timeout: float) -> None:
     """Return once the named instances have no process (``None``: once procman has exited);
     a ProcmanError after ``timeout`` seconds."""
-    client = client_for(options)
+    run_dir = run_dir_for(options)
+    client = client_for(options, run_dir)
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -76,7 +83,7 @@ def wait_stopped(options: AppOptions, names: Sequence[str] | None, timeout: floa
         except (NotRunning, Gone):
             # Its processes have stopped; for the whole app, wait until procman itself has
             # exited too (its lock released), so that a new procman start can follow at once.
-            if names is None and RunDir(app_root(options)).is_running():
+            if names is None and run_dir.is_running():
                 processes = [{"name": "?", "pid": 0}]
             else:
                 return
