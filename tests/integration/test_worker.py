@@ -326,13 +326,18 @@ def test_sigkilled_workers_lose_no_job(jobs_app: App, redis_url: str, tmp_path: 
     raised = [i for i in failed if Job.fetch(i, connection=connection).func_name == "jobs.boom"]
     assert len(raised) == 20  # the jobs that raise
     # A job whose worker was killed under it 3 times (rare with random kills) is failed for
-    # that, by design; its work was done, so its mark is there.
-    for job_id in set(failed) - set(raised):
+    # that, by design (Sidekiq's poison-pill rule): it is in the failed registry, not lost, and
+    # its work may or may not have been done (killed during its sleep, before its mark).
+    died = set(failed) - set(raised)
+    for job_id in died:
         result = Job.fetch(job_id, connection=connection).latest_result()
         assert result is not None and "WorkerDied" in (result.exc_string or "")
     finished = sum(FinishedJobRegistry(q.name, connection=connection).count for q in queues)
     assert finished == 2000 - len(failed)
-    assert len(list(marks.iterdir())) == 1980  # every job's work was done (some twice: killed)
+    marked = {path.name for path in marks.iterdir()}
+    for index, job_id in enumerate(ids):  # every finished job's work was done (some twice)
+        assert final[job_id] != "finished" or f"j{index}" in marked, f"j{index} finished unmarked"
+    assert 1980 - len(died) <= len(marked) <= 1980
 
 
 def test_warm_then_cold_shutdown(

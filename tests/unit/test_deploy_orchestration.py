@@ -14,7 +14,7 @@ import shutil
 import signal
 import subprocess
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -211,6 +211,15 @@ def test_rolling_stops_at_the_first_unhealthy_host(rolling: Cluster) -> None:
     # web2 was never switched nor started: a rolling deploy stops at web1's failure
     assert ("web2", "switch") not in steps and ("web2", "start") not in steps
     assert rolling.currents() == {"web1": first, "web2": first}
+
+
+@pytest.fixture(autouse=True)
+def python_handles_ctrl_c() -> Iterator[None]:
+    """Python's own SIGINT handler, as in a procman process: an RQ worker run in-process by an
+    earlier test (tests/integration/test_jobs.py) leaves RQ's handler installed."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 def interrupt_at(host: FakeHost, wanted: str) -> None:
