@@ -325,14 +325,34 @@ def sshd_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHCluste
     """Real OpenSSH servers on 127.0.0.2-4 for the whole session, each with a generated host key,
     one client key authorized for the current user, a known_hosts file listing exactly these
     hosts, and a private /srv (a mount namespace) where the machine allows it. Stopped at the end,
-    on failure too. Their environment lacks the per-test tag: they outlive each test."""
+    on failure too. Their environment lacks the per-test tag: they outlive each test.
+
+    The hosts' shell reads no ``~/.bashrc`` (``quiet_shell``): this machine's runs ``pyenv init``,
+    which costs every remote command a fraction of a second (a deploy 3 s against 9 s) and can
+    wait on pyenv's lock when hosts run commands at once. ``bashrc_hosts`` keeps one test on hosts
+    that do read it, as many real servers do."""
+    yield from _sshd_cluster(tmp_path_factory, quiet_shell=True)
+
+
+@pytest.fixture
+def bashrc_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHCluster]:
+    """Hosts like ``sshd_cluster``'s, for one test, whose shell reads the user's ``~/.bashrc``
+    for every command; emptied and cleaned as ``deploy_hosts`` does."""
+    for cluster in _sshd_cluster(tmp_path_factory, quiet_shell=False):
+        with clean_deploy_hosts(cluster) as cleaned:
+            yield cleaned
+
+
+def _sshd_cluster(
+    tmp_path_factory: pytest.TempPathFactory, quiet_shell: bool
+) -> Iterator[SSHCluster]:
     if not os.path.exists(SSHD):
         pytest.fail(sshd_hosts.NO_SSHD)
     base = tmp_path_factory.mktemp("sshd")
     env = {key: value for key, value in os.environ.items() if key != TAG}
     with ExitStack() as stack:
         try:
-            cluster = stack.enter_context(sshd_hosts.sshd_cluster(base, env))
+            cluster = stack.enter_context(sshd_hosts.sshd_cluster(base, env, quiet_shell))
         except sshd_hosts.SSHDidNotStart as error:
             pytest.fail(str(error))
         yield cluster

@@ -235,6 +235,21 @@ def test_deploy_to_staging_serves_the_app_and_runs_its_jobs(deployment: Deployme
     assert re.search(row, listing.stdout, re.M), listing.stdout
 
 
+def test_deploy_to_hosts_whose_shell_reads_a_bashrc(
+    deploy_app: DeployApp, bashrc_hosts: SSHCluster, redis_url: str
+) -> None:
+    """The other deploy tests' hosts skip ``~/.bashrc`` for speed; real servers read it for every
+    command sshd runs (here it runs ``pyenv init``), and a deploy must not mind."""
+    deployment = Deployment(deploy_app, bashrc_hosts, redis_url)
+    try:
+        deployment.write_config()
+        release = release_id_in(deployment.deploy("staging").stdout)
+        assert deployment.current(deployment.staging[0]) == release
+        assert get(deployment.staging_port, "/health") == (200, "ok")
+    finally:
+        deployment.stop_everything()
+
+
 def test_repeated_deploy_of_the_same_commit_uploads_nothing(deployment: Deployment) -> None:
     deployment.write_config()
     first = deployment.deploy("staging")
