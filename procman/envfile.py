@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from procman.errors import EnvFileError, ProcmanError, collect, excerpt, raise_collected
+from procman.errors import EnvFileError, ProcmanError, collect, excerpt, flag_of, raise_collected
 from procman.textfile import FileWords, read_text
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -102,8 +102,8 @@ def load_env_files(paths: Sequence[Path], shell: Mapping[str, str]) -> dict[str,
 
 ENV_FILE_WORDS = FileWords(
     missing="no such env file",
-    missing_hint="check the path given to -e/--env",
-    directory_hint="pass a file to -e/--env",
+    missing_hint=f"check the path given to {flag_of('env_files')}",
+    directory_hint=f"pass a file to {flag_of('env_files')}",
     encoding_hint="save the file as UTF-8",
 )
 

@@ -5,6 +5,7 @@ Library code raises these; only ``procman.cli.main`` turns them into a message a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
@@ -23,10 +24,14 @@ class ProcmanError(Exception):
         self.message = message
         self.hint = hint
 
+    def render(self, spell_option: Callable[[str], str] | None = None) -> str:
+        """The message and hint, each ``flag_of(NAME)`` in them spelled by ``spell_option`` (the
+        CLI spells them as its flags; library code, which knows no flags, in words)."""
+        text = f"{self.message} ({self.hint})" if self.hint else self.message
+        return spell_options(text, spell_option)
+
     def __str__(self) -> str:
-        if self.hint:
-            return f"{self.message} ({self.hint})"
-        return self.message
+        return self.render()
 
 
 class ConfigError(ProcmanError):
@@ -67,6 +72,31 @@ class ManyErrors(ConfigError):
     def __init__(self, errors: list[ProcmanError]) -> None:
         super().__init__("; ".join(str(e) for e in errors))
         self.errors = errors
+
+    def render(self, spell_option: Callable[[str], str] | None = None) -> str:
+        return "; ".join(error.render(spell_option) for error in self.errors)
+
+
+_OPTION_REFERENCE = re.compile(r"\{option:([a-z][a-z0-9_]*)\}")
+
+
+def flag_of(name: str) -> str:
+    """A reference, inside an error's message or hint, to the option that sets ``name`` (a field
+    of a command's options, e.g. ``allow_dirty``): library code does not know how the CLI spells
+    its flags, so ``procman.cli.main`` fills them in (``--allow-dirty``) as it prints the error."""
+    return f"{{option:{name}}}"
+
+
+def option_in_words(name: str) -> str:
+    """How an option reference reads where no CLI spells it: ``allow_dirty`` -> ``the
+    allow-dirty option``."""
+    return f"the {name.replace('_', '-')} option"
+
+
+def spell_options(text: str, spell_option: Callable[[str], str] | None = None) -> str:
+    """``text`` with each ``flag_of(NAME)`` in it spelled by ``spell_option`` (default: words)."""
+    spell = spell_option or option_in_words
+    return _OPTION_REFERENCE.sub(lambda match: spell(match.group(1)), text)
 
 
 def excerpt(text: str, limit: int = 60) -> str:

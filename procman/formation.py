@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from procman.errors import ConfigError, FormationError, UsageError, did_you_mean, excerpt
+from procman.errors import ConfigError, FormationError, UsageError, did_you_mean, excerpt, flag_of
 from procman.procfile import Procfile
 
 ALL = "all"
@@ -33,7 +33,7 @@ class Instance:
         return f"{self.type}.{self.number}"
 
 
-def parse_formation(spec: str, option: str = "-m/--formation") -> dict[str, int]:
+def parse_formation(spec: str, option: str = flag_of("formation")) -> dict[str, int]:
     """Parse ``all=1,web=2,worker=3`` into counts; ``all`` sets the default for unnamed types."""
     counts: dict[str, int] = {}
     for raw in spec.split(","):
@@ -98,7 +98,9 @@ def check_names(names: Iterable[str], procfile: Procfile) -> None:
             )
 
 
-def check_port(port: int, option: str = "-p/--port", error: type[ConfigError] = UsageError) -> int:
+def check_port(
+    port: int, option: str = flag_of("port"), error: type[ConfigError] = UsageError
+) -> int:
     if not 1 <= port <= MAX_PORT:
         raise error(f"{option}: port {port} is out of range", "use a port from 1 to 65535")
     return port
@@ -128,7 +130,7 @@ def expand(
             if port > MAX_PORT:
                 raise FormationError(
                     f"{process.name}.{number} would get port {port}, above {MAX_PORT}",
-                    "pass a lower base port with -p/--port or fewer instances",
+                    f"pass a lower base port with {flag_of('port')} or fewer instances",
                 )
             instances.append(
                 Instance(type=process.name, number=number, command=process.command, port=port)

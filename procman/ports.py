@@ -12,7 +12,7 @@ import re
 import socket
 from collections.abc import Iterable
 
-from procman.errors import ConfigError
+from procman.errors import ConfigError, flag_of
 from procman.formation import Instance
 
 _USES_PORT = re.compile(r"\$\{?PORT\b")
@@ -29,7 +29,7 @@ def check_ports_free(instances: Iterable[Instance]) -> None:
         if listens_on_port(instance) and port_in_use(instance.port):
             raise ConfigError(
                 f"port {instance.port} (PORT of {instance.name}) is in use{_holder(instance.port)}",
-                "stop what holds it, or pass -p/--port to start from another port",
+                f"stop what holds it, or pass {flag_of('port')} to start from another port",
             )
 
 

@@ -10,12 +10,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from procman.errors import ProcfileError, ProcmanError, excerpt, raise_collected
+from procman.errors import ProcfileError, ProcmanError, excerpt, flag_of, raise_collected
 from procman.textfile import FileWords, read_text
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
 RESERVED_NAMES = {
-    "all": "'all' means every type in -m/--formation, scale and --restart; rename it",
+    "all": f"'all' means every type in {flag_of('formation')}, scale and {flag_of('restart')}; "
+    "rename it",
     "system": "procman's own lines in the log are prefixed 'system'; rename it",
 }
 """Names procman gives a meaning of its own, with the hint for a Procfile that uses one."""
@@ -131,8 +132,8 @@ def parse_procfile(text: str, path: str = "Procfile") -> Procfile:
 PROCFILE_WORDS = FileWords(
     missing="no such file",
     missing_hint="create a Procfile with lines like "
-    f"'{EXAMPLE_LINE}', or point to one with -f/--procfile",
-    directory_hint="pass the Procfile itself to -f",
+    f"'{EXAMPLE_LINE}', or point to one with {flag_of('procfile')}",
+    directory_hint=f"pass the Procfile itself to {flag_of('procfile')}",
     encoding_hint="save the Procfile as UTF-8 text",
 )
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from procman.envfile import load_env_files
-from procman.errors import ConfigError, UsageError, excerpt
+from procman.errors import ConfigError, UsageError, excerpt, flag_of
 from procman.formation import DEFAULT_PORT, MAX_PORT, check_port
 from procman.procfile import Procfile, load_procfile
 
@@ -79,7 +79,8 @@ def check_root(options: AppOptions) -> None:
     """``-d`` must name a directory (checked first: every other path is under it)."""
     if options.root is not None and not options.root.is_dir():
         raise UsageError(
-            f"-d/--root: {options.root.resolve()} is not a directory", "pass the app's directory"
+            f"{flag_of('root')}: {options.root.resolve()} is not a directory",
+            "pass the app's directory",
         )
 
 
@@ -123,7 +124,7 @@ def _base_port(
         if not digits.isascii() or not digits.isdigit():
             raise ConfigError(
                 f"PORT={raw!r} from {source} is not a port number",
-                "set PORT to a number from 1 to 65535, or pass -p/--port",
+                f"set PORT to a number from 1 to 65535, or pass {flag_of('port')}",
             )
         if len(digits.lstrip("0")) > len(str(MAX_PORT)):  # int() refuses over 4300 digits
             raise ConfigError(

@@ -28,8 +28,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ProcmanError as error:
         if show_traceback:
             _print_traceback()
+        from procman.cli.flags import speller_for_args  # only on errors: keeps starts light
+
+        spell_option = speller_for_args(cli, args)
         for each in error.errors if isinstance(error, ManyErrors) else [error]:
-            _print_error(str(each))
+            _print_error(each.render(spell_option))
         return int(error.exit_status)
     except click.exceptions.Exit as done:
         return done.exit_code

@@ -183,7 +183,7 @@ def start(
         app=to_app_options(procfile, root, env_files, port),
         names=names,
         formation=formation if formation is not None else concurrency,
-        formation_option="-m/--formation" if formation is not None else "-c/--concurrency",
+        formation_option="formation" if formation is not None else "concurrency",
         stop_timeout=timeout,
         style=StreamStyle(color=color, timestamp=timestamp, prefix=prefix),
         tty=tty,

@@ -18,6 +18,8 @@ import click
 
 from procman.cli.commands import Seconds, with_options
 from procman.cli.control import format_table
+from procman.cli.flags import current_speller
+from procman.errors import spell_options
 
 if TYPE_CHECKING:
     from procman.commands.deploy import PipelineOptions
@@ -64,7 +66,7 @@ def pipeline_options(config_path: Path) -> PipelineOptions:
 
 
 def say(line: str) -> None:
-    click.echo(f"procman: {line}", err=False)
+    click.echo(f"procman: {spell_options(line, current_speller())}", err=False)
 
 
 @click.command()

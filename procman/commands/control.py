@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from procman.errors import ProcmanError
+from procman.errors import ProcmanError, flag_of
 from procman.formation import parse_scale, resolve_counts, scaled
 from procman.procfile import load_procfile
 from procman.rundir import RunDir
@@ -102,7 +102,8 @@ def wait_stopped(options: AppOptions, names: Sequence[str] | None, timeout: floa
             what = "procman" if names is None else ", ".join(waiting)
             raise ProcmanError(
                 f"{what} still running {timeout:g}s after the stop request",
-                "they may be finishing work; wait longer with --wait, or check procman ps",
+                f"they may be finishing work; wait longer with {flag_of('wait')}, "
+                "or check procman ps",
             )
         time.sleep(WAIT_POLL)
 

@@ -16,6 +16,7 @@ from procman.errors import (
     ProcmanError,
     UsageError,
     collect,
+    flag_of,
     raise_collected,
 )
 from procman.formation import (
@@ -56,7 +57,8 @@ class StartOptions:
     app: AppOptions
     names: tuple[str, ...] = ()
     formation: str | None = None
-    formation_option: str = "-m/--formation"
+    formation_option: str = "formation"
+    """Which option gave ``formation`` (``formation`` or its alias ``concurrency``)."""
     stop_timeout: float = 5.0
     style: StreamStyle = StreamStyle()  # noqa: RUF009 (frozen, so sharing it is safe)
     tty: bool = False
@@ -84,8 +86,8 @@ def plan(options: StartOptions) -> Plan:
     check_names(options.names, procfile)
     check_worker_queue_files(options.app, procfile)
     policy = Policy(
-        restart=parse_policy(options.restart, procfile, "--restart"),
-        can_die=parse_policy(options.can_die, procfile, "--can-die"),
+        restart=parse_policy(options.restart, procfile, flag_of("restart")),
+        can_die=parse_policy(options.can_die, procfile, flag_of("can_die")),
     )
     run_dir = RunDir(app.root)
     requested, saved_in = _requested_counts(options, run_dir, procfile)
@@ -99,17 +101,18 @@ def plan(options: StartOptions) -> Plan:
             raise
         raise FormationError(
             f"{saved_in}: the formation saved by 'procman scale': {error.message}",
-            "scale it down with 'procman scale', or start with -m/--formation",
+            f"scale it down with 'procman scale', or start with {flag_of('formation')}",
         ) from None
     if not instances:
         if saved_in is not None:
             raise ConfigError(
                 f"{saved_in}: the formation saved by 'procman scale' starts no process",
-                "scale a type up with 'procman scale TYPE=1', or start with -m/--formation",
+                "scale a type up with 'procman scale TYPE=1', "
+                f"or start with {flag_of('formation')}",
             )
         raise ConfigError(
             "the formation starts no process",
-            f"give a type a count above 0 with {options.formation_option}",
+            f"give a type a count above 0 with {flag_of(options.formation_option)}",
         )
     check_ports_free(instances)
     redis = plan_redis(app.root, procfile, app.process_env(), options.redis_url)
@@ -246,8 +249,8 @@ def _requested_counts(
     """-m wins; else the formation saved by ``procman scale`` (and the file it is in); else one
     of each."""
     if options.formation is not None:
-        counts = parse_formation(options.formation, options.formation_option)
-        check_types(counts, procfile, options.formation_option)
+        counts = parse_formation(options.formation, flag_of(options.formation_option))
+        check_types(counts, procfile, flag_of(options.formation_option))
         return counts, None
     saved = run_dir.load_formation()
     if saved is None:

@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from procman.errors import UsageError
+from procman.errors import UsageError, flag_of
 from procman.queues.config import QUEUE_NAME, QueueConfig, default_path, load_queue_config
 from procman.queues.connection import connect
 from procman.queues.pool import Pool, PoolOptions
@@ -85,22 +85,26 @@ def parse_queues_option(spec: str) -> tuple[tuple[str, int | None], ...]:
         name, _, weight = part.partition(":")
         if not name or (weight and (not weight.isdigit() or int(weight) < 1)):
             raise UsageError(
-                f"--queues: cannot read {part!r}",
+                f"{flag_of('queues')}: cannot read {part!r}",
                 "write names in order ('critical,default') or with weights ('critical:5,low:1')",
             )
         if not QUEUE_NAME.fullmatch(name):
             raise UsageError(
-                f"--queues: bad queue name {name!r}",
+                f"{flag_of('queues')}: bad queue name {name!r}",
                 "queue names may use only letters, digits, '_', '-' and '.'; separate them "
                 "with commas ('critical,default')",
             )
         queues.append((name, int(weight) if weight else None))
     if not queues:
-        raise UsageError("--queues: no queue given", "write e.g. --queues critical,default")
+        raise UsageError(
+            f"{flag_of('queues')}: no queue given",
+            f"write e.g. {flag_of('queues')} critical,default",
+        )
     if len({name for name, _ in queues}) != len(queues):
-        raise UsageError("--queues: a queue is listed twice", "list each queue once")
+        raise UsageError(f"{flag_of('queues')}: a queue is listed twice", "list each queue once")
     if len({weight is None for _, weight in queues}) > 1:
         raise UsageError(
-            "--queues: mix of weighted and plain queues", "give every queue a weight, or none"
+            f"{flag_of('queues')}: mix of weighted and plain queues",
+            "give every queue a weight, or none",
         )
     return tuple(queues)

@@ -64,7 +64,7 @@ from procman.deploy.release import (
     validate_release_id,
 )
 from procman.deploy.transport.base import Transport, TransportError
-from procman.errors import ProcmanError, UsageError
+from procman.errors import ProcmanError, UsageError, flag_of
 
 T = TypeVar("T")
 DEFAULT_STOP_TIMEOUT = 30.0
@@ -303,9 +303,9 @@ class Pipeline:
             given = [
                 flag
                 for flag, used in [
-                    (f"--commit {options.commit}", options.commit is not None),
-                    ("--allow-dirty", options.allow_dirty),
-                    ("--skip-tests", options.skip_tests),
+                    (f"{flag_of('commit')} {options.commit}", options.commit is not None),
+                    (flag_of("allow_dirty"), options.allow_dirty),
+                    (flag_of("skip_tests"), options.skip_tests),
                 ]
                 if used
             ]
@@ -314,26 +314,28 @@ class Pipeline:
                     f"{', '.join(given)}: {name} is promoted from {environment.promote_from}, "
                     "so nothing is built or tested for it",
                     f"deploy {environment.promote_from} with them first, or promote an older "
-                    f"release of it with --release ID",
+                    f"release of it with {flag_of('release')} ID",
                 )
             return self.promote(environment, options)
         if options.release is not None:
             raise DeployError(
-                f"--release is for promotions; {name} has no promote_from",
-                f"deploy a commit with --commit, or roll back with procman rollback {name} ID",
+                f"{flag_of('release')} is for promotions; {name} has no promote_from",
+                f"deploy a commit with {flag_of('commit')}, "
+                f"or roll back with procman rollback {name} ID",
             )
         promotion_only = [
             flag
             for flag, used in [
-                ("--allow-dirty-config", options.allow_dirty_config),
-                ("--force-stale-source", options.force_stale_source),
+                (flag_of("allow_dirty_config"), options.allow_dirty_config),
+                (flag_of("force_stale_source"), options.force_stale_source),
             ]
             if used
         ]
         if promotion_only:
             raise UsageError(
                 f"{', '.join(promotion_only)}: for promotions only; {name} has no promote_from",
-                "to deploy uncommitted changes, procman.yml's included, pass --allow-dirty",
+                "to deploy uncommitted changes, procman.yml's included, "
+                f"pass {flag_of('allow_dirty')}",
             )
         self.config_state()
         started = time.monotonic()
@@ -361,13 +363,14 @@ class Pipeline:
             return
         if options.skip_tests:
             flags.append("skip-tests")
-            self.say(f"test: skipped (--skip-tests): {self.config.test}")
+            self.say(f"test: skipped ({flag_of('skip_tests')}): {self.config.test}")
             return
         if resolve_commit(self.repo, "HEAD") != git_sha:
             raise DeployError(
                 f"the test stage runs in the working tree, which is not at {options.commit} "
                 f"({git_sha[:7]}); nothing was deployed",
-                f"check it out first (git checkout {options.commit}), or pass --skip-tests",
+                f"check it out first (git checkout {options.commit}), "
+                f"or pass {flag_of('skip_tests')}",
             )
         self.say(f"test: {self.config.test}")
         began = time.monotonic()
@@ -379,7 +382,8 @@ class Pipeline:
             raise DeployError(
                 f"test stage failed (exit status {done.returncode}): {self.config.test}; "
                 "nothing was deployed",
-                "fix the tests, or deploy anyway with --skip-tests (recorded in history)",
+                f"fix the tests, or deploy anyway with {flag_of('skip_tests')} "
+                "(recorded in history)",
             )
         self.say(f"test: passed in {time.monotonic() - began:.1f}s")
 
@@ -454,7 +458,7 @@ class Pipeline:
                 f"{self.config.path} has uncommitted changes, which this promotion would apply "
                 f"to {environment.name} unreviewed; nothing was promoted",
                 "commit them first (git status shows them), or promote anyway with "
-                "--allow-dirty-config (recorded in history)",
+                f"{flag_of('allow_dirty_config')} (recorded in history)",
             )
         flags.append(ALLOW_DIRTY_CONFIG)
 
@@ -485,12 +489,12 @@ class Pipeline:
                 f"cannot promote from {source.name}: {record.release_id} is current there by "
                 f"history but not running healthily now ({found}); nothing was promoted",
                 f"start it again with procman restart --environment {source.name}, or deploy "
-                f"{source.name} again; to promote it anyway, pass --force-stale-source "
+                f"{source.name} again; to promote it anyway, pass {flag_of('force_stale_source')} "
                 "(recorded in history)",
             )
         self.say(
             f"warning: {record.release_id} is not running healthily on {source.name} now "
-            f"({found}); promoting it anyway (--force-stale-source)"
+            f"({found}); promoting it anyway ({flag_of('force_stale_source')})"
         )
         flags.append(FORCE_STALE_SOURCE)
 
@@ -679,7 +683,8 @@ class Pipeline:
                 raise DeployError(
                     f"{held[0].host}: {environment.name} is locked by {info['holder']} since "
                     f"{info['time']} (release {info['release']}); nothing was changed",
-                    f"wait for that deploy (or pass --wait SECONDS); if it died, break the lock "
+                    f"wait for that deploy (or pass {flag_of('wait')} SECONDS); "
+                    "if it died, break the lock "
                     f"with procman unlock {environment.name}",
                 )
             self._fail_on(errors, "nothing was changed")

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
-from procman.errors import ProcmanError
+from procman.errors import ProcmanError, flag_of
 from procman.procfile import Procfile, parse_procfile
 
 MANIFEST_NAME = ".procman-release.json"
@@ -196,7 +196,8 @@ def check_clean(paths: Sequence[str], repo: Path) -> None:
         shown += f" and {more} more"
     raise ReleaseError(
         f"{repo}: the working tree has uncommitted changes: {shown}",
-        "commit or stash them, or deploy anyway with --allow-dirty (recorded in history)",
+        f"commit or stash them, or deploy anyway with {flag_of('allow_dirty')} "
+        "(recorded in history)",
     )
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from croniter import croniter
 
-from procman.errors import ProcmanError, QueueConfigError, excerpt, raise_collected
+from procman.errors import ProcmanError, QueueConfigError, excerpt, flag_of, raise_collected
 from procman.textfile import FileWords, read_text
 from procman.yamlconfig import KeyPathChecker, describe, is_int, load_yaml
 
@@ -165,7 +165,7 @@ def default_path(app_dir: Path) -> Path:
 
 QUEUE_FILE_WORDS = FileWords(
     missing="no such file",
-    missing_hint="create it (see examples/queues.yml), or point to one with -C/--config",
+    missing_hint=f"create it (see examples/queues.yml), or point to one with {flag_of('config')}",
     directory_hint="pass the YAML file itself",
 )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import redis
 
-from procman.errors import ProcmanError
+from procman.errors import ProcmanError, flag_of
 from procman.queues.redis_url import DEFAULT_SOURCE, RedisUrl, redact
 
 CONNECT_TIMEOUT = 5.0
@@ -18,7 +18,7 @@ Reads have no timeout: a worker's blocking pop waits as long as it asks to."""
 
 FIX = (
     "start one with 'redis-server' (Debian: apt-get install redis-server), or point REDIS_URL "
-    "(or REDIS_PROVIDER, or --redis-url) at a running Redis"
+    f"(or REDIS_PROVIDER, or {flag_of('redis_url')}) at a running Redis"
 )
 
 

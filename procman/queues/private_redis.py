@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from procman.errors import flag_of
 from procman.procfile import Procfile
 from procman.queues.redis_url import checked, resolve_redis_url
 
@@ -114,7 +115,7 @@ def plan_redis(
 ) -> RedisPlan:
     """Apply the rule above; ``env`` is the processes' environment (shell, then env files)."""
     if option is not None:
-        return RedisPlan(url=checked(option, "--redis-url").url, unset=("REDIS_PROVIDER",))
+        return RedisPlan(url=checked(option, flag_of("redis_url")).url, unset=("REDIS_PROVIDER",))
     if not uses_queues(root, procfile):
         return RedisPlan()
     if env.get("REDIS_PROVIDER") or env.get("REDIS_URL"):

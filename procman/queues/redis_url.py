@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
-from procman.errors import RedisUrlError, excerpt
+from procman.errors import RedisUrlError, excerpt, flag_of, spell_options
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 SCHEMES = ("redis", "rediss", "unix")
@@ -43,7 +43,7 @@ class RedisUrl:
         return redact(self.url)
 
     def describe(self) -> str:
-        return f"{self.redacted} (from {self.source})"
+        return spell_options(f"{self.redacted} (from {self.source})")
 
 
 def resolve_redis_url(
@@ -54,7 +54,7 @@ def resolve_redis_url(
     ``private`` is the URL of the private Redis that a running ``procman start`` made for this
     app: a shell command in the app directory uses it when nothing else names a Redis."""
     if option is not None:
-        return checked(option, "--redis-url")
+        return checked(option, flag_of("redis_url"))
     provider = env.get("REDIS_PROVIDER", "")
     if provider:
         return checked(_provided_url(provider, env), f"{provider} (named by REDIS_PROVIDER)")

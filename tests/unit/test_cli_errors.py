@@ -356,3 +356,23 @@ def test_jobs_retry_without_an_id_says_so_before_reading_the_app_options(
     assert lines == [
         "procman: error: give the ID of a failed job, or --all (see 'procman jobs failed')"
     ]
+
+
+def test_library_errors_name_options_and_the_cli_spells_them_as_the_commands_flags(
+    app_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Library messages refer to options by name (``errors.flag_of``); ``main`` spells each as
+    the flags of the command that ran, and the alias the user typed keeps its own spelling."""
+    fails(capsys, ["start", "-p", "70000"], "-p/--port: port 70000 is out of range")
+    fails(capsys, ["start", "-m", "web=x"], "-m/--formation: count for 'web'")
+    fails(capsys, ["start", "-c", "web=x"], "-c/--concurrency: count for 'web'")
+    [line] = fails(capsys, ["check", "-d", "nowhere"], "-d/--root: ")
+    assert "{option:" not in line
+
+
+def test_an_error_rendered_outside_the_cli_names_its_options_in_words() -> None:
+    from procman.errors import UsageError, flag_of
+
+    error = UsageError(f"{flag_of('port')}: bad", f"pass {flag_of('allow_dirty')}")
+    assert str(error) == "the port option: bad (pass the allow-dirty option)"
+    assert error.render(lambda name: f"--{name}") == "--port: bad (pass --allow_dirty)"

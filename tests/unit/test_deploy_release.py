@@ -187,7 +187,7 @@ def test_dirty_tree_is_refused_with_the_first_paths(repo: Path) -> None:
         f"{repo}: the working tree has uncommitted changes: "
         "b.txt, c.new, d.new, e.new, f.new and 2 more"
     )
-    assert caught.value.hint and "--allow-dirty" in caught.value.hint
+    assert caught.value.hint and "the allow-dirty option" in str(caught.value)
 
 
 def test_allow_dirty_builds_the_commit_and_records_it(repo: Path) -> None:

@@ -201,7 +201,9 @@ def test_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "missing.env"
     with pytest.raises(EnvFileError) as caught:
         load_env_files([path], {})
-    assert str(caught.value) == f"{path}: no such env file (check the path given to -e/--env)"
+    assert str(caught.value) == (
+        f"{path}: no such env file (check the path given to the env-files option)"
+    )
 
 
 def test_directory(tmp_path: Path) -> None:

@@ -35,22 +35,22 @@ def test_parse_allows_spaces_and_empty_parts() -> None:
     [
         (
             "web=-1",
-            "-m/--formation: count for 'web' must be a whole number 0 or more, got '-1' "
+            "the formation option: count for 'web' must be a whole number 0 or more, got '-1' "
             "(write it like 'web=2')",
         ),
         (
             "web=two",
-            "-m/--formation: count for 'web' must be a whole number 0 or more, got 'two' "
+            "the formation option: count for 'web' must be a whole number 0 or more, got 'two' "
             "(write it like 'web=2')",
         ),
         (
             "web",
-            "-m/--formation: cannot read 'web' (write TYPE=COUNT pairs separated by commas, "
+            "the formation option: cannot read 'web' (write TYPE=COUNT pairs separated by commas, "
             "like 'web=2,worker=3' or 'all=1')",
         ),
-        ("web=1,web=2", "-m/--formation: 'web' is given twice (give each type once)"),
-        ("", "-m/--formation: is empty (write TYPE=COUNT pairs like 'web=2,worker=3')"),
-        (" , ", "-m/--formation: is empty (write TYPE=COUNT pairs like 'web=2,worker=3')"),
+        ("web=1,web=2", "the formation option: 'web' is given twice (give each type once)"),
+        ("", "the formation option: is empty (write TYPE=COUNT pairs like 'web=2,worker=3')"),
+        (" , ", "the formation option: is empty (write TYPE=COUNT pairs like 'web=2,worker=3')"),
     ],
 )
 def test_parse_errors(spec: str, message: str) -> None:
@@ -61,7 +61,7 @@ def test_parse_errors(spec: str, message: str) -> None:
 
 @pytest.mark.parametrize("spec", ["web=", "web=1.5", "web=\u0663", "web=1 2", "=1", "w.b=1"])
 def test_more_parse_errors(spec: str) -> None:
-    with pytest.raises(FormationError, match=r"^-m/--formation: "):
+    with pytest.raises(FormationError, match=r"^the formation option: "):
         parse_formation(spec)
 
 
@@ -142,7 +142,7 @@ def test_expand_port_above_65535() -> None:
         expand(PROCFILE, {}, 65400)
     assert str(caught.value) == (
         "clock.1 would get port 65600, above 65535 "
-        "(pass a lower base port with -p/--port or fewer instances)"
+        "(pass a lower base port with the port option or fewer instances)"
     )
 
 
@@ -160,7 +160,7 @@ def test_check_port_rejects(port: int) -> None:
     with pytest.raises(UsageError) as caught:
         check_port(port)
     assert str(caught.value) == (
-        f"-p/--port: port {port} is out of range (use a port from 1 to 65535)"
+        f"the port option: port {port} is out of range (use a port from 1 to 65535)"
     )
 
 

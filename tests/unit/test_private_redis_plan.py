@@ -93,7 +93,7 @@ def test_the_option_wins_and_hides_redis_provider(tmp_path: Path) -> None:
     assert plan(tmp_path, option="redis://cache:6380/1") == RedisPlan(
         url="redis://cache:6380/1", unset=("REDIS_PROVIDER",)
     )
-    with pytest.raises(RedisUrlError, match="--redis-url"):
+    with pytest.raises(RedisUrlError, match="the redis-url option"):
         plan(tmp_path, option="cache:6380")
 
 

@@ -166,14 +166,16 @@ def test_missing_file(tmp_path: Path) -> None:
         load_procfile(path)
     assert str(caught.value) == (
         f"{path}: no such file (create a Procfile with lines like "
-        "'web: python -m http.server $PORT', or point to one with -f/--procfile)"
+        "'web: python -m http.server $PORT', or point to one with the procfile option)"
     )
 
 
 def test_directory(tmp_path: Path) -> None:
     with pytest.raises(ProcfileError) as caught:
         load_procfile(tmp_path)
-    assert str(caught.value) == f"{tmp_path}: is a directory (pass the Procfile itself to -f)"
+    assert str(caught.value) == (
+        f"{tmp_path}: is a directory (pass the Procfile itself to the procfile option)"
+    )
 
 
 def test_non_utf8_names_the_line(tmp_path: Path) -> None:

@@ -72,7 +72,7 @@ def test_any_formation_spec_parses_or_raises_procman_error(spec: str) -> None:
         counts = parse_formation(spec)
     except ProcmanError as error:
         assert_well_formed(error)
-        assert error.message.startswith("-m/--formation: ")
+        assert str(error).startswith("the formation option: ")
         return
     assert counts
     assert all(0 <= count <= 65535 for count in counts.values())

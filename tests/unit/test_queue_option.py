@@ -17,5 +17,5 @@ def test_names_and_weights_are_read() -> None:
 def test_a_name_the_yaml_would_refuse_is_refused(spec: str) -> None:
     with pytest.raises(UsageError) as caught:
         parse_queues_option(spec)
-    assert caught.value.message.startswith("--queues: bad queue name ")
+    assert str(caught.value).startswith("the queues option: bad queue name ")
     assert caught.value.hint is not None and "letters, digits" in caught.value.hint

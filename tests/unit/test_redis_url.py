@@ -6,7 +6,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from procman.errors import RedisUrlError
+from procman.errors import RedisUrlError, flag_of
 from procman.queues.redis_url import DEFAULT_REDIS_URL, redact, resolve_redis_url
 
 
@@ -49,11 +49,12 @@ def test_provider_naming_a_set_variable_wins_over_redis_url() -> None:
 
 def test_the_option_wins_over_everything() -> None:
     env = {"REDIS_PROVIDER": "X", "X": "redis://x", "REDIS_URL": "redis://y"}
-    assert resolve(env, "rediss://z:6380") == ("rediss://z:6380", "--redis-url")
+    assert resolve(env, "rediss://z:6380") == ("rediss://z:6380", flag_of("redis_url"))
 
 
 def test_the_option_wins_even_over_a_broken_provider() -> None:
-    assert resolve({"REDIS_PROVIDER": "redis://oops"}, "redis://z") == ("redis://z", "--redis-url")
+    resolved = resolve({"REDIS_PROVIDER": "redis://oops"}, "redis://z")
+    assert resolved == ("redis://z", flag_of("redis_url"))
 
 
 def test_provider_holding_a_url_is_explained() -> None:

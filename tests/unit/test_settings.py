@@ -32,7 +32,7 @@ def test_root_defaults_to_the_procfiles_directory(root: Path) -> None:
 
 
 def test_root_must_be_a_directory(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match=r"^-d/--root: .* is not a directory"):
+    with pytest.raises(UsageError, match=r"^the root option: .* is not a directory"):
         load_app(AppOptions(root=tmp_path / "nowhere"), {})
 
 
@@ -86,7 +86,7 @@ def test_bad_port_option(root: Path) -> None:
     with pytest.raises(UsageError) as caught:
         load_app(AppOptions(root=root, port=70000), {})
     assert str(caught.value) == (
-        "-p/--port: port 70000 is out of range (use a port from 1 to 65535)"
+        "the port option: port 70000 is out of range (use a port from 1 to 65535)"
     )
 
 
@@ -96,7 +96,7 @@ def test_bad_env_file_port_names_the_file(root: Path) -> None:
         load_app(AppOptions(root=root), {"PORT": "8000"})
     assert str(caught.value) == (
         f"PORT='abc' from {root.resolve() / '.env'} is not a port number "
-        "(set PORT to a number from 1 to 65535, or pass -p/--port)"
+        "(set PORT to a number from 1 to 65535, or pass the port option)"
     )
 
 

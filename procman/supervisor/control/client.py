@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from procman.errors import ProcmanError
+from procman.errors import ProcmanError, flag_of
 from procman.exitcodes import ExitStatus
 from procman.supervisor.control.protocol import MAX_REQUEST_BYTES, decode, encode
 
@@ -59,7 +59,7 @@ class ControlClient:
             sock.close()
             raise NotRunning(
                 f"no procman is running in {self.root}",
-                "start the app with 'procman start', or pass its directory with -d",
+                f"start the app with 'procman start', or pass its directory with {flag_of('root')}",
             ) from None
         except OSError as error:
             sock.close()
