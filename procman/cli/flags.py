@@ -11,11 +11,16 @@ from procman.errors import option_in_words
 
 def flag_speller(command: click.Command) -> Callable[[str], str]:
     """Spells an option reference as ``command``'s flags, e.g. ``port`` -> ``-p/--port``."""
-    flags = {
-        param.name: "/".join(param.opts)
-        for param in command.params
-        if isinstance(param, click.Option) and param.name
-    }
+    flags: dict[str, str] = {}
+    for param in command.params:
+        if isinstance(param, click.Option) and param.name:
+            spelled = "/".join(param.opts)
+            # By the option's destination (``env_files``) and by its long name (``--release``,
+            # whose value lands in ``release_id``).
+            flags[param.name] = spelled
+            for opt in param.opts:
+                if opt.startswith("--"):
+                    flags.setdefault(opt[2:].replace("-", "_"), spelled)
     return lambda name: flags.get(name) or option_in_words(name)
 
 

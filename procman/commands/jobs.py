@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from procman.errors import ProcmanError, collect, raise_collected
+from procman.errors import ProcmanError, collect, raise_collected, spell_options
 from procman.queues import monitoring
 from procman.queues.config import QueueConfig, default_path, load_queue_config
 from procman.queues.monitoring import FailedPage, JobDetail, JobRef, Overview, RetryReport
@@ -57,7 +57,8 @@ def resolve_target(options: JobsOptions) -> Target:
 def overview(options: JobsOptions) -> Overview:
     target = resolve_target(options)
     with monitoring.connected(target.url) as connection:
-        return monitoring.overview(connection, target.config, redis_label=target.url.describe())
+        label = spell_options(target.url.describe())
+        return monitoring.overview(connection, target.config, redis_label=label)
 
 
 def failed(options: JobsOptions, queue: str | None, *, offset: int, limit: int) -> FailedPage:

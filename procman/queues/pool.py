@@ -33,6 +33,7 @@ import redis
 from rq.queue import Queue
 from rq.scheduler import RQScheduler
 
+from procman.errors import spell_options
 from procman.exitcodes import status_for_signal
 from procman.queues import worker as worker_module
 from procman.queues.config import QueueConfig, ScheduledJob
@@ -212,9 +213,10 @@ class Pool:
         self._selector.register(self._signals.reader, selectors.EVENT_READ, None)
         try:
             count = self.options.concurrency
+            redis = spell_options(self.options.redis_url.describe())
             self._say(
                 f"serving {', '.join(_describe(q) for q in self.options.queues)} with {count} "
-                f"worker process{'es' if count != 1 else ''} on {self.options.redis_url.describe()}"
+                f"worker process{'es' if count != 1 else ''} on {redis}"
             )
             self._recover_before_start()
             for _ in range(self.options.concurrency):

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
-from procman.errors import RedisUrlError, excerpt, flag_of, spell_options
+from procman.errors import RedisUrlError, excerpt, flag_of
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 SCHEMES = ("redis", "rediss", "unix")
@@ -43,7 +43,7 @@ class RedisUrl:
         return redact(self.url)
 
     def describe(self) -> str:
-        return spell_options(f"{self.redacted} (from {self.source})")
+        return f"{self.redacted} (from {self.source})"
 
 
 def resolve_redis_url(

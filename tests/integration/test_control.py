@@ -295,7 +295,7 @@ def test_client_commands_without_a_running_procman(app: App) -> None:
         assert result.returncode == 1
         assert result.stderr == (
             f"procman: error: no procman is running in {app.root.resolve()} "
-            "(start the app with 'procman start', or pass its directory with -d)\n"
+            "(start the app with 'procman start', or pass its directory with -d/--root)\n"
         )
 
 
