@@ -79,16 +79,27 @@ def test_each_host_has_its_own_srv(sshd_cluster: SSHCluster) -> None:
             assert transport.run(["cat", marker], timeout=10).stdout == f"host {index}\n".encode()
 
 
-def test_three_hosts_in_parallel(sshd_cluster: SSHCluster) -> None:
+def test_three_hosts_in_parallel(sshd_cluster: SSHCluster, tmp_path: Path) -> None:
+    """Each host's command waits (up to 20 s) until all three have started: run one after
+    another, the first would give up and fail."""
     transports = [connect(sshd_cluster, host) for host in sshd_cluster.hosts]
+    meeting = tmp_path / "meeting"
+    meeting.mkdir()
+    os.chmod(tmp_path, 0o755)
+    script = (
+        'touch "$0/$1"; i=0; while [ "$(ls "$0" | wc -l)" -lt 3 ]; do '
+        "i=$((i+1)); [ $i -gt 200 ] && exit 1; sleep 0.1; done; echo done"
+    )
     try:
         with ThreadPoolExecutor(len(transports)) as pool:
-            started = time.monotonic()
-            command = ["sh", "-c", "sleep 1; echo done"]
-            results = list(pool.map(lambda t: t.run(command, timeout=20), transports))
-            elapsed = time.monotonic() - started
-        assert all(r.exit_status == 0 and r.stdout.endswith(b"done\n") for r in results)
-        assert elapsed < 2.5, f"three 1 s commands took {elapsed:.2f}s: not run in parallel"
+            results = list(
+                pool.map(
+                    lambda t: t.run(["sh", "-c", script, str(meeting), t.host], timeout=30),
+                    transports,
+                )
+            )
+        assert all(r.exit_status == 0 and r.stdout.endswith(b"done\n") for r in results), results
+        assert sorted(os.listdir(meeting)) == sorted(t.host for t in transports)
     finally:
         for transport in transports:
             transport.close()
