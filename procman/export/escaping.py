@@ -73,7 +73,8 @@ def supervisor_word(value: str, what: str = "a value") -> str:
     """``value`` as one word of a supervisord ``command=``: supervisord first expands ``%(...)s``
     (so ``%`` is doubled), its config reader cuts a line at a `` ;`` or `` #`` (so no whitespace
     is left bare: every character but letters, digits and ``_-./=:,+@`` is escaped with a
-    backslash), then it splits the command the way ``shlex.split`` does."""
+    backslash, and whitespace at the end, which it would strip, is quoted), then it splits the
+    command the way ``shlex.split`` does."""
     _no_nul(value, what)
     if "\n" in value or "\r" in value:
         raise ExportValueError(
@@ -83,9 +84,12 @@ def supervisor_word(value: str, what: str = "a value") -> str:
         )
     if not value:
         return "''"
-    return "".join(
-        char if char.isalnum() or char in "_-./=:,+@" else "\\" + char for char in value
+    body = value.rstrip()
+    trailing = value[len(body) :]  # the config reader strips it: quoted instead of escaped
+    escaped = "".join(
+        char if char.isalnum() or char in "_-./=:,+@" else "\\" + char for char in body
     ).replace("%", "%%")
+    return escaped + (f"'{trailing}'" if trailing else "")
 
 
 def supervisor_path(path: str, what: str = "a path") -> str:
