@@ -100,7 +100,7 @@ def supervisor_command(type: ExportedType, env_file: Path) -> str:
     word = escaping.supervisor_word
     number = "%(process_num)d"
     script = (
-        word(f"set -a; . {escaping.shell_quote(str(env_file))}; PORT=$(({type.first_port - 1} + ")
+        word(f"set -a; . {escaping.shell_quote(str(env_file))}; PORT=$(({type.first_port - 1}+")
         + number
         + word(f")); PS={type.name}.")
         + number
