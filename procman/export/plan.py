@@ -88,7 +88,7 @@ def plan_export(
     instances = expand(procfile, counts, app.base_port)
     if not instances:
         raise ConfigError(
-            "the formation exports no process", "give a type a count above 0 with -m/--formation"
+            "the formation exports no process", "give at least one type a count above 0"
         )
     types = tuple(
         _exported_type(app.root, process, instances, stop_timeout)
@@ -112,10 +112,10 @@ def check_app_name(given: str | None, root: Path) -> str:
     name = given if given is not None else root.name
     if NAME.fullmatch(name):
         return name
-    source = "-a/--app" if given is not None else f"the app directory's name {root.name!r}"
+    source = "app name" if given is not None else "the app directory's name, the default app name,"
     raise UsageError(
-        f"{source}: {excerpt(name)!r} cannot name units or programs",
-        "use letters, digits, '_', '.' and '-' (starting with a letter or digit), like '-a myapp'",
+        f"{source} {excerpt(name)!r} cannot name systemd units or supervisord programs",
+        "choose an app name of letters, digits, '_', '.' and '-', starting with a letter or digit",
     )
 
 
@@ -124,8 +124,8 @@ def check_user(given: str | None, root: Path) -> str:
     if given is not None:
         if not USER.fullmatch(given):
             raise UsageError(
-                f"-u/--user: {excerpt(given)!r} is not a user name",
-                "give the name of the user the processes run as, like '-u deploy'",
+                f"{excerpt(given)!r} is not a user name",
+                "give the name (or uid) of the user the processes run as",
             )
         return given
     import pwd

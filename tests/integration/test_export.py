@@ -242,6 +242,28 @@ def test_a_template_that_fails_names_its_file_and_line_and_writes_nothing(
 
 def test_bad_app_and_user_names_are_one_line(app: App, tmp_path: Path) -> None:
     app.procfile("web: serve\n")
-    one_line_error(app.run("export", "systemd", str(tmp_path / "o"), "-a", "my app"), "-a/--app")
-    one_line_error(app.run("export", "systemd", str(tmp_path / "o"), "-u", "a b"), "-u/--user")
+    one_line_error(
+        app.run("export", "systemd", str(tmp_path / "o"), "-a", "my app"), "app name 'my app'"
+    )
+    one_line_error(
+        app.run("export", "systemd", str(tmp_path / "o"), "-u", "a b"), "'a b' is not a user name"
+    )
     assert not (tmp_path / "o").exists()
+
+
+def test_without_m_the_formation_saved_by_scale_is_exported(app: App, tmp_path: Path) -> None:
+    app.procfile("web: serve\nworker: work\n")
+    assert app.run("scale", "worker=2,web=0").returncode == 0
+    out = tmp_path / "units"
+    assert app.run("export", "systemd", str(out), "-a", "demo").returncode == 0
+    assert sorted(p.name for p in out.glob("*.service")) == [
+        "demo-worker.1.service",
+        "demo-worker.2.service",
+    ]
+
+
+def test_a_formation_that_exports_nothing_is_one_line(app: App, tmp_path: Path) -> None:
+    app.procfile("web: serve\n")
+    result = app.run("export", "systemd", str(tmp_path / "out"), "-m", "web=0")
+    one_line_error(result, "the formation exports no process")
+    assert not (tmp_path / "out").exists()
