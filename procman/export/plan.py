@@ -5,6 +5,7 @@ and each type's stop timeout."""
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,9 @@ WORKER_STOP_MARGIN = 10.0
 ``procman deploy``)."""
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\$?")
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+"""systemd's PATH for services (supervisord passes on its own)."""
+_RUNS_PROCMAN = re.compile(r"(^|[\s;&|(])procman(\s|$)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +101,9 @@ def plan_export(
     )
     env = dict(app.env)
     env.setdefault("PYTHONUNBUFFERED", "1")  # else Python holds its output back from the journal
+    if "PATH" not in env and any(_RUNS_PROCMAN.search(p.command) for p in procfile.processes):
+        # a bare 'procman' in the Procfile runs the procman that exported it, as under start
+        env["PATH"] = f"{Path(sys.executable).parent}:{SYSTEM_PATH}"
     return ExportPlan(
         app=name,
         user=owner,

@@ -92,12 +92,16 @@ def test_every_export_format_renders_from_the_installed_package_as_from_the_sour
     for procman, out in ((installed / "procman", from_wheel), (PROCMAN, from_source)):
         run(procman, "export", kind, out, "-a", "demo", "-u", "deploy", "-m", "all=2", cwd=app)
     wheel_files = {
-        str(p.relative_to(from_wheel)): p.read_text().replace(str(from_wheel), "OUT")
+        str(p.relative_to(from_wheel)): p.read_text()
+        .replace(str(from_wheel), "OUT")
+        .replace(str(installed), "BIN")
         for p in from_wheel.rglob("*")
         if p.is_file()
     }
     source_files = {
-        str(p.relative_to(from_source)): p.read_text().replace(str(from_source), "OUT")
+        str(p.relative_to(from_source)): p.read_text()
+        .replace(str(from_source), "OUT")
+        .replace(str(Path(PROCMAN).parent), "BIN")
         for p in from_source.rglob("*")
         if p.is_file()
     }
