@@ -134,9 +134,9 @@ def _remove_empty_parents(directory: Path, parent: Path) -> None:
 
 def _cannot_write(directory: Path, error: OSError) -> ExportWriteError:
     reason = error.strerror or str(error)
-    where = error.filename or directory
+    where = f"{error.filename}: " if error.filename and Path(error.filename) != directory else ""
     return ExportWriteError(
-        f"cannot write to {directory}: {where}: {reason}; nothing was changed there",
+        f"cannot write to {directory}: {where}{reason}; nothing was changed there",
         "choose a directory you can write to, or run as a user who can (systemd units go in "
         "/etc/systemd/system, which needs root)",
     )
