@@ -269,3 +269,25 @@ def test_a_formation_that_exports_nothing_is_one_line(app: App, tmp_path: Path) 
     result = app.run("export", "systemd", str(tmp_path / "out"), "-m", "web=0")
     one_line_error(result, "the formation exports no process")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_rename_failing_half_way_puts_the_old_files_back(app: App, tmp_path: Path) -> None:
+    """The third file of the new set cannot be renamed into place (a directory has its name):
+    the two already replaced get their old text back, and nothing new stays."""
+    app.procfile("web: serve\n")
+    out = tmp_path / "units"
+    assert app.run("export", "systemd", str(out), "-a", "demo").returncode == 0
+    (out / "demo-web.2.service" / "in-the-way").mkdir(parents=True)
+    before = listing(out)
+    app.write(".env", "NEW=1\n")
+
+    result = app.run("export", "systemd", str(out), "-a", "demo", "-m", "web=2")
+
+    one_line_error(result, f"cannot write to {out}", "nothing was changed there")
+    assert listing(out) == before
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".demo.procman-export",
+        "demo-web.1.service",
+        "demo-web.2.service",
+        "demo.target",
+    ]

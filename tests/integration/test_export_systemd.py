@@ -191,3 +191,20 @@ def test_systemd_reads_back_arbitrary_commands(commands: list[str]) -> None:
         for index, command in enumerate(commands):
             (line,) = re.findall(r"Command Line: (.*)", units[f"x{index}.service"])
             assert command_line(line) == ["/bin/sh", "-c", command.replace("$", "$$")]
+
+
+def test_paths_with_spaces_and_percent_signs_survive(tmp_path: Path) -> None:
+    from tests.sshd_hosts import run_procman
+
+    root = tmp_path / "my app 100%d"
+    root.mkdir()
+    (root / "Procfile").write_text("web: serve\n")
+    out = tmp_path / "units %n"
+    logs = tmp_path / "logs 50%"
+    result = run_procman(
+        root, "export", "systemd", str(out), "-a", "demo", "-l", str(logs), timeout=20
+    )
+    assert result.returncode == 0, result.stderr
+    unit = dumped_units(verify(out))["demo-web.1.service"]
+    assert f"\t\tWorkingDirectory: {root}\n" in unit
+    assert f"\t\tStandardOutputFileToAppend: {logs}/web.1.log\n" in unit
