@@ -61,6 +61,7 @@ def export(options: ExportOptions) -> Exported:
         formation=options.formation,
         saved_formation=RunDir(app.root).load_formation() if options.formation is None else None,
         stop_timeout=options.stop_timeout,
+        working_dir=Path(os.path.abspath(options.app.root)) if options.app.root else None,
     )
     directory = Path(os.path.abspath(options.directory))
     if options.format in OWN_FORMATS:

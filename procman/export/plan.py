@@ -81,8 +81,11 @@ def plan_export(
     formation: str | None,
     saved_formation: Mapping[str, int] | None,
     stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+    working_dir: Path | None = None,
 ) -> ExportPlan:
-    """Everything checked (names, formation, ports, queue files) before anything is rendered."""
+    """Everything checked (names, formation, ports, queue files) before anything is rendered.
+    ``working_dir``: the processes' directory as the user named it (a symlink such as a deploy's
+    ``current`` kept, so it is followed at every start), else the app's resolved root."""
     errors: list[ProcmanError] = []
     name = collect(lambda: check_app_name(app_name, app.root), errors)
     owner = collect(lambda: check_user(user, app.root), errors)
@@ -107,7 +110,7 @@ def plan_export(
     return ExportPlan(
         app=name,
         user=owner,
-        root=app.root,
+        root=working_dir if working_dir is not None else app.root,
         procfile=app.procfile_path.resolve(),
         log_dir=log_dir.resolve() if log_dir is not None else None,
         env=env,

@@ -291,3 +291,17 @@ def test_a_rename_failing_half_way_puts_the_old_files_back(app: App, tmp_path: P
         "demo-web.2.service",
         "demo.target",
     ]
+
+
+def test_d_keeps_a_symlinked_app_directory_as_named(app: App, tmp_path: Path) -> None:
+    """``-d /srv/app/current`` stays the unit's WorkingDirectory (followed at every start), not
+    the release it points at today."""
+    release = tmp_path / "releases" / "r1"
+    release.mkdir(parents=True)
+    (release / "Procfile").write_text("web: serve\n")
+    (tmp_path / "current").symlink_to(release)
+    out = tmp_path / "units"
+    result = app.run("export", "systemd", str(out), "-a", "demo", "-d", str(tmp_path / "current"))
+    assert result.returncode == 0, result.stderr
+    text = (out / "demo-web.1.service").read_text()
+    assert f"WorkingDirectory={tmp_path / 'current'}\n" in text
