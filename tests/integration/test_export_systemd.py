@@ -208,3 +208,48 @@ def test_paths_with_spaces_and_percent_signs_survive(tmp_path: Path) -> None:
     unit = dumped_units(verify(out))["demo-web.1.service"]
     assert f"\t\tWorkingDirectory: {root}\n" in unit
     assert f"\t\tStandardOutputFileToAppend: {logs}/web.1.log\n" in unit
+
+
+def test_the_main_process_systemd_signals_is_the_program_itself(tmp_path: Path) -> None:
+    """What systemd would run (its own reading of ExecStart and Environment, $$ made $ as it does
+    at start): the process it starts is the program (sh exec'd it), so KillMode=mixed's SIGTERM
+    to the main process reaches the program, not a shell that would not pass it on."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import wait_until
+    from tests.sshd_hosts import run_procman
+
+    probe = Path(__file__).with_name("export_probe.py")
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    root = tmp_path / "app"
+    root.mkdir()
+    (root / "Procfile").write_text(f"web: {sys.executable} {probe} {seen} \"it's\" '$PORT'\n")
+    out = tmp_path / "units"
+    assert (
+        run_procman(root, "export", "systemd", str(out), "-a", "demo", timeout=20).returncode == 0
+    )
+    unit = dumped_units(verify(out))["demo-web.1.service"]
+    (line,) = re.findall(r"Command Line: (.*)", unit)
+    argv = [word.replace("$$", "$") for word in command_line(line)]
+    env = dict(re.findall(r"\t\tEnvironment: ([^=\n]+)=(.*)", unit))
+    process = subprocess.Popen(argv, cwd=root, env={**os.environ, **env})
+    record: dict[str, object] = {}
+    try:
+        wait_until((seen / "web.1.json").exists, timeout=20, what="the probe running")
+        record = json.loads((seen / "web.1.json").read_text())
+        assert record["pid"] == process.pid
+        assert record["argv"] == ["it's", "$PORT"]
+        assert record["env"]["PORT"] == "5000"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+        assert (seen / "web.1.term").read_text() == "SIGTERM"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if record:  # the probe's own child, which KillMode=mixed's SIGKILL would end
+            os.kill(int(record["child"]), signal.SIGKILL)  # type: ignore[call-overload]
