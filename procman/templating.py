@@ -103,3 +103,16 @@ def _template_line(error: BaseException, search_path: tuple[Path, ...], fallback
         if frame.filename.startswith(roots):
             return f"{frame.filename}:{frame.lineno}"
     return fallback
+
+
+def template_error_location(error: BaseException, fallback: str) -> str:
+    """``file:line`` of a Jinja2 error raised from templates procman did not load itself (an
+    exporter's own): the syntax error's file and line, else the innermost template frame."""
+    import jinja2
+
+    if isinstance(error, jinja2.TemplateSyntaxError):
+        return f"{error.filename or error.name or fallback}:{error.lineno}"
+    for frame in reversed(traceback.extract_tb(error.__traceback__)):
+        if not frame.filename.endswith(".py") and not frame.filename.startswith("<"):
+            return f"{frame.filename}:{frame.lineno}"
+    return fallback

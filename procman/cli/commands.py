@@ -91,6 +91,7 @@ LAZY_COMMANDS = {
     **{name: f"procman.cli.deploy:{name}" for name in ("deploy", "releases", "rollback", "unlock")},
     "jobs": "procman.cli.jobs:jobs",
     "worker": "procman.cli.queues:worker",
+    "export": "procman.cli.export:export",
 }
 """The commands defined outside this module, imported only when used."""
 
