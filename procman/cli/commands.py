@@ -91,6 +91,8 @@ LAZY_COMMANDS = {
     **{name: f"procman.cli.deploy:{name}" for name in ("deploy", "releases", "rollback", "unlock")},
     "jobs": "procman.cli.jobs:jobs",
     "worker": "procman.cli.queues:worker",
+    "pipeline": "procman.cli.pipeline:pipeline",
+    "init": "procman.cli.init:init",
 }
 """The commands defined outside this module, imported only when used."""
 
