@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 template_dir_option = click.option(
     "--template-dir",
     type=click.Path(path_type=Path),
+    metavar="DIR",
     help="A directory of templates overriding procman's own by name (the rest are procman's).",
 )
 
@@ -38,7 +39,9 @@ def pipeline() -> None:
 @click.option("--force", is_flag=True, help="Replace the file even if it was edited by hand.")
 @click.option("--python", metavar="VERSION", help="Python version of the CI jobs [default: 3.12].")
 @click.option(
-    "--branch", help="The branch that deploys [default: the repository's default branch]."
+    "--branch",
+    metavar="NAME",
+    help="The branch that deploys [default: the repository's default branch].",
 )
 @click.option("--test", metavar="COMMAND", help="Test command [default: procman.yml's test:].")
 @click.option(
