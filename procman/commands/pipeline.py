@@ -18,7 +18,7 @@ from procman import __version__
 from procman.errors import ProcmanError, UsageError
 from procman.pipeline.files import Written, write_atomically
 from procman.pipeline.header import body_checksum, read_generated
-from procman.pipeline.plan import FORMATS, plan_pipeline
+from procman.pipeline.plan import FORMATS, PipelineError, PipelinePlan, plan_pipeline
 from procman.procfile import load_procfile
 from procman.templating import TemplateError, Templates, load_templates
 
@@ -89,6 +89,8 @@ def generate_pipeline(options: PipelineOptions) -> GeneratedPipeline:
         install=options.install if options.install is not None else detect_install(app_dir),
         procman_requirement=options.procman_requirement or f"procman=={__version__}",
     )
+    if options.format == "github":
+        _refuse_expressions(plan)
     templates = load_templates(options.template_dir, filters={"yaml_str": yaml_str})
     body = templates.render(TEMPLATES[options.format], {"plan": plan})
     text = _with_header(templates, body, options, config.path)
@@ -100,6 +102,17 @@ def generate_pipeline(options: PipelineOptions) -> GeneratedPipeline:
     if _same_as_written(path, text, options.force):
         return GeneratedPipeline(path=path, text=text, written=Written.UNCHANGED)
     return GeneratedPipeline(path=path, text=text, written=write_atomically(path, text))
+
+
+def _refuse_expressions(plan: PipelinePlan) -> None:
+    """GitHub Actions evaluates ``${{ ... }}`` anywhere in a workflow, commands included."""
+    for what, command in [("the test command", plan.test), ("the install command", plan.install)]:
+        if command is not None and "${{" in command:
+            raise PipelineError(
+                f"{what} {command!r} contains '${{{{', which GitHub Actions would evaluate as an"
+                " expression",
+                "write it without '${{', or put it in a script the command runs",
+            )
 
 
 def detect_install(app_dir: Path) -> str | None:

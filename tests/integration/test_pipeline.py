@@ -323,3 +323,28 @@ def test_no_secret_value_is_written_into_the_file(example: Path) -> None:
     assert "${{ secrets.PROCMAN_SSH_PRIVATE_KEY }}" in text
     assert "${{ secrets.PROCMAN_SSH_KNOWN_HOSTS }}" in text
     assert "PRIVATE KEY-----" not in text
+
+
+def test_a_github_expression_in_a_command_is_refused(example: Path) -> None:
+    done = procman(example, "pipeline", "generate", "github", "--test", "echo ${{ github.sha }}")
+
+    assert done.returncode == 1
+    assert done.stderr == (
+        "procman: error: the test command 'echo ${{ github.sha }}' contains '${{', which GitHub"
+        " Actions would evaluate as an expression (write it without '${{', or put it in a script"
+        " the command runs)\n"
+    )
+
+
+def test_the_docs_quote_what_procman_writes_and_says(example: Path) -> None:
+    docs = (ROOT / "docs" / "pipelines.md").read_text()
+    header = "".join((GOLDEN / "gitlab.yml").read_text().splitlines(keepends=True)[:4])
+    assert f"```\n{header}```" in docs
+    assert procman(example, "pipeline", "generate", "jenkins").stderr in docs
+    path = example / OUTPUT["github"]
+    assert procman(example, "pipeline", "generate", "github").returncode == 0
+    path.write_text(path.read_text().replace("runs-on: ubuntu-latest", "runs-on: self-hosted"))
+    assert procman(example, "pipeline", "generate", "github").stderr in docs
+    config = example / "procman.yml"
+    config.write_text(config.read_text().replace("test: python3 -m compileall -q snippets\n", ""))
+    assert procman(example, "pipeline", "generate", "gitlab").stderr in docs
