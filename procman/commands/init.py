@@ -11,7 +11,7 @@ from pathlib import Path
 
 from procman import __version__
 from procman.errors import UsageError
-from procman.pipeline.files import Written, write_atomically
+from procman.pipeline.files import WriteError, Written, write_atomically
 from procman.starter.detect import Detected, detect
 from procman.templating import load_templates
 
@@ -50,11 +50,18 @@ def init(options: InitOptions) -> InitResult:
     rendered = {
         name: templates.render(template, context) for name, template in STARTER_FILES.items()
     }
-    files = tuple(
-        (name, write_atomically(root / name, text, replace=False))
-        for name, text in rendered.items()
-    )
-    return InitResult(root=root, detected=detected, files=files)
+    files: list[tuple[str, Written]] = []
+    for name, text in rendered.items():
+        try:
+            files.append((name, write_atomically(root / name, text, replace=False)))
+        except WriteError as error:
+            wrote = [done for done, written in files if written is Written.CREATED]
+            raise WriteError(
+                f"cannot write {root / name}: {error.reason}; "
+                + (f"wrote only {', '.join(wrote)}" if wrote else "no starter file was written"),
+                "run procman init in a directory you can write to",
+            ) from None
+    return InitResult(root=root, detected=detected, files=tuple(files))
 
 
 def app_name(root: Path) -> str:

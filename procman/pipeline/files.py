@@ -16,6 +16,14 @@ from procman.errors import ProcmanError
 class WriteError(ProcmanError):
     """A generated file cannot be written (a directory that cannot be made or written)."""
 
+    def __init__(self, message: str, hint: str | None = None, *, reason: str = "") -> None:
+        super().__init__(message, hint)
+        self.reason = reason
+        """What went wrong, without the file's name (``Permission denied``)."""
+
+
+WRITE_HINT = "write the file somewhere you can create files, or fix the directory's permissions"
+
 
 class Written(Enum):
     CREATED = "created"
@@ -56,9 +64,9 @@ def _make_parent(path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
+        reason = error.strerror or str(error)
         raise WriteError(
-            f"cannot create directory {path.parent}: {error.strerror or error}",
-            "write the file somewhere you can create files, or fix the directory's permissions",
+            f"cannot create directory {path.parent}: {reason}", WRITE_HINT, reason=reason
         ) from None
 
 
@@ -87,7 +95,9 @@ def _temporary_beside(path: Path) -> Iterator[str]:
 
 
 def _write_error(path: Path, error: OSError) -> WriteError:
+    reason = error.strerror or str(error)
     return WriteError(
-        f"cannot write {path}: {error.strerror or error}; nothing was written",
-        "write the file somewhere you can create files, or fix the directory's permissions",
+        f"cannot write {path}: {reason}; nothing was written",
+        WRITE_HINT,
+        reason=reason,
     )

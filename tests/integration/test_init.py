@@ -207,3 +207,14 @@ def test_a_flask_starter_serves_under_procman_start(
     os.killpg(process.pid, signal.SIGINT)
     status, log = output.finish(timeout=20)
     assert status == 130, log
+
+
+def test_a_directory_that_cannot_be_written_is_a_one_line_error(tmp_path: Path) -> None:
+    """/sys/kernel refuses new files even to root (whom chmod would not stop)."""
+    done = procman(tmp_path, "init", "-d", "/sys/kernel")
+
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        "procman: error: cannot write /sys/kernel/Procfile: Permission denied; no starter file"
+        " was written (run procman init in a directory you can write to)\n"
+    )
