@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -83,12 +84,12 @@ def generate(
         install=install,
         procman_requirement=procman_requirement,
         template_dir=template_dir,
-        command=shlex.join(["procman", "pipeline", "generate", format]),
     )
+    options = dataclasses.replace(options, command=_same_command(options))
     try:
         result = generate_pipeline(options)
     except OverwriteRefused as refused:
-        diff = f"{_same_command(options)} -o - | diff -u {shlex.quote(str(refused.path))} -"
+        diff = f"{options.command} -o - | diff -u {shlex.quote(str(refused.path))} -"
         raise ProcmanError(
             refused.message,
             f"see what would change with: {diff}; replace it with --force",
