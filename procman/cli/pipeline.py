@@ -38,7 +38,11 @@ def pipeline() -> None:
     "or .gitlab-ci.yml, beside procman.yml].",
 )
 @click.option("--force", is_flag=True, help="Replace the file even if it was edited by hand.")
-@click.option("--python", metavar="VERSION", help="Python version of the CI jobs [default: 3.12].")
+@click.option(
+    "--python",
+    metavar="VERSION",
+    help="Python version of the CI jobs [default: .python-version's, else 3.12].",
+)
 @click.option(
     "--branch",
     metavar="NAME",

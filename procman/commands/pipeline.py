@@ -18,7 +18,13 @@ from procman import __version__
 from procman.errors import ProcmanError, UsageError
 from procman.pipeline.files import Written, write_atomically
 from procman.pipeline.header import body_checksum, read_generated
-from procman.pipeline.plan import FORMATS, PipelineError, PipelinePlan, plan_pipeline
+from procman.pipeline.plan import (
+    FORMATS,
+    PYTHON_VERSION,
+    PipelineError,
+    PipelinePlan,
+    plan_pipeline,
+)
 from procman.procfile import load_procfile
 from procman.templating import TemplateError, Templates, load_templates
 
@@ -83,7 +89,7 @@ def generate_pipeline(options: PipelineOptions) -> GeneratedPipeline:
     config = load_deploy_config(options.config_path, procfile)
     plan = plan_pipeline(
         config,
-        python=options.python,
+        python=options.python or detect_python(app_dir),
         branch=options.branch,
         test=options.test,
         install=options.install if options.install is not None else detect_install(app_dir),
@@ -113,6 +119,15 @@ def _refuse_expressions(plan: PipelinePlan) -> None:
                 " expression",
                 "write it without '${{', or put it in a script the command runs",
             )
+
+
+def detect_python(app_dir: Path) -> str | None:
+    """The version in the app's ``.python-version`` (pyenv's file), when it is a plain one."""
+    try:
+        words = (app_dir / ".python-version").read_text(encoding="utf-8").split()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return words[0] if words and PYTHON_VERSION.fullmatch(words[0]) else None
 
 
 def detect_install(app_dir: Path) -> str | None:

@@ -18,7 +18,7 @@ FORMATS = ("github", "gitlab")
 DEFAULT_PYTHON = "3.12"
 SSH_KEY_SECRET = "PROCMAN_SSH_PRIVATE_KEY"
 KNOWN_HOSTS_SECRET = "PROCMAN_SSH_KNOWN_HOSTS"
-_PYTHON = re.compile(r"[0-9]+(\.[0-9]+){0,2}")
+PYTHON_VERSION = re.compile(r"[0-9]+(\.[0-9]+){0,2}")
 _BRANCH = re.compile(r"[A-Za-z0-9._/-]+")
 
 
@@ -77,7 +77,7 @@ def plan_pipeline(
     """The pipeline for ``config``: its test command (``test`` overrides procman.yml's) and every
     environment, sources before the environments promoted from them."""
     python = python or DEFAULT_PYTHON
-    if not _PYTHON.fullmatch(python):
+    if not PYTHON_VERSION.fullmatch(python):
         raise UsageError(f"bad Python version {python!r}", "give it like 3.12")
     if branch is not None and (not _BRANCH.fullmatch(branch) or branch.startswith("-")):
         raise UsageError(f"bad branch name {branch!r}", "give a branch name like main")

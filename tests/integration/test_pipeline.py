@@ -348,3 +348,18 @@ def test_the_docs_quote_what_procman_writes_and_says(example: Path) -> None:
     config = example / "procman.yml"
     config.write_text(config.read_text().replace("test: python3 -m compileall -q snippets\n", ""))
     assert procman(example, "pipeline", "generate", "gitlab").stderr in docs
+
+
+def test_the_python_version_comes_from_python_version_unless_given(example: Path) -> None:
+    (example / ".python-version").write_text("3.11.9\n")
+
+    found = procman(example, "pipeline", "generate", "gitlab", "-o", "-").stdout
+    given = procman(example, "pipeline", "generate", "gitlab", "-o", "-", "--python", "3.13")
+
+    assert "  image: python:3.11.9\n" in found
+    assert "  image: python:3.13\n" in given.stdout
+    (example / ".python-version").write_text("pypy3.10\n")  # not a plain version: the default
+    assert (
+        "  image: python:3.12\n"
+        in procman(example, "pipeline", "generate", "gitlab", "-o", "-").stdout
+    )
