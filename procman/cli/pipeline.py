@@ -98,6 +98,8 @@ def generate(
             refused.message,
             f"see what would change with: {diff}; replace it with --force",
         ) from None
+    for warning in result.warnings:
+        click.echo(f"procman: warning: {warning}", err=True)
     if result.path is None:
         click.echo(result.text, nl=False)
     else:

@@ -73,6 +73,8 @@ class GeneratedPipeline:
     """Where it was written; None when it went to standard output."""
     text: str
     written: Written | None
+    warnings: tuple[str, ...] = ()
+    """Things in procman.yml the CI jobs cannot follow as they stand."""
 
 
 def generate_pipeline(options: PipelineOptions) -> GeneratedPipeline:
@@ -100,14 +102,23 @@ def generate_pipeline(options: PipelineOptions) -> GeneratedPipeline:
     templates = load_templates(options.template_dir, filters={"yaml_str": yaml_str})
     body = templates.render(TEMPLATES[options.format], {"plan": plan})
     text = _with_header(templates, body, options, config.path)
+    warnings = tuple(
+        f"{config.path}: environments.{name}.identity_file: {environment.identity_file} will not"
+        " exist in CI, where the key comes from the ssh-agent; remove identity_file (and add the"
+        " key to your own agent with ssh-add), or the deploy jobs will stop there"
+        for name, environment in config.environments.items()
+        if environment.identity_file is not None
+    )
     if options.output == Path("-"):
-        return GeneratedPipeline(path=None, text=text, written=None)
+        return GeneratedPipeline(path=None, text=text, written=None, warnings=warnings)
     path = (
         options.output if options.output is not None else app_dir / DEFAULT_OUTPUT[options.format]
     )
     if _same_as_written(path, text, options.force):
-        return GeneratedPipeline(path=path, text=text, written=Written.UNCHANGED)
-    return GeneratedPipeline(path=path, text=text, written=write_atomically(path, text))
+        written = Written.UNCHANGED
+    else:
+        written = write_atomically(path, text)
+    return GeneratedPipeline(path=path, text=text, written=written, warnings=warnings)
 
 
 def _refuse_expressions(plan: PipelinePlan) -> None:

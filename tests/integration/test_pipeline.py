@@ -363,3 +363,22 @@ def test_the_python_version_comes_from_python_version_unless_given(example: Path
         "  image: python:3.12\n"
         in procman(example, "pipeline", "generate", "gitlab", "-o", "-").stdout
     )
+
+
+def test_an_identity_file_is_warned_about(example: Path) -> None:
+    config = example / "procman.yml"
+    text = config.read_text()
+    config.write_text(
+        text.replace("    # identity_file: ~/.ssh/id_ed25519", "    identity_file: k")
+    )
+
+    done = procman(example, "pipeline", "generate", "gitlab")
+
+    assert done.returncode == 0
+    assert done.stdout == "procman: .gitlab-ci.yml: created\n"
+    assert done.stderr in (ROOT / "docs" / "pipelines.md").read_text()
+    assert done.stderr == (
+        "procman: warning: procman.yml: environments.staging.identity_file: k will not exist in"
+        " CI, where the key comes from the ssh-agent; remove identity_file (and add the key to"
+        " your own agent with ssh-add), or the deploy jobs will stop there\n"
+    )
