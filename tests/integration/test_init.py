@@ -218,3 +218,18 @@ def test_a_directory_that_cannot_be_written_is_a_one_line_error(tmp_path: Path) 
         "procman: error: cannot write /sys/kernel/Procfile: Permission denied; no starter file"
         " was written (run procman init in a directory you can write to)\n"
     )
+
+
+def test_a_django_apps_starter_files_are_the_golden_ones(tmp_path: Path) -> None:
+    root = make_app(tmp_path / "mysite", KINDS["django-gunicorn"][0])
+    (root / "requirements.txt").write_text("Django>=5\ngunicorn==22.0\nrq>=2\npytest\n")
+    golden = Path(__file__).resolve().parents[1] / "golden" / "init" / "django"
+
+    assert procman(root, "init").returncode == 0
+
+    for name in STARTERS:
+        written = (root / name).read_text()
+        if os.environ.get("PROCMAN_UPDATE_GOLDEN"):
+            golden.mkdir(parents=True, exist_ok=True)
+            (golden / name).write_text(written)
+        assert written == (golden / name).read_text(), name
