@@ -109,7 +109,7 @@ def generate(
 
 
 def _same_command(options: PipelineOptions) -> str:
-    """The command line generating the same file, but to standard output."""
+    """The command line that generates this file (named in its header; without -o and --force)."""
     words = ["procman", "pipeline", "generate", options.format]
     if options.config_path != Path("procman.yml"):
         words += ["-C", str(options.config_path)]
