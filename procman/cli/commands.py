@@ -92,6 +92,8 @@ LAZY_COMMANDS = {
     "jobs": "procman.cli.jobs:jobs",
     "worker": "procman.cli.queues:worker",
     "export": "procman.cli.export:export",
+    "pipeline": "procman.cli.pipeline:pipeline",
+    "init": "procman.cli.init:init",
 }
 """The commands defined outside this module, imported only when used."""
 

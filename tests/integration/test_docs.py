@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
         *["jobs", "jobs failed", "jobs show", "jobs retry", "jobs delete", "jobs clear"],
         *["deploy", "releases", "rollback", "unlock"],
         "export",
+        *["pipeline", "pipeline generate", "init"],
     ],
 )
 def test_cli_reference_quotes_each_help_verbatim(command: str) -> None:
