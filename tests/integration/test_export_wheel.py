@@ -107,3 +107,27 @@ def test_every_export_format_renders_from_the_installed_package_as_from_the_sour
     }
     assert wheel_files == source_files
     assert len(wheel_files) > 1
+
+
+def test_starter_files_and_pipelines_render_from_the_installed_package_as_from_the_source(
+    installed: Path, tmp_path: Path
+) -> None:
+    """``procman init`` (templates/init/) and ``procman pipeline generate`` (templates/pipeline/)
+    from the wheel write the same files as from the source tree."""
+    outputs = {}
+    for label, procman in (("wheel", installed / "procman"), ("source", Path(PROCMAN))):
+        app = tmp_path / label / "shop"  # the same name: the app is named after its directory
+        app.mkdir(parents=True)
+        (app / "app.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
+        (app / "requirements.txt").write_text("flask\ngunicorn\n")
+        run(procman, "init", cwd=app)
+        run(procman, "pipeline", "generate", "github", cwd=app)
+        run(procman, "pipeline", "generate", "gitlab", cwd=app)
+        outputs[label] = {
+            str(p.relative_to(app)): p.read_text().replace(str(app), "APP")
+            for p in app.rglob("*")
+            if p.is_file()
+        }
+    assert outputs["wheel"] == outputs["source"]
+    assert {"Procfile", "procman.yml", ".gitlab-ci.yml"} <= set(outputs["wheel"])
+    assert any(name.startswith(".github/workflows/") for name in outputs["wheel"])
