@@ -41,9 +41,7 @@ _TOKEN = re.compile(
     )""",
     re.VERBOSE,
 )
-SUPPORTED = (
-    'ENV["X"], ENV.fetch("X", default), ENV.fetch("X") { default }, literals, || and .to_i'
-)
+SUPPORTED = 'ENV["X"], ENV.fetch("X", default), ENV.fetch("X") { default }, literals, || and .to_i'
 
 
 @dataclass(frozen=True, slots=True)
