@@ -38,7 +38,7 @@ def serve(options: WorkerOptions) -> int:
     app = load_app(options.app)
     path = options.config_path if options.config_path is not None else default_path(app.root)
     config = (
-        load_queue_config(path, app_dir=app.root)
+        load_queue_config(path, app_dir=app.root, env={**app.shell, **app.env})
         if options.config_path is not None or path.exists()
         else QueueConfig(path=None)
     )

@@ -212,6 +212,8 @@ class Pool:
         self._selector.register(self._signals.reader, selectors.EVENT_READ, None)
         try:
             count = self.options.concurrency
+            for warning in self.options.config.warnings:
+                self._say(f"warning: {warning}")
             self._say(
                 f"serving {', '.join(_describe(q) for q in self.options.queues)} with {count} "
                 f"worker process{'es' if count != 1 else ''} on {self.options.redis_url.describe()}"
