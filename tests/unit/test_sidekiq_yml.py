@@ -313,7 +313,8 @@ def test_an_erb_value_left_empty_takes_the_default_as_in_sidekiq() -> None:
         ),
         (
             "<% if ENV['X'] %>\n:concurrency: 3\n<% end %>\n",
-            "sidekiq.yml:1: cannot evaluate <% if ENV['X'] %>: only output tags <%= ... %> are read",
+            "sidekiq.yml:1: cannot evaluate <% if ENV['X'] %>: only output tags <%= ... %> are "
+            "read",
         ),
         (
             ":concurrency: <%= ENV.fetch('WORKERS') %>\n",
