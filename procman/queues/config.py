@@ -206,6 +206,7 @@ def load_queue_config(
     importer: Importer | None = None,
     import_funcs: bool = True,
     env: Mapping[str, str] | None = None,
+    cores: int | None = None,
 ) -> QueueConfig:
     """Read and validate the queue YAML at ``path``; ``schedule`` funcs are imported with
     ``app_dir`` (default: the file's directory) at the front of ``sys.path``, unless
@@ -213,12 +214,13 @@ def load_queue_config(
     process's) is what the file's ERB reads and what names its environment block."""
     text = read_text(path, QueueConfigError, QUEUE_FILE_WORDS)
     if not import_funcs:
-        return parse_queue_config(text, str(path), importer=None, env=env)
+        return parse_queue_config(text, str(path), importer=None, env=env, cores=cores)
     return parse_queue_config(
         text,
         str(path),
         importer=importer or _app_importer(app_dir if app_dir is not None else path.parent),
         env=env,
+        cores=cores,
     )
 
 

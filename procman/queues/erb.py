@@ -135,8 +135,9 @@ def _tokens(expression: str) -> list[_Token]:
     stripped = expression.rstrip()
     while position < len(stripped):
         match = _TOKEN.match(stripped, position)
-        if match is None or match.end() == position:
-            raise _Unsupported(f"cannot read {excerpt(stripped[position:].strip(), 20)!r}")
+        if match is None or match.end() == position:  # the parser says what it expected there
+            tokens.append(_Token("unknown", excerpt(stripped[position:].strip(), 20)))
+            break
         kind = match.lastgroup
         assert kind is not None
         tokens.append(_Token(kind, match[kind]))
@@ -203,6 +204,8 @@ class _Parser:
             return {"nil": None, "true": True, "false": False}[token.text]
         if token.text == "ENV":
             return self.env_lookup()
+        if token.kind == "unknown":
+            raise _Unsupported(f"cannot read {token.text!r}")
         raise _Unsupported(f"{token.text!r} is outside the subset")
 
     def env_lookup(self) -> Value:
