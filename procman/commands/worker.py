@@ -76,7 +76,8 @@ def start_stop_timeout() -> float | None:
 
 
 def parse_queues_option(spec: str) -> tuple[tuple[str, int | None], ...]:
-    """``--queues critical,default`` (strict order) or ``critical:5,default:3`` (weighted)."""
+    """``--queues critical,default`` (strict order) or ``critical:5,default:3`` (weighted); a
+    mix (``critical:5,default``) is read as in the queue YAML (Sidekiq 7's modes)."""
     queues: list[tuple[str, int | None]] = []
     for raw in spec.split(","):
         part = raw.strip()
@@ -99,8 +100,4 @@ def parse_queues_option(spec: str) -> tuple[tuple[str, int | None], ...]:
         raise UsageError("--queues: no queue given", "write e.g. --queues critical,default")
     if len({name for name, _ in queues}) != len(queues):
         raise UsageError("--queues: a queue is listed twice", "list each queue once")
-    if len({weight is None for _, weight in queues}) > 1:
-        raise UsageError(
-            "--queues: mix of weighted and plain queues", "give every queue a weight, or none"
-        )
     return tuple(queues)
