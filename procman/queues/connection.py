@@ -30,7 +30,8 @@ NOTHING_CONFIGURED = (
 UNTRUSTED_CERTIFICATE = (
     "the server's TLS certificate is not one this machine trusts (self-signed, or from a private "
     "CA): add ?ssl_ca_certs=/path/to/ca.pem to the URL to check it against that CA, or "
-    "?ssl_cert_reqs=none to skip the check (still encrypted, but unverified)"
+    "?ssl_cert_reqs=none to skip the check (still encrypted, but unverified); where the provider "
+    "rotates the URL (Heroku Redis), set PROCMAN_REDIS_SSL_CERT_REQS=none instead"
 )
 WRONG_HOST_CERTIFICATE = (
     "the server's TLS certificate does not name the host in the URL: use the name it was issued "
