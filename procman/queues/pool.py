@@ -277,6 +277,7 @@ class Pool:
             self._recover_dead(deadline=None)
         except REDIS_UNUSABLE:
             pass  # the loop's duties try again, and say so
+
     def _leave_registry(self) -> None:
         if self._workers or self._orphaned:
             return  # their names stay registered: another pool judges them by heartbeat
