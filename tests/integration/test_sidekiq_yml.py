@@ -5,8 +5,10 @@ keys procman does not act on are warned about by the worker and by ``procman che
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import redis
@@ -128,3 +130,18 @@ def test_a_ruby_expression_stops_the_worker_with_one_line(sidekiq_app: App) -> N
         "outside the subset"
     )
     assert result.stderr.count("\n") == 1
+
+
+def test_the_transcript_in_docs_sidekiq_md_is_what_check_prints(sidekiq_app: App) -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "sidekiq.md").read_text()
+    yaml_block = re.search(r"```yaml\n(.*?)```", page, re.S)
+    shown = re.search(r"```\n\$ RAILS_ENV=production procman check (.*?)\n(.*?)```", page, re.S)
+    assert yaml_block and shown
+    sidekiq_app.write("config/sidekiq.yml", yaml_block[1])
+    result = sidekiq_app.run("check", *shown[1].split(), env={"RAILS_ENV": "production"})
+    assert result.returncode == 0, result.stderr
+    cores = os.cpu_count() or 1
+    expected = shown[2].replace("on 2 cores", f"on {cores} cores").splitlines()
+    if cores >= 10:
+        expected = [line for line in expected if "number of threads" not in line]
+    assert result.stderr.splitlines() + result.stdout.splitlines() == expected
