@@ -54,7 +54,7 @@ from procman.queues.recovery import (
     worker_died,
 )
 from procman.queues.redis_url import RedisUrl
-from procman.queues.worker import SPEC_VARIABLE, WorkerSpec
+from procman.queues.worker import REDIS_FULL_EXIT, SPEC_VARIABLE, WorkerSpec
 from procman.supervisor.signals import STOP_SIGNALS, SignalPipe
 
 TICK = 0.25
@@ -72,9 +72,6 @@ CRON_KEY_SECONDS = 24 * 3600
 REDIS_BACKOFF_MAX = 30.0
 REDIS_UNUSABLE = (redis.ConnectionError, redis.TimeoutError, redis.OutOfMemoryError)
 """Redis away, or refusing writes at its maxmemory: the pool's duties try again later."""
-REDIS_FULL_EXIT = 75
-"""A worker process's exit status when Redis refused a write at its ``maxmemory`` (EX_TEMPFAIL):
-the pool starts another after its Redis backoff, saying why, instead of a traceback."""
 """While Redis is away the pool tries its duties again after 1, 2, 4 … s, at most this long."""
 STOP_MARGIN = 0.5
 """Under ``procman start``, a warm stop ends this long before start's ``-t`` runs out (and its

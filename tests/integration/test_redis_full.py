@@ -21,7 +21,16 @@ from tests.conftest import TAG, App, LiveOutput, free_port
 
 pytestmark = pytest.mark.timeout(90)
 
-JOBS = "def add(a, b):\n    return a + b\n"
+JOBS = """
+import time
+
+def add(a, b):
+    return a + b
+
+def nap(seconds):
+    time.sleep(seconds)
+    return seconds
+"""
 
 
 @pytest.fixture(scope="module")
@@ -137,3 +146,31 @@ def test_the_fill_helper_leaves_redis_full(connection: redis.Redis) -> None:
     fill(connection)
     with pytest.raises(redis.OutOfMemoryError):
         connection.lpush("rq:queue:default", "x")
+
+
+def test_a_job_whose_result_cannot_be_written_goes_back_on_its_queue(
+    full_app: App, connection: redis.Redis
+) -> None:
+    job = Queue("default", connection=connection).enqueue("jobs.nap", 2)
+    process = full_app.spawn("worker", "-c", "1")
+    output = LiveOutput(process)
+    deadline = time.monotonic() + 30
+    while Job.fetch(job.id, connection=connection).get_status() != JobStatus.STARTED:
+        assert time.monotonic() < deadline, output.text
+        time.sleep(0.05)
+    fill(connection)  # full while the job sleeps: its result cannot be written
+    output.wait_for("stopped: Redis is full (maxmemory reached)", timeout=20)
+    assert process.poll() is None, output.text
+    connection.config_set("maxmemory", 0)
+    deadline = time.monotonic() + 40
+    while Job.fetch(job.id, connection=connection).get_status() != JobStatus.FINISHED:
+        assert time.monotonic() < deadline, f"the job did not run again:\n{output.text}"
+        time.sleep(0.1)
+    assert Job.fetch(job.id, connection=connection).return_value() == 2
+    assert output.text.count(f"started (job {job.id})") == 2  # it ran again: at least once
+    process.send_signal(signal.SIGINT)
+    status, text = output.finish(timeout=20)
+    assert status == 0, text
+    assert "Traceback" not in text
+    assert process.stderr is not None
+    assert "Traceback" not in process.stderr.read().decode()
