@@ -219,6 +219,8 @@ def check(
     from procman.commands.check import check as check_app
 
     report = check_app(to_app_options(procfile, root, env_files, port), config)
+    for warning in report.warnings:
+        click.echo(f"procman: warning: {warning}", err=True)
     if as_json:
         import json
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,11 @@ class CheckReport:
     """The queue YAML, when the app has one (or -C/--config named one)."""
     deploy: DeployConfig | None = None
     """procman.yml, when the app directory has one."""
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """The queue YAML's: keys read but not acted on (a sidekiq.yml's plugins...)."""
+        return self.queues.warnings if self.queues is not None else ()
 
     def summary(self) -> str:
         parts = [f"valid Procfile: {', '.join(self.procfile.names)}"]
@@ -67,9 +73,10 @@ def check(options: AppOptions, queue_config: Path | None = None) -> CheckReport:
     roles and formation against the Procfile, when the Procfile itself is valid)."""
     errors: list[ProcmanError] = []
     loaded = collect(lambda: load_app_and_procfile(options), errors)
-    queues = collect(lambda: _load_queues(options, queue_config), errors)
+    env = {**loaded[0].shell, **loaded[0].env} if loaded is not None else None
+    queues = collect(lambda: _load_queues(options, queue_config, env), errors)
     if loaded is not None and queue_config is None:
-        _check_worker_queue_files(options, loaded[1], errors)
+        _check_worker_queue_files(options, loaded[1], errors, env)
     deploy = collect(lambda: _load_deploy(options, loaded[1] if loaded else None), errors)
     raise_collected(errors)
     assert loaded is not None
@@ -88,6 +95,7 @@ def _check_worker_queue_files(
     options: AppOptions,
     procfile: Procfile,
     errors: list[ProcmanError],
+    env: Mapping[str, str] | None,
 ) -> None:
     """The queue YAMLs that the Procfile's ``procman worker -C FILE`` lines name, beyond the
     default one already checked: ``procman start`` would refuse them too."""
@@ -100,14 +108,16 @@ def _check_worker_queue_files(
         if path.resolve() in done or (not must_exist and not path.is_file()):
             continue
         done.add(path.resolve())
-        collect(lambda path=path: load_queue_config(path, app_dir=app_dir), errors)  # type: ignore[misc]
+        collect(lambda path=path: load_queue_config(path, app_dir=app_dir, env=env), errors)  # type: ignore[misc]
 
 
-def _load_queues(options: AppOptions, explicit: Path | None) -> QueueConfig | None:
+def _load_queues(
+    options: AppOptions, explicit: Path | None, env: Mapping[str, str] | None
+) -> QueueConfig | None:
     from procman.queues.config import default_path, load_queue_config
 
     app_dir = app_dir_of(options)
     path = explicit if explicit is not None else default_path(app_dir)
     if explicit is None and not path.is_file():
         return None
-    return load_queue_config(path, app_dir=app_dir)
+    return load_queue_config(path, app_dir=app_dir, env=env)

@@ -48,7 +48,8 @@ def resolve_target(options: JobsOptions) -> Target:
     path = config_path if config_path is not None else default_path(app.root)
     config = None
     if config_path is not None or path.is_file():
-        config = collect(lambda: load_queue_config(path, app_dir=app.root), errors)
+        env = {**app.shell, **app.env}
+        config = collect(lambda: load_queue_config(path, app_dir=app.root, env=env), errors)
     raise_collected(errors)
     assert url is not None
     return Target(url=url, config=config)

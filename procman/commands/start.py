@@ -5,6 +5,7 @@ The app, its Procfile and its run directory are composed once, in :func:`plan`, 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -84,7 +85,7 @@ def plan(options: StartOptions) -> Plan:
     """Everything checked before the first process starts."""
     app, procfile = load_app_and_procfile(options.app)
     check_names(options.names, procfile)
-    check_worker_queue_files(options.app, procfile)
+    check_worker_queue_files(options.app, procfile, {**app.shell, **app.env})
     policy = Policy(
         restart=parse_policy(options.restart, procfile, flag_of("restart")),
         can_die=parse_policy(options.can_die, procfile, flag_of("can_die")),
@@ -121,7 +122,9 @@ def plan(options: StartOptions) -> Plan:
     )
 
 
-def check_worker_queue_files(options: AppOptions, procfile: Procfile) -> None:
+def check_worker_queue_files(
+    options: AppOptions, procfile: Procfile, env: Mapping[str, str] | None = None
+) -> None:
     """The queue YAML of each ``procman worker`` in the Procfile, validated as ``procman check``
     does, so a bad one stops the start before the private Redis or any process starts. The queue
     config module (yaml, croniter: about 40 ms) is imported only for such Procfiles; the app's
@@ -134,7 +137,7 @@ def check_worker_queue_files(options: AppOptions, procfile: Procfile) -> None:
 
     errors: list[ProcmanError] = []
     for path in [path for path, required in files if required or path.is_file()]:
-        collect(partial(load_queue_config, path, import_funcs=False), errors)
+        collect(partial(load_queue_config, path, import_funcs=False, env=env), errors)
     raise_collected(errors)
 
 

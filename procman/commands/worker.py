@@ -38,7 +38,7 @@ def serve(options: WorkerOptions) -> int:
     app = load_app(options.app)
     path = options.config_path if options.config_path is not None else default_path(app.root)
     config = (
-        load_queue_config(path, app_dir=app.root)
+        load_queue_config(path, app_dir=app.root, env={**app.shell, **app.env})
         if options.config_path is not None or path.exists()
         else QueueConfig(path=None)
     )
@@ -76,7 +76,8 @@ def start_stop_timeout() -> float | None:
 
 
 def parse_queues_option(spec: str) -> tuple[tuple[str, int | None], ...]:
-    """``--queues critical,default`` (strict order) or ``critical:5,default:3`` (weighted)."""
+    """``--queues critical,default`` (strict order) or ``critical:5,default:3`` (weighted); a
+    mix (``critical:5,default``) is read as in the queue YAML (Sidekiq 7's modes)."""
     queues: list[tuple[str, int | None]] = []
     for raw in spec.split(","):
         part = raw.strip()
@@ -102,9 +103,4 @@ def parse_queues_option(spec: str) -> tuple[tuple[str, int | None], ...]:
         )
     if len({name for name, _ in queues}) != len(queues):
         raise UsageError(f"{flag_of('queues')}: a queue is listed twice", "list each queue once")
-    if len({weight is None for _, weight in queues}) > 1:
-        raise UsageError(
-            f"{flag_of('queues')}: mix of weighted and plain queues",
-            "give every queue a weight, or none",
-        )
     return tuple(queues)

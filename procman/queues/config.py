@@ -1,19 +1,23 @@
 """The queue YAML (``queues.yml``): which queues a worker serves, how, and the periodic jobs.
 
-Shaped like Sidekiq's ``sidekiq.yml`` so a Sidekiq user recognises it: every key may also be
-spelled with Sidekiq's leading colon (``:queues:``). Everything is validated before a worker
-starts; each problem is reported with the file and its key path (``queues.yml: queues[1]: ...``),
-and independent problems are reported together.
+Shaped like Sidekiq's ``sidekiq.yml`` so a Sidekiq user recognises it, and a ``sidekiq.yml`` is read
+as Sidekiq reads it: every key may also be spelled with Sidekiq's leading colon (``:queues:``), the
+text goes through a small ERB subset first (``procman.queues.erb``), the current environment's
+block is merged over the top level and the keys of Sidekiq's plugins are set aside with a warning
+(``procman.queues.sidekiq``). Everything is validated before a worker starts; each problem is
+reported with the file and its key path (``queues.yml: queues[1]: ...``), and independent
+problems are reported together.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -21,6 +25,8 @@ from typing import Any
 from croniter import croniter
 
 from procman.errors import ProcmanError, QueueConfigError, excerpt, flag_of, raise_collected
+from procman.queues import erb, sidekiq
+from procman.queues.weighting import queue_mode
 from procman.textfile import FileWords, read_text
 from procman.yamlconfig import KeyPathChecker, describe, is_int, load_yaml
 
@@ -74,6 +80,12 @@ KEY_HINTS = {
     "retries": "retry",
 }
 
+NULL_MEANS_DEFAULT = ("concurrency", "timeout", "queues")
+"""Keys left empty (``:concurrency: <%= ENV["UNSET"] %>``) take the default, as in Sidekiq."""
+SIDEKIQ_CRON_FIELDS = 5
+EVERY_KEYS = ("every", "at", "in", "interval")
+"""sidekiq-scheduler's other ways to say when; procman schedules by cron only."""
+
 Importer = Callable[[str], Any]
 
 
@@ -81,7 +93,8 @@ Importer = Callable[[str], Any]
 class QueueSpec:
     name: str
     weight: int | None
-    """None when the queues are listed in strict order (plain names)."""
+    """None for a queue listed without a weight (a plain name, or ``[name]``); it counts as
+    weight 0 when choosing the mode, and is drawn as weight 1 in weighted mode (Sidekiq 7)."""
 
     def label(self) -> str:
         return self.name if self.weight is None else f"{self.name}({self.weight})"
@@ -114,10 +127,23 @@ class QueueConfig:
     events (``CONFIG SET notify-keyspace-events``, a setting of the whole Redis); with False it
     leaves the setting alone and waits on the wake-up lists, as where CONFIG is refused."""
     schedule: tuple[ScheduledJob, ...] = ()
+    environment: str | None = None
+    """The environment whose block was merged (Sidekiq's ``production:``), None for no file."""
+    environment_source: str | None = None
+    """The variable that named it (``RAILS_ENV``), or 'the default'."""
+    warnings: tuple[str, ...] = ()
+    """One line each: keys read but not acted on (Sidekiq's plugins), and what procman does."""
+
+    @property
+    def mode(self) -> str:
+        """Sidekiq 7's: ``strict`` (no weights: in order), ``random`` (all weights equal) or
+        ``weighted``."""
+        return queue_mode([queue.weight for queue in self.queues])
 
     @property
     def weighted(self) -> bool:
-        return any(queue.weight is not None for queue in self.queues)
+        """Whether the order is drawn at random on each fetch (not strict)."""
+        return self.mode != "strict"
 
     @property
     def names(self) -> list[str]:
@@ -135,7 +161,9 @@ class QueueConfig:
         return {
             "path": self.path,
             "concurrency": self.concurrency,
+            "environment": {"name": self.environment, "from": self.environment_source},
             "queues": [{"name": q.name, "weight": q.weight} for q in self.queues],
+            "mode": self.mode,
             "weighted": self.weighted,
             "timeout": self.timeout,
             "retry": self.retry,
@@ -153,6 +181,7 @@ class QueueConfig:
                 }
                 for job in self.schedule
             ],
+            "warnings": list(self.warnings),
         }
 
 
@@ -176,30 +205,52 @@ def load_queue_config(
     app_dir: Path | None = None,
     importer: Importer | None = None,
     import_funcs: bool = True,
+    env: Mapping[str, str] | None = None,
+    cores: int | None = None,
 ) -> QueueConfig:
     """Read and validate the queue YAML at ``path``; ``schedule`` funcs are imported with
     ``app_dir`` (default: the file's directory) at the front of ``sys.path``, unless
-    ``import_funcs`` is False (only their dotted form is checked then)."""
+    ``import_funcs`` is False (only their dotted form is checked then). ``env`` (default: this
+    process's) is what the file's ERB reads and what names its environment block."""
     text = read_text(path, QueueConfigError, QUEUE_FILE_WORDS)
     if not import_funcs:
-        return parse_queue_config(text, str(path), importer=None)
+        return parse_queue_config(text, str(path), importer=None, env=env, cores=cores)
     return parse_queue_config(
         text,
         str(path),
         importer=importer or _app_importer(app_dir if app_dir is not None else path.parent),
+        env=env,
+        cores=cores,
     )
 
 
 def parse_queue_config(
-    text: str, path: str = DEFAULT_FILE, *, importer: Importer | None = None
+    text: str,
+    path: str = DEFAULT_FILE,
+    *,
+    importer: Importer | None = None,
+    env: Mapping[str, str] | None = None,
+    cores: int | None = None,
 ) -> QueueConfig:
     """Validate queue YAML text. ``importer`` imports a module by name to check each schedule
-    ``func``; None skips that check. Raises QueueConfigError, or ManyErrors with every problem."""
-    document = _load_yaml(text, path)
+    ``func``; None skips that check. ``env`` (default: this process's) feeds the ERB and names
+    the environment; ``cores`` (default: this machine's) is what a Sidekiq file's thread count
+    is compared with. Raises QueueConfigError, or ManyErrors with every problem."""
+    env = os.environ if env is None else env
+    document = _load_yaml(erb.render(text, env, path), path)
+    environment, source = sidekiq.environment_name(env)
     if document is None:
-        return QueueConfig(path=path)
+        return QueueConfig(path=path, environment=environment, environment_source=source)
     errors: list[ProcmanError] = []
     config = _Builder(path, errors)
+    prepared = None
+    if isinstance(document, dict):
+        prepared = sidekiq.prepare(document, path, env, TOP_KEYS, errors)
+        document = {
+            key: value
+            for key, value in prepared.document.items()
+            if not (value is None and sidekiq.bare(key) in NULL_MEANS_DEFAULT)
+        }
     values = config.mapping("", document, TOP_KEYS)
     if values is None:
         raise_collected(errors)
@@ -223,7 +274,26 @@ def parse_queue_config(
             "keyspace_notifications", values.get("keyspace_notifications"), True
         ),
         schedule=config.schedule(values.get("schedule"), queue_names, importer),
+        environment=environment,
+        environment_source=source,
     )
+    if prepared is not None:
+        warnings = list(prepared.warnings)
+        scheduled = config.scheduler_jobs(prepared.scheduler_entries, queue_names, importer)
+        warnings.extend(config.warnings)
+        cores = cores if cores is not None else (os.cpu_count() or 1)
+        if prepared.sidekiq_shaped and result.concurrency > cores:
+            warnings.append(
+                f"{path}: concurrency: {result.concurrency} is Sidekiq's number of threads; "
+                f"procman runs {result.concurrency} worker processes (one job at a time each) "
+                f"on {cores} cores: about one per core suits jobs that compute, more only jobs "
+                "that mostly wait"
+            )
+        result = replace(
+            result,
+            schedule=(*result.schedule, *scheduled),
+            warnings=tuple(warnings),
+        )
     raise_collected(errors)
     return result
 
@@ -241,6 +311,7 @@ class _Builder(KeyPathChecker):
 
     def __init__(self, path: str, errors: list[ProcmanError]) -> None:
         super().__init__(path, errors, QueueConfigError, key_hints=KEY_HINTS, colons=True)
+        self.warnings: list[str] = []
 
     def integer(
         self,
@@ -302,6 +373,8 @@ class _Builder(KeyPathChecker):
         return size
 
     def queues(self, value: Any) -> tuple[QueueSpec, ...] | None:
+        """Sidekiq's list: ``- [name, weight]``, ``- name`` or ``- [name]`` in any mix; a name
+        listed twice is an error, as in Sidekiq 6."""
         example = "like '- [critical, 5]' (weighted) or '- critical' (strict order)"
         if value is None:
             return None
@@ -325,36 +398,31 @@ class _Builder(KeyPathChecker):
                 continue
             first_at[spec.name] = index
             specs.append(spec)
-        weighted = [spec for spec in specs if spec.weight is not None]
-        if weighted and len(weighted) != len(specs):
-            plain = next(i for i, item in enumerate(value) if isinstance(item, str))
-            self.fail(
-                "queues",
-                f"mixes [name, weight] pairs with plain names (queues[{plain}] has no weight)",
-                "give every queue a weight, or none for strict priority order",
-            )
-            return None
         if len(specs) != len(value):
             return None
         return tuple(specs)
 
     def queue(self, key_path: str, item: Any) -> QueueSpec | None:
         if isinstance(item, list):
-            if len(item) != 2:
+            if len(item) not in (1, 2):
                 self.fail(
                     key_path,
-                    f"expected [name, weight], got a list of {len(item)}",
+                    f"expected [name, weight] or [name], got a list of {len(item)}",
                     "write it like [critical, 5]",
                 )
                 return None
-            name, weight = item
+            name, weight = item if len(item) == 2 else (item[0], None)
             if not self.queue_name(key_path, name):
                 return None
-            if not _is_int(weight) or weight < 1:
+            if weight is None:
+                return QueueSpec(name, None)
+            if isinstance(weight, str) and weight.strip().isdigit():
+                weight = int(weight)  # Sidekiq's weight.to_i
+            if not _is_int(weight) or weight < 0:
                 self.fail(
                     key_path,
-                    f"weight must be a positive integer (got {_describe(weight)})",
-                    "a queue with weight 0 would never be served: remove it instead",
+                    f"weight must be a whole number, 0 or more (got {_describe(weight)})",
+                    "write it like [critical, 5]; a queue without a weight counts as 0",
                 )
                 return None
             return QueueSpec(name, int(weight))
@@ -432,19 +500,21 @@ class _Builder(KeyPathChecker):
             kwargs=MappingProxyType(dict(kwargs)),
         )
 
-    def cron(self, key_path: str, value: Any) -> str | None:
+    def cron(self, key_path: str, value: Any, *, report: bool = True) -> str | None:
         if value is None:
             return None
         hint = "five fields: minute hour day-of-month month day-of-week, like '0 * * * *'"
         if not isinstance(value, str):
-            self.fail(key_path, f"must be a cron string (got {_describe(value)})", hint)
+            if report:
+                self.fail(key_path, f"must be a cron string (got {_describe(value)})", hint)
             return None
         try:
             valid = croniter.is_valid(value)
         except Exception:  # croniter raises more than its own errors on odd input
             valid = False
         if not valid:
-            self.fail(key_path, f"{excerpt(value, 40)!r} is not a valid cron string", hint)
+            if report:
+                self.fail(key_path, f"{excerpt(value, 40)!r} is not a valid cron string", hint)
             return None
         return value
 
@@ -465,6 +535,74 @@ class _Builder(KeyPathChecker):
                 )
                 return None
         return value
+
+    def scheduler_jobs(
+        self,
+        entries: Mapping[str, tuple[str, Any]],
+        queue_names: list[str] | None,
+        importer: Importer | None,
+    ) -> tuple[ScheduledJob, ...]:
+        """sidekiq-scheduler's entries: each one whose ``class`` is a Python function procman can
+        import and whose ``cron`` has five fields is scheduled like procman's own; every other
+        one gives a warning and is left out (never an error: Sidekiq would run the file)."""
+        jobs = []
+        for name, (key_path, entry) in entries.items():
+            job = self.scheduler_job(name, key_path, entry, queue_names, importer)
+            if isinstance(job, ScheduledJob):
+                jobs.append(job)
+            else:
+                self.warnings.append(
+                    f"{self.path}: {key_path}: sidekiq-scheduler entry not scheduled: {job}"
+                )
+        return tuple(jobs)
+
+    def scheduler_job(
+        self,
+        name: str,
+        key_path: str,
+        entry: Any,
+        queue_names: list[str] | None,
+        importer: Importer | None,
+    ) -> ScheduledJob | str:
+        """The job, or why it is not scheduled."""
+        instead = "write cron: (five fields) and func: module.function for procman to run it"
+        if not isinstance(entry, dict):
+            return f"not a mapping; {instead}"
+        values = {sidekiq.bare(key): value for key, value in entry.items()}
+        if values.get("enabled", True) is False:
+            return "disabled (enabled: false)"
+        if not SCHEDULE_NAME.fullmatch(name):
+            return "names may use only letters, digits, '_', '-' and '.'"
+        func = values.get("class")
+        if not isinstance(func, str) or not DOTTED_PATH.fullmatch(func):
+            shown = repr(func) if isinstance(func, str) else _describe(func)
+            return f"class {shown} is not a Python function's dotted path; {instead}"
+        problem = import_problem(func, importer) if importer is not None else None
+        if problem is not None:
+            return f"cannot import {func}: {problem}; {instead}"
+        cron = values.get("cron")
+        if cron is None:
+            when = [key for key in EVERY_KEYS if key in values]
+            said = f"'{when[0]}:'" if when else "no 'cron:'"
+            return f"procman schedules by cron only ({said}); {instead}"
+        if (
+            not isinstance(cron, str)
+            or len(cron.split()) != SIDEKIQ_CRON_FIELDS
+            or self.cron(f"{key_path}.cron", cron, report=False) is None
+        ):
+            shown = repr(cron) if isinstance(cron, str) else _describe(cron)
+            return f"cron {shown} is not a five-field cron string; {instead}"
+        queue = values.get("queue", DEFAULT_QUEUE)
+        if not isinstance(queue, str) or (queue_names is not None and queue not in queue_names):
+            return f"its queue {_describe(queue)} is not in queues, so no worker would run it"
+        args = values.get("args", [])
+        return ScheduledJob(
+            name=name,
+            cron=cron,
+            func=func,
+            queue=queue,
+            args=tuple(args) if isinstance(args, list) else (args,),
+        )
 
     def schedule_queue(
         self, key_path: str, value: Any, queue_names: list[str] | None

@@ -7,6 +7,8 @@ password hidden, where the URL came from, what went wrong, and what to do.
 
 from __future__ import annotations
 
+import re
+
 import redis
 
 from procman.errors import ProcmanError, flag_of
@@ -30,7 +32,8 @@ NOTHING_CONFIGURED = (
 UNTRUSTED_CERTIFICATE = (
     "the server's TLS certificate is not one this machine trusts (self-signed, or from a private "
     "CA): add ?ssl_ca_certs=/path/to/ca.pem to the URL to check it against that CA, or "
-    "?ssl_cert_reqs=none to skip the check (still encrypted, but unverified)"
+    "?ssl_cert_reqs=none to skip the check (still encrypted, but unverified); where the provider "
+    "rotates the URL (Heroku Redis), set PROCMAN_REDIS_SSL_CERT_REQS=none instead"
 )
 WRONG_HOST_CERTIFICATE = (
     "the server's TLS certificate does not name the host in the URL: use the name it was issued "
@@ -38,8 +41,26 @@ WRONG_HOST_CERTIFICATE = (
 )
 
 
+FULL = (
+    "nothing was stored: raise the Redis's maxmemory (or the plan's size), or free memory in it "
+    "(procman jobs shows the failed and finished jobs it keeps)"
+)
+_PIPELINE_PREFIX = re.compile(r"^Command # [0-9]+ \(.*?\) of pipeline caused error: ")
+
+
 class RedisUnavailable(ProcmanError):
     """Redis could not be reached, refused us, or failed a command."""
+
+
+class RedisFull(RedisUnavailable):
+    """Redis refused a write: its ``maxmemory`` is reached and its policy evicts nothing."""
+
+
+def is_full(error: BaseException) -> bool:
+    """Whether ``error`` is Redis refusing a write at ``maxmemory`` (``OOM command not ...``)."""
+    return isinstance(error, redis.OutOfMemoryError) or (
+        isinstance(error, redis.ResponseError) and "maxmemory" in str(error)
+    )
 
 
 def connect(url: RedisUrl | str) -> redis.Redis:
@@ -63,6 +84,9 @@ def unavailable(url: RedisUrl | str, error: BaseException, tried: str = "PING") 
     where = url if isinstance(url, RedisUrl) else RedisUrl(url, "")
     shown = where.describe() if where.source else where.redacted
     reason = one_line(redact(str(error)) or type(error).__name__)
+    if is_full(error):
+        reason = _PIPELINE_PREFIX.sub("", reason)
+        return RedisFull(f"Redis at {shown} is full (maxmemory): {tried} failed: {reason}", FULL)
     if isinstance(error, redis.AuthenticationError) or "NOAUTH" in reason or "WRONGPASS" in reason:
         hint = "check the password in the URL"
     elif isinstance(error, redis.ResponseError):

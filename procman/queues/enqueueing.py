@@ -132,6 +132,7 @@ def enqueue_call(
             return enqueued
         return rq_queue.schedule_job(job, at)
     except redis.RedisError as error:
+        one_line_errors_in_scripts()
         raise unavailable(_shared.url or "", error, tried=f"enqueueing {func_name}") from None
 
 

@@ -37,6 +37,7 @@ from procman.errors import spell_options
 from procman.exitcodes import status_for_signal
 from procman.queues import worker as worker_module
 from procman.queues.config import QueueConfig, ScheduledJob
+from procman.queues.connection import is_full
 from procman.queues.recovery import (
     MAX_WORKER_DEATHS,
     count_worker_death,
@@ -54,7 +55,7 @@ from procman.queues.recovery import (
     worker_died,
 )
 from procman.queues.redis_url import RedisUrl
-from procman.queues.worker import SPEC_VARIABLE, WorkerSpec
+from procman.queues.worker import REDIS_FULL_EXIT, SPEC_VARIABLE, WorkerSpec
 from procman.supervisor.signals import STOP_SIGNALS, SignalPipe
 
 TICK = 0.25
@@ -70,6 +71,8 @@ kills the worker (a job blocking signals or stuck in C code)."""
 CRON_CATCH_UP = 60.0
 CRON_KEY_SECONDS = 24 * 3600
 REDIS_BACKOFF_MAX = 30.0
+REDIS_UNUSABLE = (redis.ConnectionError, redis.TimeoutError, redis.OutOfMemoryError)
+"""Redis away, or refusing writes at its maxmemory: the pool's duties try again later."""
 """While Redis is away the pool tries its duties again after 1, 2, 4 … s, at most this long."""
 STOP_MARGIN = 0.5
 """Under ``procman start``, a warm stop ends this long before start's ``-t`` runs out (and its
@@ -195,6 +198,9 @@ class Pool:
         self._died_running: dict[str, tuple[str, str]] = {}
         """Worker name -> (the job it was running when it died, how it died), to be counted."""
         self._redis_backoff = 1.0
+        self._full_backoff = 1.0
+        """Seconds before starting another worker after one stopped on a full Redis; doubled at
+        each such stop, back to 1 when a worker gets to end a job."""
         self._respawns: list[float] = []
         """When to start a replacement for each worker that died (later for one that died young,
         so a broken app cannot make the pool spin; the loop never sleeps for it)."""
@@ -214,6 +220,8 @@ class Pool:
         try:
             count = self.options.concurrency
             redis = spell_options(self.options.redis_url.describe())
+            for warning in self.options.config.warnings:
+                self._say(f"warning: {warning}")
             self._say(
                 f"serving {', '.join(_describe(q) for q in self.options.queues)} with {count} "
                 f"worker process{'es' if count != 1 else ''} on {redis}"
@@ -266,8 +274,8 @@ class Pool:
             mark_alive(self.connection, [], self._place)
             self._dead = find_dead_workers(self.connection, self._place, own_too=True)
             self._recover_dead(deadline=None)
-        except (redis.ConnectionError, redis.TimeoutError):
-            pass  # the loop's duties try again
+        except REDIS_UNUSABLE:
+            pass  # the loop's duties try again, and say so
 
     def _leave_registry(self) -> None:
         if self._workers or self._orphaned:
@@ -284,7 +292,7 @@ class Pool:
         name = f"{self._host}.{os.getpid()}.{self._serial}"
         try:
             mark_alive(self.connection, [name], self._place)
-        except (redis.ConnectionError, redis.TimeoutError):
+        except REDIS_UNUSABLE:
             pass  # marked on the next round of duties; the worker itself waits for Redis
         read_fd, write_fd = os.pipe()
         config = self.options.config
@@ -363,6 +371,7 @@ class Pool:
                     time.monotonic() + timeout + TIMEOUT_GRACE if timeout > 0 else None
                 )
             elif parts == ["end"]:
+                self._full_backoff = 1.0
                 worker.job_id = None
                 worker.timeout = None
                 worker.deadline = None
@@ -390,7 +399,7 @@ class Pool:
                 requeued = requeue_in_progress(self.connection, name)
                 mark_gone(self.connection, name)
                 worker_died(self.connection, name)
-            except (redis.ConnectionError, redis.TimeoutError):
+            except REDIS_UNUSABLE:
                 return
             self._orphaned.discard(name)
             if requeued:
@@ -432,11 +441,26 @@ class Pool:
             return
         if self.options.burst and returncode == 0 and not self._queues_have_jobs():
             return  # done: the queues are empty (a worker recycled by max_jobs is replaced)
+        if returncode == REDIS_FULL_EXIT:
+            wait = self._full_backoff
+            self._say(
+                f"{worker.name} stopped: Redis is full (maxmemory reached); starting another "
+                f"in {wait:g}s"
+            )
+            self._respawns.append(time.monotonic() + wait)
+            self._full_backoff = min(wait * 2, REDIS_BACKOFF_MAX)
+            return
         reason = _how_it_ended(returncode)
         if returncode != 0 or time.monotonic() - worker.started_at < 1:
             self._say(f"{worker.name} {reason}; starting another")
         young = time.monotonic() - worker.started_at < RESPAWN_FLOOR
         self._respawns.append(time.monotonic() + (RESPAWN_FLOOR if young else 0.0))
+
+    def _full_message(self) -> str:
+        return (
+            f"Redis at {self.options.redis_url.redacted} is full (maxmemory reached): it refuses "
+            "writes until it has room (raise its maxmemory, or free memory in it)"
+        )
 
     def _queues_have_jobs(self) -> bool:
         """Whether a job waits in one of the pool's queues (when Redis cannot say: yes, and the
@@ -446,7 +470,7 @@ class Pool:
                 for name, _ in self.options.queues:
                     pipeline.llen(Queue(name, connection=self.connection).key)
                 return any(pipeline.execute())
-        except (redis.ConnectionError, redis.TimeoutError):
+        except REDIS_UNUSABLE:
             return True
 
     def _enforce_timeouts(self, now: float) -> None:
@@ -500,10 +524,19 @@ class Pool:
             )
             self._timers.alive = self._timers.reap = self._timers.schedule = now + wait
             self._redis_backoff = min(wait * 2, REDIS_BACKOFF_MAX)
+        except redis.ResponseError as error:
+            if not is_full(error):
+                raise
+            wait = self._redis_backoff
+            self._say(f"{self._full_message()}; retrying in {wait:g}s")
+            self._timers.alive = self._timers.reap = self._timers.schedule = now + wait
+            self._redis_backoff = min(wait * 2, REDIS_BACKOFF_MAX)
         else:
             if reached:
                 if self._redis_backoff > 1.0:
                     self._say(f"Redis at {self.options.redis_url.redacted} is back")
+                    # workers waiting out the backoff (Redis was full) start now
+                    self._respawns = [min(at, now) for at in self._respawns]
                 self._redis_backoff = 1.0
 
     def _recover_dead(self, deadline: float | None) -> None:
@@ -720,6 +753,11 @@ def _run_forked_worker(
         status = _exit_code(stop.code)
     except KeyboardInterrupt:
         interrupted = True
+    except redis.ResponseError as error:
+        if is_full(error):  # its job, if any, stays in its WIP list: the pool puts it back
+            status = REDIS_FULL_EXIT
+        else:
+            sys.excepthook(*sys.exc_info())
     except BaseException:
         sys.excepthook(*sys.exc_info())
     finally:

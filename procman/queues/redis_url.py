@@ -10,6 +10,11 @@ The order, the same everywhere (worker, ``procman jobs``, the app helper, ``proc
 
 Unlike Sidekiq, a ``REDIS_PROVIDER`` naming an unset variable is an error, not a silent fall-back.
 An empty variable counts as unset. Pure: the environment is passed in.
+
+``PROCMAN_REDIS_SSL_CERT_REQS=none`` relaxes the certificate check of whichever ``rediss://`` URL
+is resolved (it adds ``ssl_cert_reqs=none`` unless the URL sets it): managed Redis such as
+Heroku's presents a certificate no CA vouches for and rotates the URL in ``REDIS_URL`` itself,
+so a copy of the URL with the parameter added, kept in another variable, goes stale.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 from procman.errors import RedisUrlError, excerpt, flag_of
 
@@ -25,6 +30,9 @@ DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 SCHEMES = ("redis", "rediss", "unix")
 MASK = "***"
 DEFAULT_SOURCE = "the default"
+SSL_CERT_REQS_VARIABLE = "PROCMAN_REDIS_SSL_CERT_REQS"
+SSL_CERT_REQS = ("none", "optional", "required")
+"""redis-py's values for ``ssl_cert_reqs`` (Python's ``ssl.CERT_NONE`` ...)."""
 
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _AUTHORITY = re.compile(r"(?P<head>^[A-Za-z][A-Za-z0-9+.-]*://)(?P<netloc>[^/?#]*)")
@@ -53,16 +61,47 @@ def resolve_redis_url(
 
     ``private`` is the URL of the private Redis that a running ``procman start`` made for this
     app: a shell command in the app directory uses it when nothing else names a Redis."""
+    cert_reqs = ssl_cert_reqs(env)
     if option is not None:
-        return checked(option, flag_of("redis_url"))
+        return relaxed(checked(option, flag_of("redis_url")), cert_reqs)
     provider = env.get("REDIS_PROVIDER", "")
     if provider:
-        return checked(_provided_url(provider, env), f"{provider} (named by REDIS_PROVIDER)")
+        url = checked(_provided_url(provider, env), f"{provider} (named by REDIS_PROVIDER)")
+        return relaxed(url, cert_reqs)
     if env.get("REDIS_URL"):
-        return checked(env["REDIS_URL"], "REDIS_URL")
+        return relaxed(checked(env["REDIS_URL"], "REDIS_URL"), cert_reqs)
     if private:
         return RedisUrl(private, "the private Redis of the running procman start")
     return RedisUrl(DEFAULT_REDIS_URL, DEFAULT_SOURCE)
+
+
+def ssl_cert_reqs(env: Mapping[str, str]) -> str | None:
+    """``PROCMAN_REDIS_SSL_CERT_REQS``: none, optional or required; None when unset."""
+    value = env.get(SSL_CERT_REQS_VARIABLE, "").strip()
+    if not value:
+        return None
+    if value.lower() not in SSL_CERT_REQS:
+        raise RedisUrlError(
+            f"{SSL_CERT_REQS_VARIABLE}={excerpt(value, 40)!r} is not a certificate check",
+            "set it to none (skip the check, as for Heroku Redis), optional or required",
+        )
+    return value.lower()
+
+
+def relaxed(url: RedisUrl, cert_reqs: str | None) -> RedisUrl:
+    """``url`` with ``ssl_cert_reqs`` added when it is a ``rediss://`` URL that does not set it
+    itself; the source then says where the setting came from."""
+    if cert_reqs is None or urlsplit(url.url).scheme != "rediss":
+        return url
+    query = urlsplit(url.url).query
+    if any(key == "ssl_cert_reqs" for key, _ in parse_qsl(query, keep_blank_values=True)):
+        return url
+    base, hash_mark, fragment = url.url.partition("#")
+    joiner = "&" if query else ("" if base.endswith("?") else "?")
+    return RedisUrl(
+        f"{base}{joiner}ssl_cert_reqs={cert_reqs}{hash_mark}{fragment}",
+        f"{url.source}, ssl_cert_reqs={cert_reqs} from {SSL_CERT_REQS_VARIABLE}",
+    )
 
 
 def _provided_url(provider: str, env: Mapping[str, str]) -> str:

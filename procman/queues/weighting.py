@@ -41,9 +41,31 @@ def weighted_order(queues: Sequence[tuple[str, int]], rng: random.Random) -> lis
     return order
 
 
+STRICT, RANDOM, WEIGHTED = "strict", "random", "weighted"
+
+
+def queue_mode(weights: Sequence[int | None]) -> str:
+    """Sidekiq 7's mode (``Sidekiq::Capsule#queues=``) for queues with these weights, a queue
+    without a weight counting as 0: all 0 -> strict order as listed; all the same -> random
+    (Sidekiq says random when all are 1; equal weights above 1 draw the same uniform order);
+    otherwise weighted."""
+    values = [weight or 0 for weight in weights]
+    if all(value == 0 for value in values):
+        return STRICT
+    if len(set(values)) == 1:
+        return RANDOM
+    return WEIGHTED
+
+
 def fetch_order(queues: Sequence[tuple[str, int | None]], rng: random.Random) -> list[str]:
-    """The order for one fetch: as listed when no queue has a weight (strict priority, Sidekiq's
-    plain list), otherwise ``weighted_order``."""
-    if all(weight is None for _, weight in queues):
-        return [name for name, _ in queues]
-    return weighted_order([(name, weight or 1) for name, weight in queues], rng)
+    """The order for one fetch, by ``queue_mode``: as listed (strict), a uniform shuffle
+    (random), or ``weighted_order`` where a queue of weight 0 or none is listed once, as
+    Sidekiq lists it (``[weight, 1].max`` copies)."""
+    mode = queue_mode([weight for _, weight in queues])
+    names = [name for name, _ in queues]
+    if mode == STRICT:
+        return names
+    if mode == RANDOM:
+        rng.shuffle(names)
+        return names
+    return weighted_order([(name, max(weight or 0, 1)) for name, weight in queues], rng)

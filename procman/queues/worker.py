@@ -66,6 +66,9 @@ DESCRIPTION_LIMIT = 80
 ERROR_LIMIT = 200
 REDIS_BACKOFF_MAX = 30.0
 REDIS_GONE = (redis.ConnectionError, redis.TimeoutError)
+REDIS_FULL_EXIT = 75
+"""The worker process's exit status when Redis refused a write at its ``maxmemory`` (EX_TEMPFAIL):
+the pool starts another after a backoff, saying why, instead of a traceback."""
 
 
 class Pushes(redis.client.PubSub):
@@ -190,6 +193,8 @@ class ProcmanWorker(RQWorkerSeams):
         queue once Redis is back, as if its worker had died, and the worker carries on."""
         try:
             super().execute_job(job, queue)
+        except redis.OutOfMemoryError:  # the job stays in the WIP list: the pool puts it back
+            raise SystemExit(REDIS_FULL_EXIT) from None
         except REDIS_GONE as error:
             self._wait_for_redis(error)
             self.executions.clear()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,3 +104,36 @@ def test_with_the_parameter_the_worker_runs_jobs_over_tls(
     assert result.returncode == 0, result.stdout + result.stderr
     assert Job.fetch(job.id, connection=connection).return_value() == 5
     connection.close()
+
+
+def test_the_setting_relaxes_the_check_of_whichever_url_is_resolved(
+    app: App, tls_redis: tuple[int, Path]
+) -> None:
+    """Heroku Redis: REDIS_URL is rotated by the provider and carries no parameter; the setting,
+    in the app's .env, reaches the worker, procman jobs and the app's own enqueue alike."""
+    port, _ = tls_redis
+    app.procfile("worker: procman worker\n")
+    app.write(".env", f"REDIS_URL=rediss://127.0.0.1:{port}/0\nPROCMAN_REDIS_SSL_CERT_REQS=none\n")
+    connection = redis.Redis.from_url(f"rediss://127.0.0.1:{port}/0?ssl_cert_reqs=none")
+    connection.flushall()
+    enqueue = "from procman.queues import enqueue; print(enqueue('operator.add', 2, 3).id)"
+    enqueued = app.run("run", sys.executable, "-c", enqueue)
+    assert enqueued.returncode == 0, enqueued.stderr
+    job_id = enqueued.stdout.strip()
+    listed = app.run("jobs")
+    assert listed.returncode == 0, listed.stderr
+    assert "ssl_cert_reqs=none from PROCMAN_REDIS_SSL_CERT_REQS" in listed.stdout
+    result = app.run("worker", "--burst")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert Job.fetch(job_id, connection=connection).return_value() == 5
+    connection.close()
+
+
+def test_the_untrusted_certificate_hint_names_the_setting(
+    app: App, tls_redis: tuple[int, Path]
+) -> None:
+    port, _ = tls_redis
+    app.procfile("worker: procman worker\n")
+    result = app.run("jobs", env={"REDIS_URL": f"rediss://127.0.0.1:{port}/0"})
+    assert result.returncode == 1
+    assert "set PROCMAN_REDIS_SSL_CERT_REQS=none instead" in result.stderr

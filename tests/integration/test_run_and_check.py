@@ -151,7 +151,7 @@ def test_check_reports_queue_problems_with_the_others(app: App) -> None:
     app.procfile("web: ok\nthis is wrong\n")
     app.write(
         "queues.yml",
-        "queues:\n  - [critical, 5]\n  - [default, 0]\ntimout: 3\n"
+        "queues:\n  - [critical, 5]\n  - [default, -1]\ntimout: 3\n"
         "schedule:\n  nightly: {cron: '0 3 * * *', func: jobs.nightly, queue: default}\n",
     )
     app.write("jobs.py", "def daily():\n    pass\n")
@@ -161,8 +161,8 @@ def test_check_reports_queue_problems_with_the_others(app: App) -> None:
         "procman: error: Procfile:2: expected 'name: command', got 'this is wrong' "
         "(write it like 'web: python -m http.server $PORT', or comment it out with '#')",
         "procman: error: queues.yml: unknown key 'timout' (did you mean 'timeout'?)",
-        "procman: error: queues.yml: queues[1]: weight must be a positive integer (got 0) "
-        "(a queue with weight 0 would never be served: remove it instead)",
+        "procman: error: queues.yml: queues[1]: weight must be a whole number, 0 or more "
+        "(got -1) (write it like [critical, 5]; a queue without a weight counts as 0)",
         "procman: error: queues.yml: schedule.nightly.func: cannot import jobs.nightly: "
         "module jobs has no attribute 'nightly' "
         "(check the path, and that the app directory holds the module)",

@@ -144,20 +144,16 @@ def test_max_memory_sizes(text: str, size: int) -> None:
 
 EXACT = [
     (
-        "queues:\n  - [critical, 5]\n  - [default, 0]\n",
-        "queues.yml: queues[1]: weight must be a positive integer (got 0)",
-    ),
-    (
         "queues:\n  - [critical, 5]\n  - [default, -2]\n",
-        "queues.yml: queues[1]: weight must be a positive integer (got -2)",
+        "queues.yml: queues[1]: weight must be a whole number, 0 or more (got -2)",
     ),
     (
         "queues:\n  - [critical, 5]\n  - [default, high]\n",
-        "queues.yml: queues[1]: weight must be a positive integer (got the string 'high')",
+        "queues.yml: queues[1]: weight must be a whole number, 0 or more (got the string 'high')",
     ),
     (
         "queues:\n  - [critical, 5]\n  - [default, 1.5]\n",
-        "queues.yml: queues[1]: weight must be a positive integer (got 1.5)",
+        "queues.yml: queues[1]: weight must be a whole number, 0 or more (got 1.5)",
     ),
     (
         "queues:\n  - [critical, 5]\n  - [low, 1]\n  - [critical, 2]\n",
@@ -168,11 +164,9 @@ EXACT = [
         "queues.yml: queues[2]: queue 'critical' is listed twice (first at queues[0])",
     ),
     (
-        "queues:\n  - [critical, 5]\n  - default\n",
-        "queues.yml: queues: mixes [name, weight] pairs with plain names (queues[1] has no weight)",
+        "queues: [[a, 1, 2]]\n",
+        "queues.yml: queues[0]: expected [name, weight] or [name], got a list of 3",
     ),
-    ("queues: [[critical]]\n", "queues.yml: queues[0]: expected [name, weight], got a list of 1"),
-    ("queues: [[a, 1, 2]]\n", "queues.yml: queues[0]: expected [name, weight], got a list of 3"),
     ("queues: ['critical,5']\n", "queues.yml: queues[0]: bad queue name the string 'critical,5'"),
     ("queues: [[7, 1]]\n", "queues.yml: queues[0]: bad queue name 7"),
     ("queues: []\n", "queues.yml: queues: must be a list of queues (got an empty list)"),
@@ -185,7 +179,6 @@ EXACT = [
     ("concurrency: 257\n", "queues.yml: concurrency: must be from 1 to 256 (got 257)"),
     ("concurrency: true\n", "queues.yml: concurrency: must be from 1 to 256 (got true)"),
     ("concurrency: '4'\n", "queues.yml: concurrency: must be from 1 to 256 (got the string '4')"),
-    ("concurrency:\n", "queues.yml: concurrency: must be from 1 to 256 (got nothing (null))"),
     ("timeout: 0\n", "queues.yml: timeout: must be a positive integer (got 0)"),
     ("timeout: [1]\n", "queues.yml: timeout: must be a positive integer (got a list)"),
     ("retry: true\n", "queues.yml: retry: must be a number of retries or false (got true)"),
@@ -275,13 +268,14 @@ def test_exact_messages(text: str, expected: str) -> None:
     assert message(text) == expected
 
 
-def test_a_sidekiq_cron_class_key_points_to_func() -> None:
-    assert messages(
-        "schedule:\n  r: {cron: '@hourly', class: app.jobs.report, queue: default}\n"
-    ) == [
-        "queues.yml: schedule.r: unknown key 'class'",
-        "queues.yml: schedule.r: missing 'func'",
-    ]
+def test_an_entry_with_class_is_sidekiq_schedulers_and_only_warned_about() -> None:
+    config = parse("schedule:\n  r: {cron: '@hourly', class: app.jobs.report, queue: default}\n")
+    assert config.schedule == ()
+    assert config.warnings == (
+        "queues.yml: schedule.r: sidekiq-scheduler entry not scheduled: cron '@hourly' is not a "
+        "five-field cron string; write cron: (five fields) and func: module.function for "
+        "procman to run it",
+    )
 
 
 @pytest.mark.parametrize(
@@ -291,13 +285,13 @@ def test_a_sidekiq_cron_class_key_points_to_func() -> None:
         (":concurency: 5\n", "did you mean 'concurrency'?"),
         ("workers: 5\n", "did you mean 'concurrency'?"),
         (
-            "verbose: true\n",
+            "colour: true\n",
             "known keys: concurrency, queues, timeout, retry, max_jobs, max_memory, "
             "keyspace_notifications, schedule",
         ),
         (
-            "schedule:\n  r: {cron: '@hourly', class: app.jobs.report, queue: default}\n",
-            "did you mean 'func'?",
+            "schedule:\n  r: {cron: '@hourly', every: 1h, func: app.jobs.report, queue: default}\n",
+            "did you mean 'cron'?",
         ),
         ("retry: 1\nretry: 2\n", "keep one of them"),
     ],
@@ -315,7 +309,7 @@ def test_independent_problems_are_reported_together() -> None:
         concurrency: 0
         queues:
           - [critical, 5]
-          - [default, 0]
+          - [default, -1]
         timout: 5
         retry: true
         schedule:
@@ -325,7 +319,7 @@ def test_independent_problems_are_reported_together() -> None:
     )
     assert found == [
         "queues.yml: unknown key 'timout'",
-        "queues.yml: queues[1]: weight must be a positive integer (got 0)",
+        "queues.yml: queues[1]: weight must be a whole number, 0 or more (got -1)",
         "queues.yml: concurrency: must be from 1 to 256 (got 0)",
         "queues.yml: retry: must be a number of retries or false (got true)",
         "queues.yml: schedule.a.cron: '61 * * * *' is not a valid cron string",

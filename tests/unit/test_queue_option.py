@@ -19,3 +19,7 @@ def test_a_name_the_yaml_would_refuse_is_refused(spec: str) -> None:
         parse_queues_option(spec)
     assert str(caught.value).startswith("the queues option: bad queue name ")
     assert caught.value.hint is not None and "letters, digits" in caught.value.hint
+
+
+def test_weighted_and_plain_queues_mix_as_in_the_yaml() -> None:
+    assert parse_queues_option("critical:5,default") == (("critical", 5), ("default", None))

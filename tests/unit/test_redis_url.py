@@ -209,3 +209,29 @@ def test_redact_and_resolve_never_crash(text: str) -> None:
         resolve({"REDIS_PROVIDER": text, text: "redis://x"} if text else {})
     except RedisUrlError as error:
         assert error.message
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("rediss://:pw@h:6379/0", "rediss://:pw@h:6379/0?ssl_cert_reqs=none"),
+        (
+            "rediss://h:6379?ssl_ca_certs=/ca.pem",
+            "rediss://h:6379?ssl_ca_certs=/ca.pem&ssl_cert_reqs=none",
+        ),
+        ("rediss://h:6379?ssl_cert_reqs=required", "rediss://h:6379?ssl_cert_reqs=required"),
+        ("redis://h:6379/0", "redis://h:6379/0"),
+    ],
+)
+def test_the_cert_setting_relaxes_whichever_rediss_url_is_resolved(url: str, expected: str) -> None:
+    env = {"PROCMAN_REDIS_SSL_CERT_REQS": "none"}
+    assert resolve_redis_url({**env, "REDIS_URL": url}).url == expected
+    provided = {**env, "REDIS_PROVIDER": "REDISTOGO_URL", "REDISTOGO_URL": url}
+    assert resolve_redis_url(provided).url == expected
+    assert resolve_redis_url(env, url).url == expected
+
+
+def test_a_bad_cert_setting_is_refused_in_one_line() -> None:
+    with pytest.raises(RedisUrlError) as caught:
+        resolve_redis_url({"PROCMAN_REDIS_SSL_CERT_REQS": "off"})
+    assert caught.value.message == "PROCMAN_REDIS_SSL_CERT_REQS='off' is not a certificate check"
