@@ -1,0 +1,589 @@
+"""The dashboard's reads and repairs: pending, failed and scheduled jobs a page at a time, the
+periodic schedule, and the bulk actions done in batches.
+
+As ``procman.queues.monitoring`` (which this builds on), built for Redis holding hundreds of
+thousands of jobs: a page reads one slice of ids (``LRANGE``/``ZRANGE``) and fetches only those
+jobs, in one pipeline; sizes come from ``LLEN``/``ZCARD``; bulk actions go a batch of ids at a
+time, a few round trips a batch. Nothing here decodes (unpickles) a job's data: what a listing
+shows is the call as RQ recorded it at enqueue time (``description``), and the exception text
+RQ stored; ``monitoring.job_detail`` decodes one job when asked for it.
+"""
+
+from __future__ import annotations
+
+import zlib
+from base64 import b64decode
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+from rq.job import Job
+from rq.queue import Queue
+from rq.registry import FailedJobRegistry
+from rq.results import Result
+from rq.utils import utcparse
+
+from procman.errors import ProcmanError, UsageError, excerpt
+from procman.queues.config import DEFAULT_CONFIG, QueueConfig
+from procman.queues.monitoring import _iso, _last_line, _selected_queues, fetch_job
+from procman.queues.recovery import DEATHS_FIELD, POOLS_KEY, pool_of
+
+BATCH = 500
+"""Ids per round of a bulk action."""
+SEARCH_SCAN = 20_000
+"""Failed entries a search looks through at most per request (newest first)."""
+STOP_PREFIX = "procman:stop:"
+STOP_SECONDS = 60
+"""A stop request the pool has not picked up by then (it looks every 2 s) is dropped."""
+FIELDS = ("description", "created_at", "enqueued_at", "ended_at", "origin", "worker_name")
+
+
+# -- results ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    """A job in a listing: what Redis holds about it, nothing decoded."""
+
+    id: str
+    queue: str
+    description: str | None
+    """The call, like ``app.jobs.send('a@b.c')``; None when the job's data is gone."""
+    created_at: datetime | None
+    enqueued_at: datetime | None
+    ended_at: datetime | None
+    worker: str | None
+    scheduled_for: datetime | None = None
+    error: str | None = None
+    """Failed jobs: the exception's last line."""
+    traceback: str | None = None
+    """Failed jobs: the whole traceback of the latest failed run."""
+
+    @property
+    def function(self) -> str | None:
+        """The function's dotted name, from the description."""
+        if self.description is None:
+            return None
+        return self.description.split("(", 1)[0]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "queue": self.queue,
+            "function": self.function,
+            "description": self.description,
+            "created_at": _iso(self.created_at),
+            "enqueued_at": _iso(self.enqueued_at),
+            "ended_at": _iso(self.ended_at),
+            "worker": self.worker,
+            "scheduled_for": _iso(self.scheduled_for),
+            "error": self.error,
+            "traceback": self.traceback,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a listing. ``total`` is exact, except for a search (see ``searched``)."""
+
+    kind: str
+    queue: str | None
+    total: int
+    offset: int
+    limit: int
+    jobs: tuple[JobRow, ...]
+    newest_first: bool = True
+    search: str | None = None
+    searched: int | None = None
+    """A search: how many entries it looked through (newest first, at most SEARCH_SCAN)."""
+    more: bool = False
+    """Whether a next page has jobs."""
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "queue": self.queue,
+            "total": self.total,
+            "offset": self.offset,
+            "limit": self.limit,
+            "newest_first": self.newest_first,
+            "search": self.search,
+            "searched": self.searched,
+            "more": self.more,
+            "jobs": [job.as_json() for job in self.jobs],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Periodic:
+    """A ``schedule:`` entry of the queue YAML with its next run."""
+
+    name: str
+    cron: str
+    func: str
+    queue: str
+    next_run: datetime
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "cron": self.cron,
+            "func": self.func,
+            "queue": self.queue,
+            "next_run": _iso(self.next_run),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class BulkReport:
+    done: int
+    missing: int
+    """Entries whose job data was gone: dropped from the registry."""
+
+
+# -- pending jobs -----------------------------------------------------------------------------
+
+
+def pending_jobs(
+    connection: redis.Redis,
+    config: QueueConfig | None,
+    queue: str,
+    *,
+    offset: int = 0,
+    limit: int = 20,
+    newest_first: bool = False,
+) -> Page:
+    """One page of the jobs waiting in ``queue``: oldest first (the next to run first), or
+    newest first. Two round trips."""
+    _check_page(offset, limit)
+    (name,) = _selected_queues(connection, config, queue)
+    key = Queue(name, connection=connection).key
+    if newest_first:
+        start, end = -(offset + limit), -(offset + 1)
+    else:
+        start, end = offset, offset + limit - 1
+    with connection.pipeline(transaction=False) as pipeline:
+        pipeline.llen(key)
+        pipeline.lrange(key, start, end)
+        total, raw_ids = pipeline.execute()
+    if newest_first:
+        # LRANGE with negative indexes past the head clips: keep only this page's share
+        raw_ids = list(reversed(raw_ids))[: max(0, min(limit, total - offset))]
+    ids = [_text(raw) for raw in raw_ids]
+    jobs = _rows(connection, name, ids)
+    return Page(
+        kind="pending",
+        queue=name,
+        total=total,
+        offset=offset,
+        limit=limit,
+        jobs=tuple(jobs),
+        newest_first=newest_first,
+        more=offset + len(ids) < total,
+    )
+
+
+MOVE_TO_FRONT = """
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 1 then
+  redis.call('LPUSH', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
+"""
+
+
+def move_to_front(
+    connection: redis.Redis, config: QueueConfig | None, queue: str, job_id: str
+) -> None:
+    """Make a waiting job the next one its queue hands out (one atomic script)."""
+    (name,) = _selected_queues(connection, config, queue)
+    key = Queue(name, connection=connection).key
+    if not connection.eval(MOVE_TO_FRONT, 1, key, job_id):
+        raise ProcmanError(
+            f"job {excerpt(job_id)} is not waiting in queue {name}",
+            "it may have started meanwhile: reload the page",
+        )
+
+
+def delete_pending(
+    connection: redis.Redis, config: QueueConfig | None, queue: str, job_id: str
+) -> None:
+    """Delete a job waiting in ``queue`` (its data and results too)."""
+    (name,) = _selected_queues(connection, config, queue)
+    job = fetch_job(connection, job_id)
+    if job.origin != name or job.get_status(refresh=False).value != "queued":
+        raise ProcmanError(
+            f"job {job.id} is not waiting in queue {name}",
+            "it may have started meanwhile: reload the page",
+        )
+    job.delete()
+
+
+# -- failed jobs ------------------------------------------------------------------------------
+
+
+def failed_listing(
+    connection: redis.Redis,
+    config: QueueConfig | None,
+    queue: str | None = None,
+    *,
+    offset: int = 0,
+    limit: int = 20,
+    search: str | None = None,
+) -> Page:
+    """One page of failed jobs with their tracebacks: of ``queue``, or of every queue in turn,
+    newest first. ``search`` keeps the jobs whose function name contains it (any case),
+    looking through the newest SEARCH_SCAN entries at most."""
+    _check_page(offset, limit)
+    names = _selected_queues(connection, config, queue)
+    keys = [FailedJobRegistry(name, connection=connection).key for name in names]
+    with connection.pipeline(transaction=False) as pipeline:
+        for key in keys:
+            pipeline.zcard(key)
+        counts: list[int] = pipeline.execute()
+    total = sum(counts)
+    if search:
+        return _search_failed(connection, queue, names, keys, counts, offset, limit, search)
+    slices: list[tuple[str, list[str]]] = []
+    skip, wanted = offset, limit
+    with connection.pipeline(transaction=False) as pipeline:
+        for name, key, count in zip(names, keys, counts, strict=True):
+            if wanted == 0:
+                break
+            if skip >= count:
+                skip -= count
+                continue
+            take = min(wanted, count - skip)
+            pipeline.zrange(key, skip, skip + take - 1, desc=True)
+            slices.append((name, []))
+            skip, wanted = 0, wanted - take
+        replies = pipeline.execute()
+    rows: list[JobRow] = []
+    for (name, _), raw_ids in zip(slices, replies, strict=True):
+        rows += _rows(connection, name, [_text(raw) for raw in raw_ids], failed=True)
+    return Page(
+        kind="failed",
+        queue=queue,
+        total=total,
+        offset=offset,
+        limit=limit,
+        jobs=tuple(rows),
+        more=offset + len(rows) < total,
+    )
+
+
+def _search_failed(
+    connection: redis.Redis,
+    queue: str | None,
+    names: Sequence[str],
+    keys: Sequence[str],
+    counts: Sequence[int],
+    offset: int,
+    limit: int,
+    search: str,
+) -> Page:
+    wanted = search.casefold()
+    matches: list[tuple[str, str]] = []
+    searched = 0
+    for name, key, count in zip(names, keys, counts, strict=True):
+        start = 0
+        while start < count and searched < SEARCH_SCAN and len(matches) <= offset + limit:
+            size = min(BATCH * 2, count - start, SEARCH_SCAN - searched)
+            ids = _ids(connection.zrange(key, start, start + size - 1, desc=True))
+            if not ids:
+                break
+            with connection.pipeline(transaction=False) as pipeline:
+                for job_id in ids:
+                    pipeline.hget(Job.key_for(job_id), "description")
+                descriptions = pipeline.execute()
+            for job_id, raw in zip(ids, descriptions, strict=True):
+                function = _text(raw).split("(", 1)[0] if raw else ""
+                if wanted in function.casefold():
+                    matches.append((name, job_id))
+            start += len(ids)
+            searched += len(ids)
+    page = matches[offset : offset + limit]
+    rows: list[JobRow] = []
+    for name in dict.fromkeys(name for name, _ in page):
+        rows += _rows(connection, name, [i for n, i in page if n == name], failed=True)
+    return Page(
+        kind="failed",
+        queue=queue,
+        total=len(matches),
+        offset=offset,
+        limit=limit,
+        jobs=tuple(rows),
+        search=search,
+        searched=searched,
+        more=len(matches) > offset + limit,
+    )
+
+
+def retry_all_failed(
+    connection: redis.Redis, config: QueueConfig | None = None, queue: str | None = None
+) -> BulkReport:
+    """Put every failed job (of ``queue``, or of every queue) back on its queue, BATCH ids at a
+    time, three round trips a batch: fetch the jobs, take them out of the registry (only those
+    this call took out are requeued, so a concurrent retry never runs a job twice), enqueue."""
+    done = missing = 0
+    for name in _selected_queues(connection, config, queue):
+        registry = FailedJobRegistry(name, connection=connection)
+        left = connection.zcard(registry.key)  # jobs failing meanwhile are not chased
+        while left > 0:
+            ids = _ids(connection.zrange(registry.key, 0, min(left, BATCH) - 1))
+            if not ids:
+                break
+            left -= len(ids)
+            jobs = Job.fetch_many(ids, connection=connection)
+            with connection.pipeline(transaction=False) as pipeline:
+                for job_id in ids:
+                    pipeline.zrem(registry.key, job_id)
+                taken = pipeline.execute()
+            with connection.pipeline() as pipeline:
+                for job, took in zip(jobs, taken, strict=True):
+                    if not took:
+                        continue
+                    if job is None:
+                        missing += 1
+                        continue
+                    _requeue(connection, job, pipeline)
+                    done += 1
+                pipeline.execute()
+    return BulkReport(done=done, missing=missing)
+
+
+def _requeue(connection: redis.Redis, job: Job, pipeline: Any) -> None:
+    """What ``FailedJobRegistry.requeue`` does once the entry is out of the registry."""
+    job.started_at = None
+    job.ended_at = None
+    pipeline.hdel(job.key, DEATHS_FIELD)
+    queue = Queue(job.origin, connection=connection)
+    if job.has_rate_limit:  # RQ enqueues these without a pipeline
+        queue.enqueue_job(job)
+        return
+    queue.enqueue_job(job, pipeline=pipeline)
+
+
+def delete_all_failed(
+    connection: redis.Redis, config: QueueConfig | None = None, queue: str | None = None
+) -> BulkReport:
+    """Delete every failed job (of ``queue``, or of every queue) and its results, BATCH ids at a
+    time: one round trip to fetch the jobs, one to delete them."""
+    done = missing = 0
+    for name in _selected_queues(connection, config, queue):
+        registry = FailedJobRegistry(name, connection=connection)
+        left = connection.zcard(registry.key)
+        while left > 0:
+            ids = _ids(connection.zrange(registry.key, 0, min(left, BATCH) - 1))
+            if not ids:
+                break
+            left -= len(ids)
+            jobs = Job.fetch_many(ids, connection=connection)
+            with connection.pipeline(transaction=False) as pipeline:
+                for job_id, job in zip(ids, jobs, strict=True):
+                    pipeline.zrem(registry.key, job_id)
+                    if job is None:
+                        missing += 1
+                        continue
+                    job.delete(pipeline=pipeline, remove_from_queue=False)
+                    done += 1
+                pipeline.execute()
+    return BulkReport(done=done, missing=missing)
+
+
+# -- scheduled and periodic jobs --------------------------------------------------------------
+
+
+def scheduled_jobs(
+    connection: redis.Redis,
+    config: QueueConfig | None,
+    queue: str | None = None,
+    *,
+    offset: int = 0,
+    limit: int = 20,
+) -> Page:
+    """One page of the jobs scheduled with ``enqueue_in``/``enqueue_at`` (and retries waiting
+    for their interval): of ``queue``, or of every queue in turn, soonest first."""
+    _check_page(offset, limit)
+    names = _selected_queues(connection, config, queue)
+    keys = [Queue(name, connection=connection).scheduled_job_registry.key for name in names]
+    with connection.pipeline(transaction=False) as pipeline:
+        for key in keys:
+            pipeline.zcard(key)
+        counts: list[int] = pipeline.execute()
+    slices: list[str] = []
+    skip, wanted = offset, limit
+    with connection.pipeline(transaction=False) as pipeline:
+        for name, key, count in zip(names, keys, counts, strict=True):
+            if wanted == 0:
+                break
+            if skip >= count:
+                skip -= count
+                continue
+            take = min(wanted, count - skip)
+            pipeline.zrange(key, skip, skip + take - 1, withscores=True)
+            slices.append(name)
+            skip, wanted = 0, wanted - take
+        replies = pipeline.execute()
+    rows: list[JobRow] = []
+    for name, pairs in zip(slices, replies, strict=True):
+        ids = [_text(raw) for raw, _ in pairs]
+        when = {_text(raw): datetime.fromtimestamp(score, UTC) for raw, score in pairs}
+        for row in _rows(connection, name, ids):
+            rows.append(_with_time(row, when.get(row.id)))
+    total = sum(counts)
+    return Page(
+        kind="scheduled",
+        queue=queue,
+        total=total,
+        offset=offset,
+        limit=limit,
+        jobs=tuple(rows),
+        newest_first=False,
+        more=offset + len(rows) < total,
+    )
+
+
+def enqueue_scheduled_now(connection: redis.Redis, job_id: str) -> str:
+    """Move a scheduled job onto its queue now (at the back, as when its time comes); the queue."""
+    job = fetch_job(connection, job_id)
+    queue = Queue(job.origin, connection=connection)
+    if not connection.zrem(queue.scheduled_job_registry.key, job.id):
+        raise ProcmanError(
+            f"job {job.id} is not scheduled", "it may have been enqueued meanwhile: reload the page"
+        )
+    queue.enqueue_job(job)
+    return queue.name
+
+
+def periodic_jobs(config: QueueConfig | None, now: datetime | None = None) -> tuple[Periodic, ...]:
+    """The queue YAML's ``schedule:`` entries, each with its next run (local time, as cron)."""
+    from croniter import croniter
+
+    moment = (now or datetime.now(UTC)).astimezone()
+    return tuple(
+        Periodic(
+            name=entry.name,
+            cron=entry.cron,
+            func=entry.func,
+            queue=entry.queue,
+            next_run=croniter(entry.cron, moment).get_next(datetime),
+        )
+        for entry in (config or DEFAULT_CONFIG).schedule
+    )
+
+
+# -- workers ----------------------------------------------------------------------------------
+
+
+def stop_worker(connection: redis.Redis, worker_name: str) -> str:
+    """Ask a worker to stop warm (finish its job, then exit). A worker of a ``procman worker``
+    pool: the whole pool stops warm (it picks the request up within 2 s; it would replace a
+    single worker that exits); any other RQ worker gets RQ's shutdown command. What was asked:
+    ``"pool"`` or ``"worker"``."""
+    pool = pool_of(worker_name)
+    if connection.hexists(POOLS_KEY, pool):
+        connection.set(STOP_PREFIX + pool, "dashboard", ex=STOP_SECONDS)
+        return "pool"
+    from rq.command import send_shutdown_command
+
+    if not connection.exists(f"rq:worker:{worker_name}"):
+        raise ProcmanError(
+            f"no worker named {excerpt(worker_name)}", "it may have stopped: reload the page"
+        )
+    send_shutdown_command(connection, worker_name)
+    return "worker"
+
+
+def stop_requested(connection: redis.Redis, pool_id: str) -> bool:
+    """Whether a stop of pool ``pool_id`` was asked for (the request is taken: asked once)."""
+    with connection.pipeline(transaction=True) as pipeline:
+        pipeline.get(STOP_PREFIX + pool_id)
+        pipeline.delete(STOP_PREFIX + pool_id)
+        asked, _ = pipeline.execute()
+    return asked is not None
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _check_page(offset: int, limit: int) -> None:
+    if offset < 0 or limit < 1:
+        raise UsageError(f"offset must be 0 or more and limit 1 or more (got {offset}, {limit})")
+
+
+def _rows(
+    connection: redis.Redis, queue: str, ids: Sequence[str], *, failed: bool = False
+) -> list[JobRow]:
+    """The jobs ``ids`` as rows, in one pipeline: ``HMGET`` of the few fields shown, and for
+    failed jobs the latest result (``XREVRANGE ... COUNT 1``)."""
+    if not ids:
+        return []
+    with connection.pipeline(transaction=False) as pipeline:
+        for job_id in ids:
+            pipeline.hmget(Job.key_for(job_id), FIELDS)
+            if failed:
+                key = Result.get_key(job_id)  # type: ignore[no-untyped-call]
+                pipeline.xrevrange(key, "+", "-", count=1)
+        replies = pipeline.execute()
+    step = 2 if failed else 1
+    rows = []
+    for index, job_id in enumerate(ids):
+        values = [None if raw is None else _text(raw) for raw in replies[index * step]]
+        fields = dict(zip(FIELDS, values, strict=True))
+        traceback = _traceback(replies[index * step + 1]) if failed else None
+        if failed and traceback is None and fields["description"] is None:
+            traceback = "(the job's data has expired or was deleted)"
+        rows.append(
+            JobRow(
+                id=job_id,
+                queue=fields["origin"] or queue,
+                description=fields["description"],
+                created_at=_time(fields["created_at"]),
+                enqueued_at=_time(fields["enqueued_at"]),
+                ended_at=_time(fields["ended_at"]),
+                worker=fields["worker_name"] or None,
+                error=_last_line(traceback) if traceback else None,
+                traceback=traceback,
+            )
+        )
+    return rows
+
+
+def _traceback(latest: Any) -> str | None:
+    """The ``exc_string`` of a result stream entry, without decoding its return value."""
+    if not latest:
+        return None
+    _, payload = latest[0]
+    raw = payload.get(b"exc_string")
+    if not raw:
+        return None
+    try:
+        return zlib.decompress(b64decode(raw)).decode("utf-8", "replace")
+    except (ValueError, zlib.error):
+        return _text(raw)
+
+
+def _with_time(row: JobRow, when: datetime | None) -> JobRow:
+    from dataclasses import replace
+
+    return replace(row, scheduled_for=when)
+
+
+def _time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return utcparse(text)
+    except ValueError:
+        return None
+
+
+def _ids(raws: Any) -> list[str]:
+    return [_text(raw) for raw in raws]
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
