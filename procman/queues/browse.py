@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import zlib
 from base64 import b64decode
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,8 +28,11 @@ from rq.utils import utcparse
 
 from procman.errors import ProcmanError, UsageError, excerpt
 from procman.queues.config import DEFAULT_CONFIG, QueueConfig
+from procman.queues.connection import CONNECT_TIMEOUT, unavailable
 from procman.queues.monitoring import _iso, _last_line, _selected_queues, fetch_job
 from procman.queues.recovery import DEATHS_FIELD, POOLS_KEY, pool_of
+from procman.queues.redis_url import RedisUrl
+from procman.queues.rq_private import has_dependencies
 
 BATCH = 500
 """Ids per round of a bulk action."""
@@ -325,33 +329,68 @@ def retry_all_failed(
     connection: redis.Redis, config: QueueConfig | None = None, queue: str | None = None
 ) -> BulkReport:
     """Put every failed job (of ``queue``, or of every queue) back on its queue, BATCH ids at a
-    time, three round trips a batch: fetch the jobs, take them out of the registry (only those
-    this call took out are requeued, so a concurrent retry never runs a job twice), enqueue."""
+    time: each batch is one transaction (``WATCH`` on the registry, the ids read and their jobs
+    fetched, then ``MULTI``: out of the registry and onto the queue together), so a job is never
+    lost between the two, nor run twice by a concurrent retry. A batch whose registry keeps
+    changing, or holding a job RQ will not requeue in a pipeline, is requeued a job at a time
+    by RQ's own ``requeue``."""
     done = missing = 0
     for name in _selected_queues(connection, config, queue):
         registry = FailedJobRegistry(name, connection=connection)
         left = connection.zcard(registry.key)  # jobs failing meanwhile are not chased
         while left > 0:
-            ids = _ids(connection.zrange(registry.key, 0, min(left, BATCH) - 1))
-            if not ids:
+            batch = _retry_batch(connection, registry, min(left, BATCH))
+            if batch is None:
+                batch = _retry_one_by_one(registry, min(left, BATCH))
+            taken, gone = batch
+            if taken + gone == 0:
                 break
-            left -= len(ids)
-            jobs = Job.fetch_many(ids, connection=connection)
-            with connection.pipeline(transaction=False) as pipeline:
-                for job_id in ids:
+            done, missing, left = done + taken, missing + gone, left - taken - gone
+    return BulkReport(done=done, missing=missing)
+
+
+WATCH_TRIES = 5
+
+
+def _retry_batch(
+    connection: redis.Redis, registry: FailedJobRegistry, size: int
+) -> tuple[int, int] | None:
+    """``(requeued, data gone)`` for the oldest ``size`` entries; None: do it job by job."""
+    for _ in range(WATCH_TRIES):
+        with connection.pipeline() as pipeline:
+            try:
+                pipeline.watch(registry.key)  # type: ignore[no-untyped-call]
+                ids = _ids(pipeline.zrange(registry.key, 0, size - 1))
+                jobs = Job.fetch_many(ids, connection=connection)
+                if any(
+                    job is not None and (job.has_rate_limit or has_dependencies(job))
+                    for job in jobs
+                ):
+                    return None
+                pipeline.multi()
+                requeued = gone = 0
+                for job_id, job in zip(ids, jobs, strict=True):
                     pipeline.zrem(registry.key, job_id)
-                taken = pipeline.execute()
-            with connection.pipeline() as pipeline:
-                for job, took in zip(jobs, taken, strict=True):
-                    if not took:
-                        continue
                     if job is None:
-                        missing += 1
+                        gone += 1
                         continue
                     _requeue(connection, job, pipeline)
-                    done += 1
+                    requeued += 1
                 pipeline.execute()
-    return BulkReport(done=done, missing=missing)
+                return requeued, gone
+            except redis.WatchError:
+                continue
+    return None
+
+
+def _retry_one_by_one(registry: FailedJobRegistry, size: int) -> tuple[int, int]:
+    from procman.queues.monitoring import _requeue as requeue_one
+
+    requeued = gone = 0
+    for job_id in _ids(registry.connection.zrange(registry.key, 0, size - 1)):
+        done, missing = requeue_one(registry, job_id)
+        requeued, gone = requeued + done, gone + missing
+    return requeued, gone
 
 
 def _requeue(connection: redis.Redis, job: Job, pipeline: Any) -> None:
@@ -359,11 +398,7 @@ def _requeue(connection: redis.Redis, job: Job, pipeline: Any) -> None:
     job.started_at = None
     job.ended_at = None
     pipeline.hdel(job.key, DEATHS_FIELD)
-    queue = Queue(job.origin, connection=connection)
-    if job.has_rate_limit:  # RQ enqueues these without a pipeline
-        queue.enqueue_job(job)
-        return
-    queue.enqueue_job(job, pipeline=pipeline)
+    Queue(job.origin, connection=connection).enqueue_job(job, pipeline=pipeline)
 
 
 def delete_all_failed(
@@ -587,3 +622,45 @@ def _ids(raws: Any) -> list[str]:
 
 def _text(raw: bytes | str) -> str:
     return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+
+
+# -- a long-lived reader ----------------------------------------------------------------------
+
+
+class Store:
+    """The app's Redis and queue YAML for a long-running reader (the dashboard): one client
+    (redis-py's pool, safe across threads), created on first use; every Redis failure inside
+    ``connection()`` becomes one ``RedisUnavailable`` line, the URL's password hidden."""
+
+    READ_TIMEOUT = 10.0
+    """Seconds a reply may take before the request fails (a page never hangs on Redis)."""
+
+    def __init__(self, url: RedisUrl, config: QueueConfig | None) -> None:
+        self.url = url
+        self.config = config
+        self._client: redis.Redis | None = None
+
+    @property
+    def label(self) -> str:
+        """Where the Redis is, password hidden: what a page may show."""
+        return self.url.redacted
+
+    @contextmanager
+    def connection(self) -> Iterator[redis.Redis]:
+        try:
+            if self._client is None:
+                self._client = redis.Redis.from_url(
+                    self.url.url,
+                    socket_connect_timeout=CONNECT_TIMEOUT,
+                    socket_timeout=self.READ_TIMEOUT,
+                )
+            yield self._client
+        except ValueError as error:  # a URL redis-py cannot read
+            raise unavailable(self.url, error, tried="reading the URL") from None
+        except redis.RedisError as error:
+            raise unavailable(self.url, error, tried="reading the queues") from None
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
