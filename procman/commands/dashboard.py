@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from procman.commands.jobs import JobsOptions, resolve_target
 from procman.errors import ProcmanError
+from procman.exitcodes import ExitStatus
 from procman.rundir import RunDir
 from procman.settings import AppOptions, app_root
 
@@ -116,7 +117,7 @@ def serve(options: DashboardOptions, ready: Callable[[str], None]) -> int:
     host = f"[{options.bind}]" if ":" in options.bind else options.bind
     ready(f"http://{host}:{server.server_port}/")
     try:
-        server.serve_forever()
+        server.serve_forever()  # returns on Ctrl-C (werkzeug catches KeyboardInterrupt)
     finally:
         server.server_close()
-    return 0
+    return int(ExitStatus.SIGINT)
