@@ -448,6 +448,33 @@ def test_mounted_in_a_flask_app_under_a_prefix(
     assert Queue("default", connection=connection).job_ids == [job.id]
 
 
+def test_mounted_in_a_django_app_s_wsgi_py(
+    app_dir: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.conf import settings
+
+    if not settings.configured:
+        settings.configure(
+            ROOT_URLCONF="tests.integration.django_site",
+            ALLOWED_HOSTS=["localhost"],
+            SECRET_KEY="test",
+            MIDDLEWARE=[],
+        )
+    from django.core.wsgi import get_wsgi_application
+    from werkzeug.test import Client
+
+    monkeypatch.setenv("PROCMAN_DASHBOARD_USER", "admin")
+    monkeypatch.setenv("PROCMAN_DASHBOARD_PASSWORD", "pw")
+    dashboard_app = wsgi_app(app_dir, redis_url=redis_url)
+    # the line docs/dashboard.md gives for wsgi.py
+    application = DispatcherMiddleware(get_wsgi_application(), {"/jobs": dashboard_app})
+    web = Client(application)
+    assert web.get("/").get_data(as_text=True) == "the user's Django app"
+    page = web.get("/jobs/queues", headers=auth("admin", "pw"))
+    assert page.status_code == 200
+    assert 'href="/jobs/static/dashboard.css"' in page.get_data(as_text=True)
+
+
 # -- the worker's counts ----------------------------------------------------------------------
 
 
