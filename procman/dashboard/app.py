@@ -199,7 +199,7 @@ def _pages(app: Flask, sources: Sources, templates: Templates) -> None:
                 limit=limit,
                 search=search,
             )
-            names = [q.name for q in monitoring.overview(connection, sources.store.config).queues]
+            names = browse.queue_names(connection, sources.store.config)
         return page(
             "failed.html", active="failed", page=listing, pager=_pager(listing), queues=names
         )

@@ -278,6 +278,26 @@ def failed_listing(
     )
 
 
+SEARCH_SCRIPT = """
+local ids = redis.call('ZREVRANGE', KEYS[1], ARGV[1], ARGV[2])
+local found = {}
+for _, id in ipairs(ids) do
+  local description = redis.call('HGET', ARGV[4] .. id, 'description')
+  if description then
+    local name = string.lower(string.match(description, '^[^(]*'))
+    if string.find(name, ARGV[3], 1, true) then
+      found[#found + 1] = id
+    end
+  end
+end
+return {#ids, found}
+"""
+"""One slice of a failed registry, newest first, searched in Redis: the ids whose function name
+(the description up to its first parenthesis) contains the text. A slice of SEARCH_SLICE ids
+keeps Redis busy for a few milliseconds at most."""
+SEARCH_SLICE = 5000
+
+
 def _search_failed(
     connection: redis.Redis,
     queue: str | None,
@@ -288,26 +308,22 @@ def _search_failed(
     limit: int,
     search: str,
 ) -> Page:
-    wanted = search.casefold()
+    wanted = search.lower()
     matches: list[tuple[str, str]] = []
     searched = 0
     for name, key, count in zip(names, keys, counts, strict=True):
         start = 0
         while start < count and searched < SEARCH_SCAN and len(matches) <= offset + limit:
-            size = min(BATCH * 2, count - start, SEARCH_SCAN - searched)
-            ids = _ids(connection.zrange(key, start, start + size - 1, desc=True))
-            if not ids:
+            size = min(SEARCH_SLICE, count - start, SEARCH_SCAN - searched)
+            stop = start + size - 1
+            scanned, found = connection.eval(
+                SEARCH_SCRIPT, 1, key, start, stop, wanted, Job.redis_job_namespace_prefix
+            )
+            matches += [(name, _text(raw)) for raw in found]
+            if not scanned:
                 break
-            with connection.pipeline(transaction=False) as pipeline:
-                for job_id in ids:
-                    pipeline.hget(Job.key_for(job_id), "description")
-                descriptions = pipeline.execute()
-            for job_id, raw in zip(ids, descriptions, strict=True):
-                function = _text(raw).split("(", 1)[0] if raw else ""
-                if wanted in function.casefold():
-                    matches.append((name, job_id))
-            start += len(ids)
-            searched += len(ids)
+            start += scanned
+            searched += scanned
     page = matches[offset : offset + limit]
     rows: list[JobRow] = []
     for name in dict.fromkeys(name for name, _ in page):
@@ -323,6 +339,11 @@ def _search_failed(
         searched=searched,
         more=len(matches) > offset + limit,
     )
+
+
+def queue_names(connection: redis.Redis, config: QueueConfig | None) -> list[str]:
+    """The queue YAML's queues, then any other Redis knows (one round trip)."""
+    return _selected_queues(connection, config, None)
 
 
 def retry_all_failed(

@@ -150,6 +150,20 @@ def test_failed_jobs_page_with_traceback_and_search(
     assert web.get("/api/failed?search=nothing_like_it").get_json()["jobs"] == []
 
 
+def test_a_search_goes_in_slices_and_stops_at_its_bound(
+    web: FlaskClient, connection: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failed_jobs(connection, 5)
+    monkeypatch.setattr(browse, "SEARCH_SLICE", 2)
+    everything = web.get("/api/failed?search=monitoring_jobs.fail&limit=10").get_json()
+    assert everything["searched"] == 5 and len(everything["jobs"]) == 5
+    monkeypatch.setattr(browse, "SEARCH_SCAN", 3)
+    bounded = web.get("/api/failed?search=fail&limit=10").get_json()
+    assert bounded["searched"] == 3 and len(bounded["jobs"]) == 3
+    page = web.get("/failed?search=fail").get_data(as_text=True)
+    assert "searched the newest 3 failed jobs" in page
+
+
 def test_scheduled_and_periodic_jobs(web: FlaskClient, connection: redis.Redis) -> None:
     queue = Queue("default", connection=connection)
     later = queue.enqueue_in(timedelta(hours=2), f"{JOBS}.add", 1, 1)
