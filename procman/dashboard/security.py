@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -142,7 +141,3 @@ def same_origin(origin: str | None, host: str | None) -> bool:
     if origin == "null" or host is None:
         return False
     return urlsplit(origin).netloc == host
-
-
-def secret_from_environment() -> bool:
-    return any(os.environ.get(name) for name in (USER_VARIABLE, PASSWORD_VARIABLE, HASH_VARIABLE))

@@ -278,6 +278,30 @@ def test_stop_a_procman_worker_pool_warm(
     assert "stop asked from the dashboard: no job running: stopping" in text
 
 
+def test_stop_a_plain_rq_worker_sends_rq_s_shutdown_command(
+    web: FlaskClient, connection: redis.Redis
+) -> None:
+    import json
+
+    from rq.worker import Worker
+
+    worker = Worker(["default"], connection=connection, name="plain-rq-worker")
+    worker.register_birth()
+    pubsub = connection.pubsub()
+    pubsub.subscribe("rq:pubsub:plain-rq-worker")
+    pubsub.get_message(timeout=5)  # the subscription's confirmation
+    try:
+        response = post(web, "/workers/plain-rq-worker/stop", next="/workers")
+        assert "asked+worker+plain-rq-worker+to+stop" in response.headers["Location"]
+        message = pubsub.get_message(timeout=5)
+        assert message is not None
+        assert json.loads(message["data"]) == {"command": "shutdown"}
+        assert post(web, "/workers/nobody/stop").status_code == 400
+    finally:
+        pubsub.close()
+        worker.register_death()
+
+
 def web_workers(root: Path, redis_url: str) -> list[Any]:
     workers: list[Any] = (
         dashboard(root, redis_url).test_client().get("/api/workers").get_json()["workers"]
