@@ -23,6 +23,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,6 +77,70 @@ def start_redis(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
             time.sleep(0.05)
     client.close()
     return server, url
+
+
+def post_timed(url: str, fields: dict[str, str], cookie: str = "") -> float:
+    """Seconds one POST takes (bulk actions run to the end within the request)."""
+    data = urllib.parse.urlencode(fields).encode()
+    request = urllib.request.Request(url, data=data, method="POST")
+    if cookie:
+        request.add_header("Cookie", cookie)
+    began = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=1800) as reply:
+            reply.read()
+    except urllib.error.HTTPError as error:
+        if error.code != 303:
+            raise
+    return time.perf_counter() - began
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+def csrf_cookie(base: str) -> tuple[str, str]:
+    """``(Cookie header, token)`` for POSTs to procman's dashboard."""
+    with urllib.request.urlopen(base + "/", timeout=60) as reply:
+        header = reply.headers.get("Set-Cookie", "")
+    token = header.split(";", 1)[0].split("=", 1)[1]
+    return f"procman_csrf={token}", token
+
+
+def bulk(
+    connection: redis.Redis, count: int, procman_base: str, rq_dashboard_base: str | None
+) -> list[tuple[str, str, float]]:
+    """Retry all and delete all of ``count`` failed jobs with each dashboard (the failed jobs
+    loaded again before each, everything else emptied)."""
+    urllib.request.install_opener(urllib.request.build_opener(NoRedirect()))
+    cookie, token = csrf_cookie(procman_base)
+    form = {"csrf_token": token, "next": "/failed", "queue": "default"}
+    actions = [
+        ("procman dashboard", "retry all", procman_base + "/failed/retry-all", form, cookie),
+        ("procman dashboard", "delete all", procman_base + "/failed/delete-all", form, cookie),
+    ]
+    if rq_dashboard_base:
+        actions += [
+            ("rq-dashboard", "retry all", rq_dashboard_base + "/requeue/default", {}, ""),
+            (
+                "rq-dashboard",
+                "delete all",
+                rq_dashboard_base + "/queue/default/failed/empty",
+                {},
+                "",
+            ),
+        ]
+    rows = []
+    for who, name, url, fields, with_cookie in actions:
+        connection.flushdb()
+        load(connection, count, 0)
+        say(f"{who}: {name} of {count} failed jobs")
+        seconds = post_timed(url, fields, with_cookie)
+        left = connection.zcard("rq:failed:default")
+        queued = connection.llen("rq:queue:default")
+        rows.append((who, f"{name} ({left} left failed, {queued} queued)", seconds))
+    return rows
 
 
 def load(connection: redis.Redis, failed: int, pending: int) -> None:
@@ -161,12 +227,38 @@ RQ_DASHBOARD_PAGES = [
 ]
 
 
+def report(
+    args: argparse.Namespace,
+    rows: list[tuple[str, str, float, float, int]],
+    bulk_rows: list[tuple[str, str, float]],
+) -> None:
+    print(f"{args.failed:,} failed and {args.pending:,} pending jobs; median and slowest of "
+          f"{args.runs} requests after one warm-up\n")  # fmt: skip
+    print("| dashboard | request | median ms | slowest ms | bytes |")
+    print("|---|---|---:|---:|---:|")
+    for who, name, median, slowest, size in rows:
+        print(f"| {who} | {name} | {median:.1f} | {slowest:.1f} | {size:,} |")
+    if bulk_rows:
+        print(f"\nBulk actions on {args.bulk:,} failed jobs (one request each)\n")
+        print("| dashboard | action | seconds |")
+        print("|---|---|---:|")
+        for who, name, seconds in bulk_rows:
+            print(f"| {who} | {name} | {seconds:.1f} |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--failed", type=int, default=200_000)
     parser.add_argument("--pending", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--rq-dashboard", help="the rq-dashboard executable, to compare")
+    parser.add_argument(
+        "--bulk",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also time retry all and delete all of N failed jobs (loaded again before each)",
+    )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="procman-bench-dashboard-"))
     processes: list[subprocess.Popen[bytes]] = []
@@ -184,14 +276,16 @@ def main() -> int:
         base = f"http://127.0.0.1:{port}"
         argv = [sys.executable, "-m", "procman", "dashboard", "-d", str(app)]
         processes.append(serve([*argv, "--redis-url", url, "--port", str(port)], base + "/"))
+        procman_base = base
         rows = [
             ("procman dashboard", name, *timed(base + path.format(failed_id=failed_id), args.runs))
             for name, path in PROCMAN_PAGES
         ]
         say("procman dashboard timed")
+        rq_base = None
         if args.rq_dashboard:
             port = free_port()
-            base = f"http://127.0.0.1:{port}"
+            rq_base = base = f"http://127.0.0.1:{port}"
             command = [args.rq_dashboard, "-u", url, "-p", str(port), "-b", "127.0.0.1"]
             processes.append(serve(command, base + "/0/view/queues", dict(os.environ)))
             for name, path in RQ_DASHBOARD_PAGES:
@@ -202,12 +296,8 @@ def main() -> int:
                     rows.append(("rq-dashboard", f"{name}: failed ({error})", 0.0, 0.0, 0))
                     continue
                 rows.append(("rq-dashboard", name, *figures))
-        print(f"{args.failed:,} failed and {args.pending:,} pending jobs; median and slowest of "
-              f"{args.runs} requests after one warm-up\n")  # fmt: skip
-        print("| dashboard | request | median ms | slowest ms | bytes |")
-        print("|---|---|---:|---:|---:|")
-        for who, name, median, slowest, size in rows:
-            print(f"| {who} | {name} | {median:.1f} | {slowest:.1f} | {size:,} |")
+        bulk_rows = bulk(connection, args.bulk, procman_base, rq_base) if args.bulk else []
+        report(args, rows, bulk_rows)
     finally:
         for process in reversed(processes):
             process.terminate()

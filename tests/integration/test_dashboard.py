@@ -243,6 +243,9 @@ def test_retry_all_and_delete_all_go_in_batches(
     post(web, "/failed/delete-all", queue="default")
     assert FailedJobRegistry("default", connection=connection).count == 0
     assert not any(connection.exists(Job.key_for(job.id)) for job in jobs)
+    assert connection.keys("rq:job:*") == []
+    # only the results of the job whose hash the test deleted by hand (not through RQ) are left
+    assert connection.keys("rq:results:*") == [f"rq:results:{jobs[0].id}".encode()]
 
 
 def test_enqueue_a_scheduled_job_now(web: FlaskClient, connection: redis.Redis) -> None:
