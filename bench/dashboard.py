@@ -211,7 +211,7 @@ PROCMAN_PAGES = [
     ("failed jobs page", "/failed"),
     ("failed jobs JSON", "/api/failed"),
     ("failed jobs, page 5000", "/failed?offset=99980"),
-    ("failed jobs search (function name, no match: scans 20,000)", "/failed?search=nomatch"),
+    ("failed jobs search (no match: looks through 5,000)", "/failed?search=nomatch"),
     ("scheduled page", "/scheduled"),
     ("job detail page", "/jobs/{failed_id}"),
 ]

@@ -444,6 +444,9 @@ def _pager(listing: browse.Page) -> Pager:
         return f"{request.script_root}{request.path}?{urlencode(args)}"
 
     shown = len(listing.jobs)
+    if listing.search is not None:  # a search goes on from where the last one stopped
+        following = link(listing.next_offset) if listing.next_offset is not None else None
+        return Pager(0, 0, listing.total, link(0) if listing.offset else None, following)
     previous = link(max(0, listing.offset - listing.limit)) if listing.offset > 0 else None
     following = link(listing.offset + listing.limit) if listing.more else None
     first = listing.offset + 1 if shown else 0

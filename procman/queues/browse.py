@@ -38,8 +38,9 @@ from procman.queues.rq_private import has_dependencies
 
 BATCH = 500
 """Ids per round of a bulk action."""
-SEARCH_SCAN = 20_000
-"""Failed entries a search looks through at most per request (newest first)."""
+SEARCH_SCAN = 5000
+"""Failed entries a search looks through at most per request (newest first); the page says where
+it stopped, and the next request goes on from there."""
 STOP_PREFIX = "procman:stop:"
 STOP_SECONDS = 60
 """A stop request the pool has not picked up by then (it looks every 2 s) is dropped."""
@@ -92,7 +93,8 @@ class JobRow:
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """One page of a listing. ``total`` is exact, except for a search (see ``searched``)."""
+    """One page of a listing. ``total`` is exact: the jobs listed (for a search, the failed jobs
+    it looks through)."""
 
     kind: str
     queue: str | None
@@ -103,7 +105,9 @@ class Page:
     newest_first: bool = True
     search: str | None = None
     searched: int | None = None
-    """A search: how many entries it looked through (newest first, at most SEARCH_SCAN)."""
+    """A search: how many entries it looked through (newest first, from ``offset``)."""
+    next_offset: int | None = None
+    """A search that stopped before the end: where the next request goes on."""
     more: bool = False
     """Whether a next page has jobs."""
 
@@ -117,6 +121,7 @@ class Page:
             "newest_first": self.newest_first,
             "search": self.search,
             "searched": self.searched,
+            "next_offset": self.next_offset,
             "more": self.more,
             "jobs": [job.as_json() for job in self.jobs],
         }
@@ -240,8 +245,9 @@ def failed_listing(
     search: str | None = None,
 ) -> Page:
     """One page of failed jobs with their tracebacks: of ``queue``, or of every queue in turn,
-    newest first. ``search`` keeps the jobs whose function name contains it (any case),
-    looking through the newest SEARCH_SCAN entries at most."""
+    newest first. ``search`` keeps the jobs whose function name contains it (any case): then
+    ``offset`` is where in the failed jobs (newest first) the search starts, and it looks
+    through SEARCH_SCAN of them at most (the page's ``next_offset`` goes on from there)."""
     _check_page(offset, limit)
     names = _selected_queues(connection, config, queue)
     keys = [FailedJobRegistry(name, connection=connection).key for name in names]
@@ -297,7 +303,7 @@ return {#ids, found}
 """One slice of a failed registry, newest first, searched in Redis: the ids whose function name
 (the description up to its first parenthesis) contains the text. A slice of SEARCH_SLICE ids
 keeps Redis busy for a few milliseconds at most."""
-SEARCH_SLICE = 5000
+SEARCH_SLICE = 1000
 
 
 def _search_failed(
@@ -310,37 +316,54 @@ def _search_failed(
     limit: int,
     search: str,
 ) -> Page:
+    """Up to ``limit`` matches, looking through at most SEARCH_SCAN entries from position
+    ``offset`` (of every selected registry in turn, newest first)."""
     wanted = search.lower()
     matches: list[tuple[str, str]] = []
     searched = 0
+    position = 0  # of the first entry of the registry at hand, across registries
     for name, key, count in zip(names, keys, counts, strict=True):
-        start = 0
-        while start < count and searched < SEARCH_SCAN and len(matches) <= offset + limit:
+        start = max(0, offset + searched - position)
+        while start < count and searched < SEARCH_SCAN and len(matches) < limit:
             size = min(SEARCH_SLICE, count - start, SEARCH_SCAN - searched)
             stop = start + size - 1
             scanned, found = connection.eval(
                 SEARCH_SCRIPT, 1, key, start, stop, wanted, Job.redis_job_namespace_prefix
             )
-            matches += [(name, _text(raw)) for raw in found]
+            for raw_id in found:
+                if len(matches) < limit:
+                    matches.append((name, _text(raw_id)))
+                else:  # a full page: the rest of this slice is looked through again next time
+                    scanned = _position_of(connection, key, start, _text(raw_id))
+                    break
             if not scanned:
                 break
             start += scanned
             searched += scanned
-    page = matches[offset : offset + limit]
+        position += count
     rows: list[JobRow] = []
-    for name in dict.fromkeys(name for name, _ in page):
-        rows += _rows(connection, name, [i for n, i in page if n == name], failed=True)
+    for name in dict.fromkeys(name for name, _ in matches):
+        rows += _rows(connection, name, [i for n, i in matches if n == name], failed=True)
+    following = offset + searched
+    total = sum(counts)
     return Page(
         kind="failed",
         queue=queue,
-        total=len(matches),
+        total=total,
         offset=offset,
         limit=limit,
         jobs=tuple(rows),
         search=search,
         searched=searched,
-        more=len(matches) > offset + limit,
+        next_offset=following if following < total else None,
+        more=following < total,
     )
+
+
+def _position_of(connection: redis.Redis, key: str, start: int, job_id: str) -> int:
+    """How many entries from ``start`` (newest first) come before ``job_id``."""
+    rank: Any = connection.zrevrank(key, job_id)
+    return max(0, int(rank) - start) if rank is not None else 0
 
 
 def queue_names(connection: redis.Redis, config: QueueConfig | None) -> list[str]:

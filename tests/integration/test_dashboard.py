@@ -150,18 +150,29 @@ def test_failed_jobs_page_with_traceback_and_search(
     assert web.get("/api/failed?search=nothing_like_it").get_json()["jobs"] == []
 
 
-def test_a_search_goes_in_slices_and_stops_at_its_bound(
+def test_a_search_goes_in_slices_and_goes_on_where_it_stopped(
     web: FlaskClient, connection: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     failed_jobs(connection, 5)
     monkeypatch.setattr(browse, "SEARCH_SLICE", 2)
     everything = web.get("/api/failed?search=monitoring_jobs.fail&limit=10").get_json()
     assert everything["searched"] == 5 and len(everything["jobs"]) == 5
+    assert everything["next_offset"] is None and everything["more"] is False
+    newest_first = [job["id"] for job in everything["jobs"]]
     monkeypatch.setattr(browse, "SEARCH_SCAN", 3)
-    bounded = web.get("/api/failed?search=fail&limit=10").get_json()
-    assert bounded["searched"] == 3 and len(bounded["jobs"]) == 3
-    page = web.get("/failed?search=fail").get_data(as_text=True)
-    assert "searched the newest 3 failed jobs" in page
+    first = web.get("/api/failed?search=fail&limit=10").get_json()
+    assert first["searched"] == 3 and first["next_offset"] == 3
+    rest = web.get("/api/failed?search=fail&limit=10&offset=3").get_json()
+    assert rest["searched"] == 2 and rest["next_offset"] is None
+    assert [job["id"] for job in first["jobs"] + rest["jobs"]] == newest_first
+    monkeypatch.setattr(browse, "SEARCH_SCAN", 100)
+    full_page = web.get("/api/failed?search=fail&limit=2").get_json()  # stops mid-slice
+    assert [job["id"] for job in full_page["jobs"]] == newest_first[:2]
+    after = web.get(f"/api/failed?search=fail&limit=2&offset={full_page['next_offset']}").get_json()
+    assert [job["id"] for job in after["jobs"]] == newest_first[2:4]
+    page = web.get("/failed?search=fail&limit=2").get_data(as_text=True)
+    assert "2 matching \u201cfail\u201d among failed jobs 1\u20132 of 5" in page
+    assert "search further" in page
 
 
 def test_scheduled_and_periodic_jobs(web: FlaskClient, connection: redis.Redis) -> None:
