@@ -33,9 +33,11 @@ class DashboardOptions:
     bind: str = DEFAULT_BIND
 
 
-def build(options: JobsOptions, *, require_credentials: bool) -> Flask:
+def build(options: JobsOptions, *, require_credentials: bool, check_redis: bool = False) -> Flask:
     """The dashboard's WSGI application for the app ``options`` name. With
-    ``require_credentials``, refuse to build it without credentials in the environment."""
+    ``require_credentials``, refuse to build it without credentials in the environment; with
+    ``check_redis``, without a Redis that answers (a mounted dashboard is built when the app
+    starts, which a Redis away at that moment must not stop: its pages say so instead)."""
     from procman.dashboard.app import Sources, create_app
     from procman.dashboard.security import NoCredentials, credentials_from
     from procman.queues.browse import Store
@@ -51,7 +53,8 @@ def build(options: JobsOptions, *, require_credentials: bool) -> Flask:
             "protects the dashboard's URLs itself",
         )
     target = resolve_target(options)
-    connect(target.url).close()  # an unreachable Redis is one line now, not a broken page
+    if check_redis:
+        connect(target.url).close()  # an unreachable Redis is one line now, not a broken page
     root = app_root(options.app)
     sources = Sources(
         store=Store(target.url, target.config),
@@ -105,7 +108,7 @@ def serve(options: DashboardOptions, ready: Callable[[str], None]) -> int:
     from procman.dashboard.security import credentials_from, require_credentials_off_loopback
 
     require_credentials_off_loopback(options.bind, credentials_from(os.environ))
-    app = build(options.jobs, require_credentials=False)
+    app = build(options.jobs, require_credentials=False, check_redis=True)
     try:
         server = make_server(options.bind, options.port, app, threaded=True)
     except OSError as error:

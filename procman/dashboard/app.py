@@ -24,6 +24,7 @@ from flask import Flask, Response, abort, jsonify, redirect, request, send_from_
 from procman.dashboard import security
 from procman.errors import ProcmanError
 from procman.queues import browse, monitoring, stats
+from procman.queues.connection import RedisUnavailable
 from procman.templating import Templates, load_templates, packaged_templates_dir
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ def create_app(sources: Sources, template_dir: Path | None = None) -> Flask:
 
     @app.errorhandler(ProcmanError)
     def procman_error(error: ProcmanError) -> tuple[Any, int]:
-        status = 503 if "Redis" in str(error) else 400
+        status = 503 if isinstance(error, RedisUnavailable) else 400
         if request.path.startswith("/api/"):
             return jsonify({"error": str(error), "hint": error.hint}), status
         body = _render(templates, sources, "error.html", error=str(error), hint=error.hint)

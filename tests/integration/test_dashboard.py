@@ -462,6 +462,23 @@ def test_the_redis_password_never_appears(
         connection.execute_command("ACL", "DELUSER", "dash")
 
 
+def test_with_redis_away_pages_say_so_without_the_password(
+    app_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import free_port
+
+    monkeypatch.setenv("PROCMAN_DASHBOARD_USER", "admin")
+    monkeypatch.setenv("PROCMAN_DASHBOARD_PASSWORD", "pw")
+    away = f"redis://:hunter2-pw@127.0.0.1:{free_port()}/0"
+    web = wsgi_app(app_dir, redis_url=away).test_client()  # a mounted app still starts
+    page = web.get("/", headers=auth("admin", "pw"))
+    assert page.status_code == 503
+    text = page.get_data(as_text=True)
+    assert "cannot reach Redis at redis://:***@127.0.0.1" in text and "hunter2-pw" not in text
+    api = web.get("/api/failed", headers=auth("admin", "pw"))
+    assert api.status_code == 503 and "hunter2-pw" not in api.get_data(as_text=True)
+
+
 # -- mounting ---------------------------------------------------------------------------------
 
 
