@@ -211,7 +211,7 @@ PROCMAN_PAGES = [
     ("failed jobs page", "/failed"),
     ("failed jobs JSON", "/api/failed"),
     ("failed jobs, page 5000", "/failed?offset=99980"),
-    ("failed jobs search (no match: looks through 5,000)", "/failed?search=nomatch"),
+    ("failed jobs search (no match: looks through 2,000)", "/failed?search=nomatch"),
     ("scheduled page", "/scheduled"),
     ("job detail page", "/jobs/{failed_id}"),
 ]
@@ -221,8 +221,8 @@ RQ_DASHBOARD_PAGES = [
     ("workers JSON", "/0/data/workers.json"),
     ("pending jobs JSON (8 a page, its default)", "/0/data/jobs/default/queued/8/asc/1.json"),
     ("pending jobs JSON (20 a page)", "/0/data/jobs/default/queued/20/asc/1.json"),
-    ("failed jobs JSON (20 a page)", "/0/data/jobs/default/failed/20/desc/1.json"),
-    ("failed jobs page (HTML shell)", "/0/view/jobs/default/failed/20/desc/1"),
+    ("failed jobs JSON (20 a page, newest first)", "/0/data/jobs/default/failed/20/dsc/1.json"),
+    ("failed jobs page (HTML shell)", "/0/view/jobs/default/failed/20/dsc/1"),
     ("job detail JSON", "/0/data/job/{failed_id}.json"),
 ]
 

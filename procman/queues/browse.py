@@ -38,7 +38,7 @@ from procman.queues.rq_private import has_dependencies
 
 BATCH = 500
 """Ids per round of a bulk action."""
-SEARCH_SCAN = 5000
+SEARCH_SCAN = 2000
 """Failed entries a search looks through at most per request (newest first); the page says where
 it stopped, and the next request goes on from there."""
 STOP_PREFIX = "procman:stop:"
