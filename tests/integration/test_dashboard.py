@@ -437,6 +437,10 @@ def test_serving_off_loopback_needs_credentials(app: App, redis_url: str) -> Non
     assert result.returncode != 0
     assert result.stderr.startswith("procman: error: refusing to serve the dashboard on 0.0.0.0")
     assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "dashboard.md").read_text()
+    assert (
+        f"$ procman dashboard --bind 0.0.0.0\n{result.stderr}```" in docs
+    )  # the page's transcript
 
 
 def test_mounting_without_credentials_is_refused(app_dir: Path, redis_url: str) -> None:
@@ -594,7 +598,10 @@ def test_the_dashboard_command_serves(app: App, redis_url: str, live: type[LiveO
     port = free_port()
     procman = app.spawn("dashboard", "--port", str(port), "--redis-url", redis_url)
     output = live(procman)
-    output.wait_for(f"procman dashboard: serving http://127.0.0.1:{port}/")
+    output.wait_for(f"procman dashboard: serving http://127.0.0.1:{port}/ (Ctrl-C to stop)\n")
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "dashboard.md").read_text()
+    shown = f"$ procman dashboard\n{output.text.replace(str(port), '9181')}```"
+    assert shown in docs  # the page's transcript, on the default port
     import urllib.request
 
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/queues", timeout=10) as reply:
