@@ -497,6 +497,9 @@ def test_mounted_in_a_flask_app_under_a_prefix(
     def home() -> str:
         return "the user's app"
 
+    import procman.dashboard
+
+    assert procman.dashboard.wsgi_app is wsgi_app  # the name docs/dashboard.md uses
     # the line docs/dashboard.md gives
     site.wsgi_app = DispatcherMiddleware(
         site.wsgi_app, {"/jobs": wsgi_app(app_dir, redis_url=redis_url)}
