@@ -90,6 +90,7 @@ LAZY_COMMANDS = {
     **{name: f"procman.cli.control:{name}" for name in ("scale", "ps", "restart", "stop", "logs")},
     **{name: f"procman.cli.deploy:{name}" for name in ("deploy", "releases", "rollback", "unlock")},
     "jobs": "procman.cli.jobs:jobs",
+    "dashboard": "procman.cli.dashboard:dashboard",
     "worker": "procman.cli.queues:worker",
     "export": "procman.cli.export:export",
     "pipeline": "procman.cli.pipeline:pipeline",

@@ -36,6 +36,7 @@ from rq.scheduler import RQScheduler
 from procman.errors import spell_options
 from procman.exitcodes import status_for_signal
 from procman.queues import worker as worker_module
+from procman.queues.browse import stop_requested
 from procman.queues.config import QueueConfig, ScheduledJob
 from procman.queues.connection import is_full
 from procman.queues.recovery import (
@@ -505,6 +506,8 @@ class Pool:
                 names = [w.name for w in self._workers.values()]
                 mark_alive(self.connection, names, self._place)
                 self._timers.alive = now + ALIVE_EVERY
+                if not self._stopping and stop_requested(self.connection, self._place.id):
+                    self._warm_stop("stop asked from the dashboard")
             if now >= self._timers.reap:
                 found = find_dead_workers(self.connection, self._place)
                 self._dead += [name for name in found if name not in self._dead]
@@ -576,11 +579,14 @@ class Pool:
                 self._exit_status = status_for_signal(signum)
                 self._go_cold()
                 continue
-            self._stopping = True
-            self._stop_began = time.monotonic()
-            self._say(f"{signal.Signals(signum).name}: {self._warm_stop_plan()}")
-            for worker in self._workers.values():
-                _signal(worker.process, signal.SIGUSR1)
+            self._warm_stop(signal.Signals(signum).name)
+
+    def _warm_stop(self, why: str) -> None:
+        self._stopping = True
+        self._stop_began = time.monotonic()
+        self._say(f"{why}: {self._warm_stop_plan()}")
+        for worker in self._workers.values():
+            _signal(worker.process, signal.SIGUSR1)
 
     def _warm_stop_deadline(self, cut: bool = True) -> float:
         """When a warm stop stops waiting: once the last running job's own timeout has passed

@@ -37,6 +37,7 @@ from rq.utils import now
 from rq.worker import Worker
 
 from procman.queues.rq_private import QUEUES_KEY, record_job_failure
+from procman.queues.stats import count_job
 
 WIP_PREFIX = "procman:wip:"
 ALIVE_PREFIX = "procman:alive:"
@@ -238,6 +239,7 @@ def fail_in_progress(
     with connection.pipeline() as pipeline:
         _forget_started(connection, pipeline, job)
         record_job_failure(job, reason, pipeline)
+        count_job(pipeline, failed=True)
         pipeline.lrem(key, 1, job_id)
         pipeline.execute()
     try:  # the dependents that may run after a failure (allow_dependency_failures), as RQ does

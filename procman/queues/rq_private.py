@@ -17,6 +17,9 @@ the bound):
   RQ's multi-line log of the traceback (``call_exception_handlers``).
 - ``rq.job_lifecycle`` (``call_exception_handlers``, ``format_exc_info``, ``record_job_failure``):
   not in RQ's documented API; procman records a failure the way RQ's worker does.
+- ``Job._dependency_ids``: whether a job depends on others, as loaded with the job (the public
+  ``dependency_ids`` costs a round trip a job); the dashboard's batched retry leaves such jobs to
+  RQ's own requeue (``has_dependencies``).
 - ``QUEUES_KEY``: the Redis set RQ lists its queues in (``Queue.redis_queues_keys``); a job put
   back on its queue by procman's recovery is listed there as ``Queue.enqueue`` would.
 
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rq.job import Job
 from rq.job_lifecycle import call_exception_handlers, format_exc_info, record_job_failure
 from rq.queue import Queue
 from rq.utils import now
@@ -38,11 +42,17 @@ __all__ = [
     "QUEUES_KEY",
     "RQWorkerSeams",
     "format_exc_info",
+    "has_dependencies",
     "record_job_failure",
 ]
 
 QUEUES_KEY: str = Queue.redis_queues_keys
 """``rq:queues``: the set of every queue's key."""
+
+
+def has_dependencies(job: Job) -> bool:
+    """Whether ``job`` was enqueued depending on other jobs (no round trip)."""
+    return bool(job._dependency_ids)
 
 
 class RQWorkerSeams(SimpleWorker):

@@ -53,6 +53,7 @@ from procman.queues.recovery import (
 )
 from procman.queues.redis_url import redact
 from procman.queues.rq_private import RQWorkerSeams, format_exc_info
+from procman.queues.stats import count_job
 from procman.queues.weighting import fetch_order
 from procman.settings import VERBOSE_VARIABLE
 from procman.supervisor.strays import RUN_ID_VARIABLE
@@ -400,6 +401,16 @@ class ProcmanWorker(RQWorkerSeams):
             super().handle_exception(job, *exc_info)
         else:
             self.call_exception_handlers(job, *exc_info)
+
+    def increment_successful_job_count(self, pipeline: Any = None) -> None:
+        """RQ's count, and the dashboard's per-minute and per-day counts, in the pipeline that
+        records the job's outcome (no extra round trip)."""
+        super().increment_successful_job_count(pipeline)
+        count_job(pipeline if pipeline is not None else self.connection, failed=False)
+
+    def increment_failed_job_count(self, pipeline: Any = None) -> None:
+        super().increment_failed_job_count(pipeline)
+        count_job(pipeline if pipeline is not None else self.connection, failed=True)
 
     def cleanup_execution(self, job: Job, pipeline: Any, execution: Any = None) -> None:
         """Leave the work-in-progress list in the transaction that records the outcome."""

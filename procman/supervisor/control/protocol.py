@@ -93,6 +93,30 @@ def process_json(process: ProcessSnapshot) -> dict[str, Any]:
     }
 
 
+def snapshot_from_reply(reply: dict[str, Any]) -> Snapshot:
+    """The typed Snapshot a ``ps`` reply carries (the inverse of ``ps_reply``), for readers on
+    the client side such as the dashboard."""
+    from procman.supervisor.process import State
+    from procman.supervisor.snapshot import ProcessSnapshot, Snapshot
+
+    processes = tuple(
+        ProcessSnapshot(
+            name=str(row["name"]),
+            type=str(row["type"]),
+            pid=row.get("pid"),
+            state=State(row["state"]),
+            uptime=row.get("uptime"),
+            restarts=int(row.get("restarts", 0)),
+            last_exit=row.get("last_exit"),
+            port=int(row.get("port", 0)),
+            command=str(row.get("command", "")),
+        )
+        for row in reply.get("processes", [])
+    )
+    formation = {str(name): int(count) for name, count in reply.get("formation", {}).items()}
+    return Snapshot(processes=processes, formation=formation)
+
+
 def scale_reply(scaled: Scaled) -> dict[str, Any]:
     return {"ok": True, "formation": dict(scaled.formation)}
 
