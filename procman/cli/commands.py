@@ -155,6 +155,28 @@ def cli(traceback: bool) -> None:
     is_flag=True,
     help="Also show what procman's own children log in full (the private Redis, RQ's lines).",
 )
+@click.option(
+    "--log-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the log stream to this file instead of standard output, rotated (FILE.1, "
+    "FILE.2, ...) so that it never takes more than (--log-backups + 1) x --log-max-bytes.",
+)
+@click.option(
+    "--log-max-bytes",
+    type=click.IntRange(min=1),
+    default=10 * 1024 * 1024,
+    show_default=True,
+    metavar="BYTES",
+    help="With --log-file: rotate the file before it passes this size.",
+)
+@click.option(
+    "--log-backups",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    metavar="N",
+    help="With --log-file: rotated files to keep (the oldest is deleted).",
+)
 def start(
     procfile: Path | None,
     root: Path | None,
@@ -172,9 +194,12 @@ def start(
     can_die_types: str | None,
     redis_url: str | None,
     verbose: bool,
+    log_file: Path | None,
+    log_max_bytes: int,
+    log_backups: int,
 ) -> int:
     """Start the app's processes (all types, or the NAMES given)."""
-    from procman.commands.start import StartOptions
+    from procman.commands.start import LogFileOptions, StartOptions
     from procman.commands.start import start as start_app
 
     if color is None:
@@ -191,6 +216,7 @@ def start(
         can_die=can_die_types,
         redis_url=redis_url,
         verbose=verbose,
+        log_file=LogFileOptions(log_file, log_max_bytes, log_backups) if log_file else None,
     )
     return start_app(options)
 

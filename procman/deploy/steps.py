@@ -397,7 +397,11 @@ def write_file(path: str, text: str) -> list[str]:
 DEPLOY_ENV_FILE = ".procman-deploy.env"
 """Written into each release: the environment's ``env`` values from procman.yml."""
 SUPERVISOR_LOG = ".procman/procman.log"
-"""Where the host's ``procman start`` writes its prefixed output, inside the release."""
+"""Where the host's ``procman start`` writes its prefixed output, inside the release: rotated to
+``procman.log.1`` ... ``.LOG_BACKUPS`` before it passes ``LOG_MAX_BYTES``, so a release's logs
+never take more than ``(LOG_BACKUPS + 1) * LOG_MAX_BYTES`` of the host's disk."""
+LOG_MAX_BYTES = 10 * 1024 * 1024
+LOG_BACKUPS = 3
 NO_PROCMAN_STATUS = 126
 
 
@@ -445,7 +449,8 @@ def start_supervisor(
     root: str, release_id: str, formation: str, stop_timeout: float, *, list_processes: bool
 ) -> list[str]:
     """Start ``procman start`` in the release, detached from the SSH session (a session of its
-    own, output appended to ``SUPERVISOR_LOG``), restarting crashed processes; wait until it
+    own, its log stream in ``SUPERVISOR_LOG``, rotated and capped; what it says before that file
+    is open, and its last words, appended to it), restarting crashed processes; wait until it
     holds its lock, then, with ``list_processes``, until it answers ``procman ps --json``, which
     is printed (without, ``[]`` is: one interpreter fewer on the host). Exit
     ``START_FAILED_STATUS`` when it exits first or does not get there within ``UP_TIMEOUT``
@@ -454,6 +459,7 @@ def start_supervisor(
     script = (
         _PROCMAN_IN_RELEASE + "mkdir -p .procman; "
         'setsid procman start --no-color --restart all ${files:+-e "$files"} "$@" '
+        f"--log-file {SUPERVISOR_LOG} --log-max-bytes {LOG_MAX_BYTES} --log-backups {LOG_BACKUPS} "
         f">> {SUPERVISOR_LOG} 2>&1 < /dev/null & pid=$!; "
         f"end=$(( $(date +%s) + {UP_TIMEOUT} )); "
         f"until [ -e {lock} ] && ! flock -n -s {lock} true 2>/dev/null; do "
