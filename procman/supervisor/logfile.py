@@ -2,10 +2,10 @@
 on a deploy host, where nobody reads standard output and a disk must never fill.
 
 The file is rotated as logrotate and Python's ``RotatingFileHandler`` do it: ``procman.log`` is
-renamed ``procman.log.1`` (``.1`` to ``.2``, and so on; the oldest is dropped) once the next write
-would take it past ``max_bytes``. At most ``backups + 1`` files are kept, each at most
-``max_bytes`` (rotated between lines), so the disk used is bounded. A reader that follows the file by name (``tail -F``, ``procman logs --env``)
-sees every line."""
+renamed ``procman.log.1`` (``.1`` to ``.2``, and so on; the oldest is dropped) once the next
+write would take it past ``max_bytes``. At most ``backups + 1`` files are kept, each at most
+``max_bytes`` (rotated between lines), so the disk used is bounded. A reader that follows the
+file by name (``tail -F``, ``procman logs --env``) sees every line."""
 
 from __future__ import annotations
 
