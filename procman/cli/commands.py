@@ -89,6 +89,7 @@ def to_app_options(
 LAZY_COMMANDS = {
     **{name: f"procman.cli.control:{name}" for name in ("scale", "ps", "restart", "stop", "logs")},
     **{name: f"procman.cli.deploy:{name}" for name in ("deploy", "releases", "rollback", "unlock")},
+    "hosts": "procman.cli.hosts:hosts",
     "jobs": "procman.cli.jobs:jobs",
     "worker": "procman.cli.queues:worker",
 }

@@ -541,3 +541,101 @@ def parse_health(output: str) -> dict[int, str]:
     except (ValueError, IndexError):
         raise StepError(f"unexpected health check output {output[:80]!r}") from None
     return {int(port): str(status) for port, status in data.items()}
+
+
+# -- day-two reads: logs and processes -------------------------------------------------------------
+
+NO_CURRENT_STATUS = 3
+"""``follow_logs``: there is no ``current`` release on the host."""
+
+FOLLOW_SCRIPT = """\
+import os, re, select, sys, time
+log, root, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+follow, poll, wanted = sys.argv[4] == "1", float(sys.argv[5]), set(sys.argv[6:])
+path = root + "/current/" + log
+line_name = re.compile(rb"^(?:\\d\\d:\\d\\d:\\d\\d )?(\\S+) +\\| ")
+out = sys.stdout.buffer
+
+def matches(line):
+    if not wanted:
+        return True
+    found = line_name.match(line)
+    if found is None:
+        return False
+    name = found.group(1).decode(errors="replace")
+    return name in wanted or name.rsplit(".", 1)[0] in wanted
+
+if not os.path.isdir(root + "/current"):
+    sys.stderr.write("no release is current on this host\\n")
+    sys.exit(3)
+backlog = []
+for number in range(0, 100):
+    name = path if number == 0 else path + "." + str(number)
+    try:
+        with open(name, "rb") as f:
+            lines = [l if l.endswith(b"\\n") else l + b"\\n" for l in f.read().splitlines(True)]
+    except FileNotFoundError:
+        break
+    backlog = [l for l in lines if matches(l)] + backlog
+    if len(backlog) >= count:
+        break
+out.write(b"".join(backlog[len(backlog) - count:] if count else []))
+out.flush()
+if not follow:
+    sys.exit(0)
+
+def identity(st):
+    return (st.st_dev, st.st_ino)
+
+def opened():
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return None, None
+    return f, identity(os.fstat(f.fileno()))
+
+f, seen = opened()
+if f is not None:
+    f.seek(0, 2)
+pending = b""
+
+def emit(data):
+    global pending
+    data = pending + data
+    end = data.rfind(b"\\n") + 1
+    pending = data[end:]
+    lines = [l for l in data[:end].splitlines(True) if matches(l)]
+    if lines:
+        out.write(b"".join(lines))
+        out.flush()
+
+while True:
+    ready, _, _ = select.select([sys.stdin], [], [], poll)
+    if ready and not os.read(sys.stdin.fileno(), 4096):
+        sys.exit(0)
+    if f is not None:
+        emit(f.read())
+    try:
+        now = identity(os.stat(path))
+    except FileNotFoundError:
+        continue
+    if f is None or now != seen:
+        if f is not None:
+            emit(f.read())
+            f.close()
+        f, seen = opened()
+        pending = b""
+    elif os.fstat(f.fileno()).st_size < f.tell():
+        f.seek(0)
+"""
+
+
+def follow_logs(root: str, lines: int, follow: bool, targets: Sequence[str]) -> list[str]:
+    """The last ``lines`` lines of the current release's log stream (``SUPERVISOR_LOG`` and its
+    rotated files), of ``targets`` only (instance or type names) when given; with ``follow``,
+    then every new line as it is written, following the file by name (across a rotation, a
+    restart of procman and a deploy that switches ``current``) until standard input closes.
+    Exits ``NO_CURRENT_STATUS`` when no release is current."""
+    poll = "0.2"
+    return ["python3", "-c", FOLLOW_SCRIPT, SUPERVISOR_LOG, deploy_root(root), str(lines),
+            "1" if follow else "0", poll, *targets]  # fmt: skip

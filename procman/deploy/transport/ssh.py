@@ -104,6 +104,63 @@ def known_hosts_name(host: str, port: int) -> str:
     return host if port == 22 else f"[{host}]:{port}"
 
 
+@dataclass(frozen=True, slots=True)
+class HostKey:
+    """A host's public key as the host offered it (before any authentication)."""
+
+    name: str
+    """As known_hosts records the host (``known_hosts_name``)."""
+    key_type: str
+    base64: str
+    fingerprint: str
+
+    def known_hosts_line(self) -> str:
+        return f"{self.name} {self.key_type} {self.base64}"
+
+
+def offered_host_key(
+    address: str, port: int, label: str, timeout: float = CONNECT_TIMEOUT
+) -> HostKey:
+    """The key ``address:port`` offers in the SSH handshake (the type procman's connections
+    negotiate, so the one they will check), without logging in; nothing is trusted here.
+    ``label`` names the host in errors."""
+    try:
+        sock = socket.create_connection((address, port), timeout)
+    except OSError as error:
+        raise HostUnreachable(
+            label, "read host key", f"cannot reach {address} port {port} ({_describe(error)})",
+            "check the host's address and port in procman.yml, and that it runs sshd",
+        ) from None  # fmt: skip
+    transport = paramiko.Transport(sock)
+    transport.banner_timeout = timeout
+    transport.handshake_timeout = timeout
+    try:
+        transport.start_client(timeout=timeout)
+        key = transport.get_remote_server_key()
+    except (paramiko.SSHException, OSError, EOFError) as error:
+        raise HostUnreachable(
+            label, "read host key", f"SSH handshake failed ({_describe(error)})"
+        ) from None
+    finally:
+        transport.close()
+        sock.close()
+    return HostKey(
+        known_hosts_name(address, port), key.get_name(), key.get_base64(), fingerprint(key)
+    )
+
+
+def recorded_keys(path: Path, name: str) -> dict[str, str]:
+    """The keys ``path`` (a known_hosts file) records for ``name``: type -> base64."""
+    if not path.is_file():
+        return {}
+    try:
+        keys = paramiko.HostKeys(str(path))
+    except (OSError, paramiko.SSHException) as error:
+        raise HostKeyRejected(name, "read known_hosts", f"cannot read {path} ({error})") from None
+    found = keys.lookup(name)
+    return {} if found is None else {kind: key.get_base64() for kind, key in found.items()}
+
+
 class _Reject(paramiko.MissingHostKeyPolicy):
     """paramiko's RejectPolicy, with a message that says what the key is and how to trust it."""
 
