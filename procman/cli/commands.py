@@ -48,14 +48,43 @@ root_option = click.option(
     type=click.Path(path_type=Path),
     help="App directory [default: the Procfile's directory].",
 )
+
+
+class QuietAlias(click.Option):
+    """An option whose last long spelling is accepted but left out of ``--help`` (an alias kept
+    for compatibility, or for a spelling other commands use)."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        record = super().get_help_record(ctx)
+        if record is None:
+            return None
+        quiet = self.opts[-1]
+        shown = ", ".join(o for o in self.opts if o != quiet)
+        metavar = self.make_metavar(ctx) if not self.is_flag else ""
+        return (f"{shown} {metavar}".rstrip(), record[1])
+
+
 env_option = click.option(
     "-e",
     "--env",
+    "--env-file",
     "env_files",
+    cls=QuietAlias,
     multiple=True,
     help="Env file to load; repeat, or separate with commas; later files win "
     "[default: .env in the app directory, if present].",
 )
+env_file_option = click.option(
+    "-e",
+    "--env-file",
+    "env_files",
+    multiple=True,
+    metavar="FILE",
+    help="Env file to load; repeat, or separate with commas; later files win "
+    "[default: .env in the app directory, if present].",
+)
+"""The env file option of a command that also works on a deployed environment, where ``--env``
+names the environment (``procman.cli.environments``)."""
 port_option = click.option(
     "-p",
     "--port",
@@ -66,8 +95,15 @@ port_option = click.option(
 
 
 def app_options(command: F) -> F:
-    """-f, -d, -e and -p, shared by every command that works on an app."""
+    """-f, -d, -e and -p, shared by every command that works on an app here only (one that also
+    works on a deployed environment takes ``procman.cli.environments.environment_app_options``)."""
     return with_options(command, [procfile_option, root_option, env_option, port_option])
+
+
+def app_options_env_file(command: F) -> F:
+    """-f, -d, -e/--env-file and -p: the app options of a command that also takes ``--env ENV``
+    for a deployed environment (logs, scale, restart, run)."""
+    return with_options(command, [procfile_option, root_option, env_file_option, port_option])
 
 
 def with_options(command: F, decorators: Sequence[Callable[[Any], Any]]) -> F:
@@ -253,7 +289,7 @@ def check(
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@app_options
+@app_options_env_file
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def run(
     procfile: Path | None,

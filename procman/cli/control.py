@@ -11,7 +11,12 @@ from typing import Any
 
 import click
 
-from procman.cli.commands import Seconds, app_options, to_app_options
+from procman.cli.commands import Seconds, app_options, app_options_env_file, to_app_options
+from procman.cli.environments import (
+    environment_app_options,
+    local_only,
+    naming_environment,
+)
 from procman.errors import UsageError
 from procman.formation import format_formation
 from procman.supervisor.output import Prefixer, StreamStyle
@@ -20,7 +25,7 @@ EnvFiles = tuple[str, ...]
 
 
 @click.command()
-@app_options
+@app_options_env_file
 @click.argument("changes", nargs=-1, required=True)
 def scale(
     procfile: Path | None,
@@ -40,7 +45,7 @@ def scale(
 
 
 @click.command()
-@app_options
+@app_options_env_file
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
 def ps(
     procfile: Path | None, root: Path | None, env_files: EnvFiles, port: int | None, as_json: bool
@@ -57,73 +62,42 @@ def ps(
 
 
 @click.command()
-@app_options
+@environment_app_options
 @click.argument("targets", nargs=-1)
-@click.option(
-    "--environment",
-    metavar="ENV",
-    help="Instead: start or restart the current release of this deployed environment on every "
-    "host (procman.yml), health-checked.",
-)
-@click.option(
-    "-C",
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    default=Path("procman.yml"),
-    show_default=True,
-    help="With --environment: the deploy file.",
-)
 @click.option(
     "--wait",
     type=Seconds(),
     default=None,
     metavar="SECONDS",
-    help="With --environment: wait this long for another deploy's lock [default: fail at once].",
+    help="With --env: wait this long for another deploy's lock [default: fail at once].",
 )
 def restart(
     procfile: Path | None,
     root: Path | None,
     env_files: EnvFiles,
     port: int | None,
-    targets: tuple[str, ...],
     environment: str | None,
     config_path: Path,
+    targets: tuple[str, ...],
     wait: float | None,
 ) -> int:
-    """Restart instances (web.1) or types (web); all when none is named. With --environment,
-    the deployed environment's current release on every host instead."""
+    """Restart instances (web.1) or types (web); all when none is named. With --env, the
+    deployed environment's current release on every host instead (of the TYPES named, if any),
+    gracefully, one host at a time when the environment is rolling."""
     from procman.commands.control import restart as restart_processes
 
     if environment is not None:
         from procman.cli.deploy import restart_environment
 
-        if targets or procfile or root or env_files or port:
-            raise UsageError(
-                "--environment restarts every process of the deployed release; TARGETS and "
-                "-f, -d, -e, -p are for a procman start running here",
-                f"run procman restart --environment {environment} alone",
-            )
-        return restart_environment(environment, config_path, wait or 0.0)
+        given = {"-f": procfile, "-d": root, "-e/--env-file": env_files, "-p": port}
+        local_only(environment, given)
+        with naming_environment(environment, config_path):
+            return restart_environment(environment, config_path, wait or 0.0, targets)
     if wait is not None:
-        raise UsageError("--wait is for --environment (a deploy lock)", "leave it out")
-    _refuse_missing_env_files(env_files)
+        raise UsageError("--wait is for --env (a deploy lock)", "leave it out")
     names = restart_processes(to_app_options(procfile, root, env_files, port), targets)
     click.echo(f"restarting {', '.join(names) or 'nothing'}")
     return 0
-
-
-def _refuse_missing_env_files(env_files: EnvFiles) -> None:
-    """restart reads no env file, so ``--env staging`` (meant as the deployed environment) would
-    restart the local app unnoticed: a missing env file is an error."""
-    for spec in env_files:
-        for name in (n for n in spec.split(",") if n.strip()):
-            if not Path(name).exists():
-                raise UsageError(
-                    f"-e/--env: no env file {name!r}",
-                    f"to restart the deployed environment {name}, use "
-                    f"procman restart --environment {name}",
-                )
 
 
 @click.command()
@@ -160,7 +134,7 @@ def stop(
 
 
 @click.command()
-@app_options
+@app_options_env_file
 @click.argument("targets", nargs=-1)
 @click.option(
     "-n",

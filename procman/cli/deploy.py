@@ -1,4 +1,4 @@
-"""``procman deploy``, ``releases``, ``rollback``, ``unlock`` and ``restart --environment``: the
+"""``procman deploy``, ``releases``, ``rollback``, ``unlock`` and ``restart --env``: the
 pipeline of procman.yml.
 
 Each command turns its arguments into ``PipelineOptions`` and calls one function of
@@ -178,12 +178,14 @@ def rollback(environment: str, release_id: str | None, config_path: Path, wait: 
     return 0
 
 
-def restart_environment(environment: str, config_path: Path, wait: float) -> int:
-    """``procman restart --environment ENV``: the current release started or restarted on every
-    host, health-checked, recorded as a restart."""
+def restart_environment(
+    environment: str, config_path: Path, wait: float, types: tuple[str, ...] = ()
+) -> int:
+    """``procman restart --env ENV [TYPE...]``: the current release started or restarted on every
+    host (of TYPES only, if named), health-checked, recorded as a restart."""
     from procman.commands.deploy import restart
 
-    restart(pipeline_options(config_path), environment, wait)
+    restart(pipeline_options(config_path), environment, wait, types)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""``procman deploy``, ``releases``, ``rollback``, ``unlock`` and ``restart --environment``: the
+"""``procman deploy``, ``releases``, ``rollback``, ``unlock`` and ``restart --env``: the
 pipeline of procman.yml.
 
 Each function takes the command's :class:`PipelineOptions`, composes the pipeline once (procman.yml
@@ -8,7 +8,7 @@ validated against the Procfile beside it, :func:`pipeline_for`) and calls one me
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,10 +61,13 @@ def rollback(
     return pipeline_for(options).rollback(environment, release_id, wait)
 
 
-def restart(options: PipelineOptions, environment: str, wait: float) -> Outcome:
-    """``procman restart --environment ENV``: the current release started or restarted on every
-    host, health-checked, recorded as a restart."""
-    return pipeline_for(options).restart(environment, wait)
+def restart(
+    options: PipelineOptions, environment: str, wait: float, only: Sequence[str] = ()
+) -> Outcome:
+    """``procman restart --env ENV [TYPE...]``: the current release started or restarted on every
+    host (only the instances of the types named, if any), health-checked, recorded as a
+    restart."""
+    return pipeline_for(options).restart(environment, wait, only)
 
 
 def unlock(options: PipelineOptions, environment: str) -> list[str]:

@@ -15,21 +15,14 @@ import subprocess
 import tarfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
 
 from procman.deploy import steps
-from procman.deploy.config import (
-    DEFAULT_SSH_PORT,
-    DeployConfig,
-    DeployConfigError,
-    Environment,
-    Host,
-)
+from procman.deploy.config import DeployConfig, Environment, Host
+from procman.deploy.connect import Connect, Say, environment_hosts, ssh_connector
 from procman.deploy.history import (
     ALLOW_DIRTY_CONFIG,
     FAILED,
@@ -46,7 +39,8 @@ from procman.deploy.history import (
     release_rows,
 )
 from procman.deploy.host import WEB, DeployHost, LockHeld, Restarted, StepFailed
-from procman.deploy.progress import Progress, main_thread_takes_ctrl_c, said_on_interrupt
+from procman.deploy.hostgroup import DeployError, HostGroup, HostGroupError
+from procman.deploy.progress import Progress
 from procman.deploy.release import (
     STORE,
     Artifact,
@@ -63,18 +57,16 @@ from procman.deploy.release import (
     store_artifact,
     validate_release_id,
 )
-from procman.deploy.transport.base import Transport, TransportError
+from procman.deploy.transport.base import TransportError
 from procman.errors import ProcmanError, UsageError
 
-T = TypeVar("T")
+__all__ = ["DeployError", "DeployOptions", "Outcome", "Pipeline", "ssh_connector"]
+
+Hosts = HostGroup[DeployHost]
 DEFAULT_STOP_TIMEOUT = 30.0
 STOP_MARGIN = 10.0
 """Seconds beyond the longest job timeout that a worker gets to finish before SIGKILL."""
 LOCK_POLL = 1.0
-
-
-class DeployError(ProcmanError):
-    """A deploy, promotion or rollback stopped; what changed (nothing, or rolled back) is said."""
 
 
 @dataclass
@@ -106,56 +98,6 @@ class Outcome:
     built: list[str] = field(default_factory=list)
     artifact_built: bool = False
     timings: dict[str, float] = field(default_factory=dict)
-
-
-Connect = Callable[[Host, Environment], Transport]
-Say = Callable[[str], None]
-
-
-def ssh_connector(config: DeployConfig) -> Connect:
-    """Connections as procman.yml describes them: strict host keys (``~/.ssh/known_hosts`` and
-    the project's ``known_hosts`` file), keys from the agent or ``identity_file``. What
-    procman.yml leaves out (the address behind an alias, user, port, identity file) comes from
-    ``~/.ssh/config`` when it has the host."""
-    known = config.known_hosts_path()
-    if known is not None and not known.is_file():
-        raise DeployConfigError(
-            f"{config.path}: known_hosts: {known} does not exist",
-            f"record the hosts' keys in it (ssh-keyscan HOST >> {known}), or remove the key",
-        )
-    user_config = Path("~/.ssh/config").expanduser()
-
-    def connect(host: Host, environment: Environment) -> Transport:
-        from procman.deploy.transport.ssh import SSHTransport, lookup_ssh_config
-
-        found = lookup_ssh_config(user_config, host.host.strip("[]"))
-        identity = environment.identity_file or found.identity_file
-        return SSHTransport(
-            found.hostname,
-            host.port if host.port != DEFAULT_SSH_PORT or found.port is None else found.port,
-            host.user or found.user,
-            known_hosts=[known] if known is not None else [],
-            identity_file=Path(identity).expanduser() if identity else None,
-        )
-
-    return connect
-
-
-def parallel(items: Sequence[T], work: Callable[[T], object]) -> list[ProcmanError]:
-    """Run ``work`` on every item at once; the errors raised, in item order."""
-    if not items:
-        return []
-
-    def guarded(item: T) -> ProcmanError | None:
-        try:
-            work(item)
-        except ProcmanError as error:
-            return error
-        return None
-
-    with ThreadPoolExecutor(len(items), initializer=main_thread_takes_ctrl_c) as pool:
-        results = list(pool.map(guarded, items))
-    return [error for error in results if error is not None]
 
 
 def host_formation(environment: Environment, host: Host, types: Iterable[str]) -> dict[str, int]:
@@ -241,43 +183,23 @@ class Pipeline:
         """The sha256 of procman.yml and whether it has uncommitted changes, once read."""
 
     def environment(self, name: str) -> Environment:
-        try:
-            return self.config.environments[name]
-        except KeyError:
-            known = ", ".join(self.config.environments)
-            raise DeployError(
-                f"{self.config.path}: no environment named {name!r} (environments: {known})",
-                "name one of them, or add it under 'environments:'",
-            ) from None
+        return self.config.environment(name)
 
-    @contextmanager
     def hosts(
         self, environment: Environment, *, read_only: bool = False
-    ) -> Iterator[list[DeployHost]]:
-        """Connected hosts of ``environment``, each checked (tools; the layout made, unless only
-        reading from them); closed at the end. Meanwhile, long steps show progress, and a
-        Ctrl-C says what it waits for."""
-        hosts = [
-            DeployHost(
-                host,
-                environment,
-                self.connect(host, environment),
-                self.progress,
-                self.config.shared,
-            )
-            for host in environment.hosts
-        ]
-        try:
-            with (
-                self.progress.reported(self.say if self.show_progress else None),
-                said_on_interrupt(self.say, self.progress),
-            ):
-                errors = parallel(hosts, lambda host: host.preflight(make_layout=not read_only))
-                self._fail_on(errors, "nothing was changed")
-                yield hosts
-        finally:
-            for host in hosts:
-                host.transport.close()
+    ) -> AbstractContextManager[Hosts]:
+        """Connected hosts of ``environment`` as a group, each checked (tools; the layout made,
+        unless only reading from them); closed at the end. Meanwhile, long steps show progress,
+        and a Ctrl-C says what it waits for."""
+        return environment_hosts(
+            self.config,
+            environment,
+            self.connect,
+            self.say,
+            self.progress,
+            read_only=read_only,
+            show_progress=self.show_progress,
+        )
 
     def config_state(self) -> tuple[str, bool]:
         """The sha256 of the procman.yml this command uses, and whether it differs from the
@@ -285,14 +207,6 @@ class Pipeline:
         if self._config_state is None:
             self._config_state = config_state(Path(self.config.path))
         return self._config_state
-
-    def _fail_on(self, errors: list[ProcmanError], consequence: str) -> None:
-        if not errors:
-            return
-        for error in errors[:-1]:
-            self.say(f"error: {error}")
-        last = errors[-1]
-        raise DeployError(f"{last.message}; {consequence}", last.hint)
 
     # -- deploy ------------------------------------------------------------------------------
 
@@ -461,7 +375,7 @@ class Pipeline:
     def _check_source_live(
         self,
         source: Environment,
-        hosts: list[DeployHost],
+        hosts: Hosts,
         record: HistoryRecord,
         options: DeployOptions,
         flags: list[str],
@@ -476,7 +390,7 @@ class Pipeline:
             if problem is not None:
                 problems.append(f"{host.label}: {problem}")
 
-        self._fail_on(parallel(hosts, check), "nothing was promoted")
+        hosts.run(check).raise_on_failure("nothing was promoted", self.say)
         if not problems:
             return
         found = "; ".join(sorted(problems))
@@ -484,7 +398,7 @@ class Pipeline:
             raise DeployError(
                 f"cannot promote from {source.name}: {record.release_id} is current there by "
                 f"history but not running healthily now ({found}); nothing was promoted",
-                f"start it again with procman restart --environment {source.name}, or deploy "
+                f"start it again with procman restart --env {source.name}, or deploy "
                 f"{source.name} again; to promote it anyway, pass --force-stale-source "
                 "(recorded in history)",
             )
@@ -495,7 +409,7 @@ class Pipeline:
         flags.append(FORCE_STALE_SOURCE)
 
     def _source_release(
-        self, source: Environment, hosts: list[DeployHost], wanted: str | None
+        self, source: Environment, hosts: Hosts, wanted: str | None
     ) -> HistoryRecord:
         """The release current and healthy on every source host (or ``wanted``, healthy there
         before); else "cannot skip" with what the source hosts have."""
@@ -534,7 +448,7 @@ class Pipeline:
         assert record is not None
         return record
 
-    def _promoted_artifact(self, record: HistoryRecord, hosts: list[DeployHost]) -> Artifact:
+    def _promoted_artifact(self, record: HistoryRecord, hosts: Hosts) -> Artifact:
         cached = load_artifact(self.store, record.release_id)
         if cached is not None and cached.sha256 == record.sha256:
             return cached
@@ -611,7 +525,7 @@ class Pipeline:
 
     def _stage_all(
         self,
-        hosts: list[DeployHost],
+        hosts: Hosts,
         environment: Environment,
         artifact: Artifact,
         record: Callable[..., None],
@@ -633,11 +547,11 @@ class Pipeline:
             if built:
                 outcome.built.append(host.label)
 
-        errors = parallel(hosts, ship_and_build)
+        shipped = hosts.run(ship_and_build)
         outcome.timings["ship_and_build"] = time.monotonic() - began
-        if errors:
+        if not shipped.ok:
             record(FAILED)
-            self._fail_on(errors, "no host was switched")
+            shipped.raise_on_failure("no host was switched", self.say)
         self.say(
             f"shipped to {len(hosts)} host{'s' if len(hosts) != 1 else ''} "
             f"(uploaded to {len(outcome.uploaded)}, built on {len(outcome.built)}) "
@@ -653,9 +567,7 @@ class Pipeline:
             raise DeployError(f"{error.message}; no host was switched", error.hint) from None
 
     @contextmanager
-    def _locked(
-        self, hosts: list[DeployHost], environment: Environment, release_id: str
-    ) -> Iterator[None]:
+    def _locked(self, hosts: Hosts, environment: Environment, release_id: str) -> Iterator[None]:
         holder = self.who
         when = _now()
         taken: list[DeployHost] = []
@@ -663,17 +575,18 @@ class Pipeline:
 
         def take(host: DeployHost) -> None:
             host.lock(holder, when, release_id)
-            taken.append(host)
 
         while True:
-            errors = parallel([h for h in hosts if h not in taken], take)
+            locked = hosts.only([h for h in hosts if h not in taken]).run(take)
+            taken += locked.succeeded
+            errors = locked.errors
             held = [e for e in errors if isinstance(e, LockHeld)]
             if not errors:
                 break
             if held and len(held) == len(errors) and time.monotonic() < deadline:
                 time.sleep(LOCK_POLL)
                 continue
-            self._unlock(taken)
+            self._unlock(hosts.only(taken))
             if held:
                 info = held[0].info
                 raise DeployError(
@@ -682,14 +595,14 @@ class Pipeline:
                     f"wait for that deploy (or pass --wait SECONDS); if it died, break the lock "
                     f"with procman unlock {environment.name}",
                 )
-            self._fail_on(errors, "nothing was changed")
+            locked.raise_on_failure("nothing was changed", self.say)
         try:
             yield
         finally:
-            self._unlock(taken)
+            self._unlock(hosts.only(taken))
 
-    def _unlock(self, hosts: list[DeployHost]) -> None:
-        for error in parallel(hosts, DeployHost.unlock):
+    def _unlock(self, hosts: Hosts) -> None:
+        for error in hosts.run(DeployHost.unlock).errors:
             self.say(
                 f"warning: {error}; the lock is still held there: when the host is back, run "
                 f"procman unlock {hosts[0].environment.name}"
@@ -697,7 +610,7 @@ class Pipeline:
 
     def _recorder(
         self,
-        hosts: list[DeployHost],
+        hosts: Hosts,
         action: str,
         release: tuple[str, str, str],
         flags: list[str],
@@ -723,14 +636,14 @@ class Pipeline:
                 config_sha256=config_sha256,
                 config_dirty=config_dirty,
             )
-            for error in parallel(hosts, lambda host: host.append_history(entry)):
+            for error in hosts.run(lambda host: host.append_history(entry)).errors:
                 self.say(f"warning: history not recorded: {error}")
 
         return record
 
     def _switch_or_roll_back(
         self,
-        hosts: list[DeployHost],
+        hosts: Hosts,
         release_id: str,
         previous: dict[str, str | None],
         types: Sequence[str],
@@ -753,7 +666,7 @@ class Pipeline:
 
     def _interrupted(
         self,
-        hosts: list[DeployHost],
+        hosts: Hosts,
         previous: dict[str, str | None],
         types: Sequence[str],
         stop_timeout: float,
@@ -772,46 +685,43 @@ class Pipeline:
 
     def _switch_all(
         self,
-        hosts: list[DeployHost],
+        hosts: Hosts,
         release_id: str,
         types: Sequence[str],
         stop_timeout: float,
         switch_current: bool = True,
-    ) -> tuple[DeployError | None, list[DeployHost]]:
+        only: Sequence[str] = (),
+    ) -> tuple[HostGroupError | None, Hosts]:
         """Switch and restart every host (one at a time when rolling, stopping at the first
         failure): the error that stopped it, and the hosts that were touched. Without
-        ``switch_current``, a restart of the current release: nothing to roll back to."""
+        ``switch_current``, a restart of the current release: nothing to roll back to; with
+        ``only`` too, of those types alone, on the hosts that run them."""
 
         def switch(host: DeployHost) -> None:
             if switch_current:
                 host.switch(release_id)
-            restarted = host.restart(
-                release_id, host_formation(host.environment, host.host, types), stop_timeout
-            )
+            if only:
+                restarted = host.restart_types(release_id, only, stop_timeout)
+            else:
+                formation = host_formation(host.environment, host.host, types)
+                restarted = host.restart(release_id, formation, stop_timeout)
             self._check_health(host, release_id, restarted)
 
-        touched: list[DeployHost] = []
-        errors: list[ProcmanError] = []
-        if hosts[0].environment.rolling:
-            for host in hosts:
-                touched.append(host)
-                errors = parallel([host], switch)
-                if errors:
-                    break
-        else:
-            touched = list(hosts)
-            errors = parallel(hosts, switch)
-        if not errors:
-            return None, touched
-        for error in errors[:-1]:
-            self.say(f"error: {error}")
-        last = errors[-1]
+        if only:
+            hosts = hosts.only([h for h in hosts if any(h.host.runs(t) for t in only)])
+        rolling = hosts[0].environment.rolling
+        switched = hosts.one_by_one(switch) if rolling else hosts.run(switch)
+        touched = hosts.only(switched.ran)
         consequence = (
             "rolled back"
             if switch_current
             else f"{release_id} stays current (nothing to roll back to)"
         )
-        return DeployError(f"{last.message}; {consequence}", last.hint), touched
+        failure = switched.error(consequence)
+        if failure is not None:
+            for error in failure.errors[:-1]:
+                self.say(f"error: {error}")
+        return failure, touched
 
     def _check_health(self, host: DeployHost, release_id: str, restarted: Restarted) -> None:
         if restarted.healthy:
@@ -840,7 +750,7 @@ class Pipeline:
 
     def _roll_back(
         self,
-        hosts: list[DeployHost],
+        hosts: Hosts,
         previous: dict[str, str | None],
         types: Sequence[str],
         stop_timeout: float,
@@ -854,14 +764,10 @@ class Pipeline:
             host.switch(before)
             host.restart(before, host_formation(host.environment, host.host, types), stop_timeout)
 
-        failed = set()
-        for error in parallel(hosts, back):
+        result = hosts.run(back)
+        for error in result.errors:
             self.say(f"error: rolling back: {error}")
-            if isinstance(error, TransportError):
-                failed.add(error.host)
-        for host in hosts:
-            if host.label in failed:
-                continue
+        for host in result.succeeded:
             before = previous[host.label]
             self.say(
                 f"{host.label}: rolled back to {before}"
@@ -901,11 +807,13 @@ class Pipeline:
         self.say(f"{name} now runs {target.release_id} (rollback)")
         return outcome
 
-    def restart(self, name: str, wait: float = 0.0) -> Outcome:
+    def restart(self, name: str, wait: float = 0.0, only: Sequence[str] = ()) -> Outcome:
         """Start or restart the release ``current`` points at on every host (after a reboot, say),
-        health-checked, one host at a time when rolling, recorded as ``restart``. There is
-        nothing to roll back to: a failure leaves what was started, and history says
-        ``failed``."""
+        health-checked, one host at a time when rolling, recorded as ``restart``. With ``only``
+        (process types), just the instances of those types, on the hosts that run them, in the
+        supervisor running there (graceful: each instance is stopped as ``procman restart``
+        stops it; recorded with the types as flags). There is nothing to roll back to: a failure
+        leaves what was started, and history says ``failed``."""
         environment = self.environment(name)
         self.config_state()
         started = time.monotonic()
@@ -914,21 +822,26 @@ class Pipeline:
             target = self._restart_target(environment, hosts)
             release_id = target.release_id
             outcome = Outcome(name, "restart", release_id, target.sha256)
+            types = self._types_of(hosts[0], release_id)
+            self._check_types(environment, release_id, types, only)
             rolling = ", one host at a time" if environment.rolling else ""
+            what = f"{', '.join(only)} of " if only else ""
             self.say(
-                f"restarting {release_id} (git {target.git_sha[:7]}) on "
+                f"restarting {what}{release_id} (git {target.git_sha[:7]}) on "
                 f"{environment.summary()}{rolling}"
             )
             with self._locked(hosts, environment, release_id):
                 stop_timeout = stop_timeout_for(
                     hosts[0].read_release_file(release_id, "queues.yml")
                 )
-                types = self._types_of(hosts[0], release_id)
                 release = (release_id, target.sha256, target.git_sha)
-                record: Callable[..., None] = self._recorder(hosts, "restart", release, [], started)
+                flags = [f"types:{','.join(only)}"] if only else []
+                record: Callable[..., None] = self._recorder(
+                    hosts, "restart", release, flags, started
+                )
                 try:
                     failure, _ = self._switch_all(
-                        hosts, release_id, types, stop_timeout, switch_current=False
+                        hosts, release_id, types, stop_timeout, switch_current=False, only=only
                     )
                 except KeyboardInterrupt:
                     self.say("interrupted: the hosts not restarted yet run what they ran")
@@ -941,7 +854,26 @@ class Pipeline:
         self.say(f"{name} now runs {release_id} (restart, {outcome.timings['total']:.1f}s)")
         return outcome
 
-    def _restart_target(self, environment: Environment, hosts: list[DeployHost]) -> HistoryRecord:
+    def _check_types(
+        self, environment: Environment, release_id: str, types: Sequence[str], only: Sequence[str]
+    ) -> None:
+        """Every one of ``only`` is a type of the release that some host runs."""
+        unknown = [t for t in only if t not in types]
+        if unknown:
+            raise DeployError(
+                f"{release_id} has no process type {', '.join(map(repr, unknown))} "
+                f"(types: {', '.join(types)}); nothing was restarted",
+                "name types of its Procfile",
+            )
+        idle = [t for t in only if not any(h.runs(t) for h in environment.hosts)]
+        if idle:
+            raise DeployError(
+                f"no host of {environment.name} runs {', '.join(idle)} (see its roles in "
+                f"{self.config.path}); nothing was restarted",
+                "name a type one of its hosts runs",
+            )
+
+    def _restart_target(self, environment: Environment, hosts: Hosts) -> HistoryRecord:
         """The release ``current`` points at on every host, as history last recorded it."""
         name = environment.name
         currents = {host.label: host.current() for host in hosts}
@@ -967,9 +899,7 @@ class Pipeline:
             )
         return healthy_record(records, release_id) or records[-1]
 
-    def _rollback_target(
-        self, name: str, hosts: list[DeployHost], release_id: str | None
-    ) -> HistoryRecord:
+    def _rollback_target(self, name: str, hosts: Hosts, release_id: str | None) -> HistoryRecord:
         """The release to roll back to, by the first host's history: ``release_id``, else the
         previous healthy one; it must have been healthy and still be kept on every host."""
         history = hosts[0].history()
