@@ -126,6 +126,7 @@ LAZY_COMMANDS = {
     **{name: f"procman.cli.control:{name}" for name in ("scale", "ps", "restart", "stop", "logs")},
     **{name: f"procman.cli.deploy:{name}" for name in ("deploy", "releases", "rollback", "unlock")},
     "hosts": "procman.cli.hosts:hosts",
+    "run": "procman.cli.run:run",
     "jobs": "procman.cli.jobs:jobs",
     "worker": "procman.cli.queues:worker",
 }
@@ -286,19 +287,3 @@ def check(
     else:
         click.echo(report.summary())
     return 0
-
-
-@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@app_options_env_file
-@click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def run(
-    procfile: Path | None,
-    root: Path | None,
-    env_files: tuple[str, ...],
-    port: int | None,
-    command: tuple[str, ...],
-) -> None:
-    """Run COMMAND once with the app's environment (.env, PORT), like foreman run."""
-    from procman.commands.run import run as run_command
-
-    run_command(to_app_options(procfile, root, env_files, port), command)

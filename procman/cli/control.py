@@ -45,14 +45,30 @@ def scale(
 
 
 @click.command()
-@app_options_env_file
+@environment_app_options
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
 def ps(
-    procfile: Path | None, root: Path | None, env_files: EnvFiles, port: int | None, as_json: bool
+    procfile: Path | None,
+    root: Path | None,
+    env_files: EnvFiles,
+    port: int | None,
+    environment: str | None,
+    config_path: Path,
+    as_json: bool,
 ) -> int:
-    """List every instance: pid, state, uptime, restarts, port, command."""
+    """List every instance: pid, state, uptime, restarts, port, command. With --env, every
+    instance on every host of the deployed environment (a host that does not answer is listed as
+    such, and the exit status is 1)."""
     from procman.commands.control import ps as list_processes
 
+    if environment is not None:
+        from procman.cli.remote import ps_environment
+
+        local_only(
+            environment, {"-f": procfile, "-d": root, "-e/--env-file": env_files, "-p": port}
+        )
+        with naming_environment(environment, config_path):
+            return ps_environment(environment, config_path, as_json)
     processes = list_processes(to_app_options(procfile, root, env_files, port))
     if as_json:
         click.echo(json.dumps(processes, indent=2))
@@ -134,7 +150,7 @@ def stop(
 
 
 @click.command()
-@app_options_env_file
+@environment_app_options
 @click.argument("targets", nargs=-1)
 @click.option(
     "-n",
@@ -155,14 +171,28 @@ def logs(
     root: Path | None,
     env_files: EnvFiles,
     port: int | None,
+    environment: str | None,
+    config_path: Path,
     targets: tuple[str, ...],
     lines: int,
     follow: bool,
     color: bool | None,
 ) -> int:
-    """Show the running app's log stream (of NAMES or TYPES only, if given) until Ctrl-C."""
+    """Show the running app's log stream (of NAMES or TYPES only, if given) until Ctrl-C. With
+    --env, the log streams of every host of the deployed environment as one, each line's
+    instance prefixed with its host (-n lines of each host first)."""
     from procman.commands.control import logs as read_logs
 
+    if environment is not None:
+        from procman.cli.remote import logs_environment
+
+        local_only(
+            environment, {"-f": procfile, "-d": root, "-e/--env-file": env_files, "-p": port}
+        )
+        with naming_environment(environment, config_path):
+            return logs_environment(
+                environment, config_path, targets, lines, follow, _want_color(color)
+            )
     stream = read_logs(to_app_options(procfile, root, env_files, port), targets, lines, follow)
     prefixer = Prefixer(StreamStyle(color=_want_color(color)))
     names = list(stream.names)

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from procman.deploy.config import DeployConfig, Environment, load_deploy_config
+from procman.deploy.connect import ssh_connector
 from procman.deploy.host import DeployHost
 from procman.deploy.hostgroup import HostGroup
 from procman.deploy.observe import HostProcesses, LogStreams, group_of, open_logs, processes
-from procman.deploy.pipeline import ssh_connector
 from procman.procfile import load_procfile
 
 

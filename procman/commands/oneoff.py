@@ -13,9 +13,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from procman.commands.observe import EnvironmentOptions, load_environment
+from procman.deploy.connect import ssh_connector
 from procman.deploy.host import DeployHost
 from procman.deploy.oneoff import choose_host, run_one_off
-from procman.deploy.pipeline import ssh_connector
 from procman.deploy.transport.base import Terminal
 from procman.errors import UsageError
 
@@ -79,4 +79,3 @@ def _raw_terminal() -> Iterator[None]:
     finally:
         termios.tcsetattr(0, termios.TCSADRAIN, saved)
         sys.stdout.flush()
-

@@ -56,12 +56,13 @@ class HostProcesses:
         }
 
 
-def waited_for(error: ProcmanError, transport: Transport) -> str:
+def waited_for(error: ProcmanError, transport: Transport, answer: float) -> str:
     """``error`` with the waits it ended: the connection (when the transport has a bound for it),
     then the answer."""
     connect = getattr(transport, "connect_timeout", None)
     waits = f"up to {connect:g}s to connect and " if isinstance(connect, float | int) else ""
-    return f"{error} (waited {waits}up to {PS_TIMEOUT:g}s for an answer)"
+    hint = f" ({error.hint})" if error.hint else ""
+    return f"{error.message}; waited {waits}up to {answer:g}s for an answer{hint}"
 
 
 def group_of(
@@ -105,14 +106,18 @@ def processes(hosts: HostGroup[DeployHost]) -> list[HostProcesses]:
     found: list[HostProcesses] = []
     for host, outcome in zip(result.ran, result.outcomes, strict=True):
         if outcome.error is not None:
-            found.append(HostProcesses(outcome.host, error=waited_for(outcome.error, host.transport)))
+            found.append(
+                HostProcesses(
+                    outcome.host, error=waited_for(outcome.error, host.transport, PS_TIMEOUT)
+                )
+            )
         else:
             assert outcome.value is not None
             found.append(outcome.value)
     return found
 
 
-# -- logs --------------------------------------------------------------------------------------------
+# -- logs ---------------------------------------------------------------------------------------
 
 LINE = re.compile(r"^(?:(?P<time>\d\d:\d\d:\d\d) )?(?P<name>\S+) +\| (?P<text>.*)$", re.S)
 
@@ -214,7 +219,7 @@ def open_logs(
     result = hosts.run(start)
     sources = [_Source(label, stream) for label, stream in result.values.items()]
     problems = [
-        waited_for(outcome.error, host.transport)
+        waited_for(outcome.error, host.transport, LOGS_TIMEOUT)
         for host, outcome in zip(result.ran, result.outcomes, strict=True)
         if outcome.error is not None
     ]

@@ -121,7 +121,9 @@ def plan_trust(
         if offered.key_type not in known:
             state = KeyState.CHANGED if known else KeyState.NEW
         else:
-            state = KeyState.KNOWN if known[offered.key_type] == offered.base64 else KeyState.CHANGED
+            state = (
+                KeyState.KNOWN if known[offered.key_type] == offered.base64 else KeyState.CHANGED
+            )
         line = f"{offered.name} {offered.key_type} {offered.base64}"
         keys.append(
             OfferedKey(

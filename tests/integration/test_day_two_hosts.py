@@ -20,7 +20,7 @@ import pytest
 
 from procman.deploy import steps
 from tests.conftest import PROCMAN, DeployApp, SSHCluster, SSHHost, host_processes
-from tests.integration.test_deploy import Deployment, release_id_in
+from tests.deployment import Deployment, release_id_in
 from tests.sshd_hosts import kill_sshd, restart_sshd
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
@@ -164,8 +164,8 @@ def test_ps_lists_every_instance_of_every_host_and_a_host_that_is_down(
     ), down.stdout
     assert (
         f"procman: {deployment.label(second)}: connect: cannot reach {second.address} port "
-        f"{second.port} (Connection refused) (waited up to 10s to connect and up to 15s for an "
-        "answer)"
+        f"{second.port} (Connection refused); waited up to 10s to connect and up to 15s for an "
+        "answer (check the host's address and port"
     ) in down.stderr
     as_json = json.loads(deployment.app.run("ps", "--env", "staging", "--json", timeout=60).stdout)
     assert [(h["host"], h["answered"]) for h in as_json["hosts"]] == [
