@@ -101,10 +101,10 @@ def followers(address: str) -> list[str]:
     for process in host_processes():
         try:
             command = process.cmdline()
-            if (
-                process.environ().get("PROCMAN_SSH_HOST") == address
-                and steps.SUPERVISOR_LOG in command
-            ):
+            if process.environ().get("PROCMAN_SSH_HOST") == address and command[1:3] == [
+                "-c",
+                steps.FOLLOW_SCRIPT,
+            ]:
                 found.append(" ".join(command[:2]))
         except psutil.Error:
             continue
@@ -193,12 +193,16 @@ def test_logs_follow_two_hosts_across_a_restart_and_end_cleanly_on_ctrl_c(
         mark = len(logs.text)
         restart_on_host(deployment, second, release, "worker")
         logs.wait_for(
-            rf"^\d\d:\d\d:\d\d {two} system +\| worker\.1 started \(pid \d+\)$", after=mark
+            rf"^\d\d:\d\d:\d\d {two} system +\| worker\.1 started \(pid \d+, restart 1\)$",
+            after=mark,
         )
         # Still following both hosts after the restart.
         restart_on_host(deployment, first, release, "web")
-        logs.wait_for(rf"^\d\d:\d\d:\d\d {one} system +\| web\.1 started \(pid \d+\)$", after=mark)
-        assert sorted(followers(first.address) + followers(second.address))
+        logs.wait_for(
+            rf"^\d\d:\d\d:\d\d {one} system +\| web\.1 started \(pid \d+, restart 1\)$",
+            after=mark,
+        )
+        assert len(followers(first.address)) == len(followers(second.address)) == 1
         logs.process.send_signal(signal.SIGINT)
         status = logs.finish()
     finally:
