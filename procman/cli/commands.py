@@ -125,6 +125,7 @@ def to_app_options(
 LAZY_COMMANDS = {
     **{name: f"procman.cli.control:{name}" for name in ("scale", "ps", "restart", "stop", "logs")},
     **{name: f"procman.cli.deploy:{name}" for name in ("deploy", "releases", "rollback", "unlock")},
+    "config": "procman.cli.config:config",
     "jobs": "procman.cli.jobs:jobs",
     "worker": "procman.cli.queues:worker",
 }
