@@ -127,6 +127,7 @@ LAZY_COMMANDS = {
     **{name: f"procman.cli.deploy:{name}" for name in ("deploy", "releases", "rollback", "unlock")},
     "hosts": "procman.cli.hosts:hosts",
     "run": "procman.cli.run:run",
+    "config": "procman.cli.config:config",
     "jobs": "procman.cli.jobs:jobs",
     "worker": "procman.cli.queues:worker",
 }

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from procman.cli.commands import Seconds, app_options, app_options_env_file, to_app_options
+from procman.cli.commands import Seconds, app_options, to_app_options
 from procman.cli.environments import (
     environment_app_options,
     local_only,
@@ -25,16 +25,43 @@ EnvFiles = tuple[str, ...]
 
 
 @click.command()
-@app_options_env_file
+@environment_app_options
 @click.argument("changes", nargs=-1, required=True)
+@click.option(
+    "--wait",
+    type=Seconds(),
+    default=None,
+    metavar="SECONDS",
+    help="With --env: wait this long for another deploy's lock [default: fail at once].",
+)
 def scale(
     procfile: Path | None,
     root: Path | None,
     env_files: EnvFiles,
     port: int | None,
+    environment: str | None,
+    config_path: Path,
     changes: tuple[str, ...],
+    wait: float | None,
 ) -> int:
-    """Change the formation: TYPE=N, TYPE+N or TYPE-N (live, and saved for the next start)."""
+    """Change the formation: TYPE=N, TYPE+N or TYPE-N (live, and saved for the next start).
+    With --env, of a deployed environment: N counts its hosts together (spread evenly over the
+    hosts that run TYPE), kept by the environment for every later start, deploy and promotion."""
+    if environment is not None:
+        from procman.cli.deploy import pipeline_options
+        from procman.commands.environment import scale_environment
+
+        local_only(environment, {"-f": procfile, "-d": root, "-e/--env-file": env_files,
+                                 "-p": port})  # fmt: skip
+        with naming_environment(environment, config_path):
+            done = scale_environment(pipeline_options(config_path), environment, changes, wait or 0)
+        click.echo(format_formation(done.formation))
+        for host, counts in done.per_host.items():
+            state = "" if host in done.live or not counts else " (not running: at its next start)"
+            click.echo(f"  {host}: {format_formation(counts) or 'none of these types'}{state}")
+        return 0
+    if wait is not None:
+        raise UsageError("--wait is for --env (a deploy lock)", "leave it out")
     from procman.commands.control import scale as scale_app
 
     result = scale_app(to_app_options(procfile, root, env_files, port), changes)

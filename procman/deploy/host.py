@@ -434,6 +434,53 @@ class DeployHost:
         for release_id in self.supervisors():
             self.stop(release_id, [], wait)
 
+    # -- files kept for the environment (shared/.env, the formation) -------------------------
+
+    def read_kept(self, path: str) -> str | None:
+        """The text of ``path`` on the host, None when there is no such file."""
+        output = self._run(f"read {path}", steps.read_kept_file(path)).stdout
+        try:
+            return steps.parse_kept_file(output.decode())
+        except (steps.StepError, UnicodeDecodeError) as error:
+            raise StepFailed(self.label, f"read {path}", str(error)) from None
+
+    def stage_kept(self, path: str, text: str) -> None:
+        self._run(f"write {path}", steps.stage_file(path, text))
+
+    def commit_kept(self, path: str) -> None:
+        self._run(f"replace {path}", steps.commit_file(path))
+
+    def discard_kept(self, path: str) -> None:
+        self._run(f"clean up next to {path}", steps.discard_staged(path))
+
+    def restore_kept(self, path: str) -> None:
+        self._run(f"put back {path}", steps.restore_file(path))
+
+    def scaled_formation(self) -> dict[str, int]:
+        """The counts ``procman scale --env`` set for the environment (totals; none yet: {})."""
+        path = steps.formation_path(self.root)
+        text = self.read_kept(path)
+        if text is None:
+            return {}
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or not all(
+            isinstance(k, str) and type(v) is int and v >= 0 for k, v in data.items()
+        ):
+            raise StepFailed(
+                self.label,
+                f"read {path}",
+                "not a JSON object of counts",
+                'fix it (like {"worker": 2}), or remove it to use procman.yml\'s formation',
+            )
+        return data
+
+    def scale(self, release_id: str, counts: Mapping[str, int]) -> None:
+        """Scale the supervisor running ``release_id`` to ``counts`` (live; it saves them)."""
+        self._run_procman(release_id, ["scale", *(f"{k}={v}" for k, v in counts.items())], "scale")
+
     # -- records -----------------------------------------------------------------------------
 
     def append_history(self, record: HistoryRecord) -> None:

@@ -14,7 +14,7 @@ import io
 import subprocess
 import tarfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -100,14 +100,35 @@ class Outcome:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def host_formation(environment: Environment, host: Host, types: Iterable[str]) -> dict[str, int]:
-    """Instances of each type on ``host``: the formation's count (default 1) for the types the
-    host runs, 0 for the rest."""
+def host_formation(
+    environment: Environment,
+    host: Host,
+    types: Iterable[str],
+    scaled: Mapping[str, int] | None = None,
+) -> dict[str, int]:
+    """Instances of each type on ``host``, 0 for the types it does not run. A type in ``scaled``
+    (``procman scale --env``: a count for the whole environment) is spread evenly over the hosts
+    that run it, the first ones taking one more; the others have procman.yml's ``formation``
+    count on each host (default 1)."""
     counts = environment.formation
-    return {
-        name: (counts.get(name, 0) if counts is not None else 1) if host.runs(name) else 0
-        for name in types
-    }
+    result = {}
+    for name in types:
+        if not host.runs(name):
+            result[name] = 0
+        elif scaled is not None and name in scaled:
+            result[name] = spread(scaled[name], environment, name)[host]
+        else:
+            result[name] = counts.get(name, 0) if counts is not None else 1
+    return result
+
+
+def spread(total: int, environment: Environment, name: str) -> dict[Host, int]:
+    """``total`` instances of ``name`` over the hosts that run it, as evenly as can be."""
+    running = [host for host in environment.hosts if host.runs(name)]
+    if not running:
+        return {}
+    share, extra = divmod(total, len(running))
+    return {host: share + (1 if index < extra else 0) for index, host in enumerate(running)}
 
 
 def queues_text(artifact: bytes) -> str | None:
@@ -385,7 +406,7 @@ class Pipeline:
         problems: list[str] = []
 
         def check(host: DeployHost) -> None:
-            web = host_formation(source, host.host, [WEB])[WEB] > 0
+            web = host_formation(source, host.host, [WEB], host.scaled_formation())[WEB] > 0
             problem = host.liveness(record.release_id, web)
             if problem is not None:
                 problems.append(f"{host.label}: {problem}")
@@ -566,6 +587,25 @@ class Pipeline:
             record(FAILED)
             raise DeployError(f"{error.message}; no host was switched", error.hint) from None
 
+    def locked(
+        self, hosts: Hosts, environment: Environment, release_id: str, wait: float = 0.0
+    ) -> AbstractContextManager[None]:
+        """The environment's deploy lock, taken on every host (waiting up to ``wait`` seconds
+        for another command's) and released on every reachable host at the end."""
+        self._wait = wait
+        return self._locked(hosts, environment, release_id)
+
+    def recorder(
+        self,
+        hosts: Hosts,
+        action: str,
+        release: tuple[str, str, str],
+        flags: list[str],
+        started: float,
+    ) -> Callable[[str], None]:
+        """A function appending this command's outcome to the history on every host."""
+        return self._recorder(hosts, action, release, flags, started)
+
     @contextmanager
     def _locked(self, hosts: Hosts, environment: Environment, release_id: str) -> Iterator[None]:
         holder = self.who
@@ -703,7 +743,8 @@ class Pipeline:
             if only:
                 restarted = host.restart_types(release_id, only, stop_timeout)
             else:
-                formation = host_formation(host.environment, host.host, types)
+                scaled = host.scaled_formation()
+                formation = host_formation(host.environment, host.host, types, scaled)
                 restarted = host.restart(release_id, formation, stop_timeout)
             self._check_health(host, release_id, restarted)
 
@@ -762,7 +803,8 @@ class Pipeline:
                 host.remove_current()
                 return
             host.switch(before)
-            host.restart(before, host_formation(host.environment, host.host, types), stop_timeout)
+            formation = host_formation(host.environment, host.host, types, host.scaled_formation())
+            host.restart(before, formation, stop_timeout)
 
         result = hosts.run(back)
         for error in result.errors:
@@ -792,7 +834,7 @@ class Pipeline:
                 previous = {host.label: host.current() for host in hosts}
                 queues = hosts[0].read_release_file(target.release_id, "queues.yml")
                 stop_timeout = stop_timeout_for(queues)
-                types = self._types_of(hosts[0], target.release_id)
+                types = self.types_of(hosts[0], target.release_id)
                 record = self._recorder(
                     hosts,
                     "rollback",
@@ -822,7 +864,7 @@ class Pipeline:
             target = self._restart_target(environment, hosts)
             release_id = target.release_id
             outcome = Outcome(name, "restart", release_id, target.sha256)
-            types = self._types_of(hosts[0], release_id)
+            types = self.types_of(hosts[0], release_id)
             self._check_types(environment, release_id, types, only)
             rolling = ", one host at a time" if environment.rolling else ""
             what = f"{', '.join(only)} of " if only else ""
@@ -925,7 +967,7 @@ class Pipeline:
             )
         return target
 
-    def _types_of(self, host: DeployHost, release_id: str) -> tuple[str, ...]:
+    def types_of(self, host: DeployHost, release_id: str) -> tuple[str, ...]:
         """The process types of a release on a host, from the Procfile the release carries."""
         from procman.procfile import parse_procfile
 

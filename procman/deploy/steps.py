@@ -27,6 +27,8 @@ from procman.deploy.release import RELEASE_ID_PATTERN, validate_release_id
 from procman.deploy.remote_paths import normal_root, root_problem, shared_name, shared_problem
 from procman.errors import ConfigError, ProcmanError
 
+NO_RELEASE = "-"
+"""In the lock's info: a change made while no release is current (``procman config set``)."""
 LOCK_HELD_STATUS = 75
 """The exit status of ``take_lock`` when another deploy holds the lock (it prints the holder)."""
 
@@ -127,7 +129,8 @@ def take_lock(root: str, holder: str, time: str, release_id: str) -> list[str]:
         f'elif [ -d "$1" ]; then cat -- "$1/info" 2>/dev/null; exit {LOCK_HELD_STATUS}; '
         'else mkdir -- "$1"; fi'
     )
-    validate_release_id(release_id)
+    if release_id != NO_RELEASE:
+        validate_release_id(release_id)
     return _sh("lock", script, lock_dir(root), lock_info(holder, time, release_id))
 
 
@@ -639,3 +642,69 @@ def follow_logs(root: str, lines: int, follow: bool, targets: Sequence[str]) -> 
     poll = "0.2"
     return ["python3", "-c", FOLLOW_SCRIPT, SUPERVISOR_LOG, deploy_root(root), str(lines),
             "1" if follow else "0", poll, *targets]  # fmt: skip
+
+
+# -- files kept for the environment (shared/.env, the scaled formation), changed on every host ----
+
+FORMATION_FILE = "formation.json"
+"""In ``.procman/``: the formation ``procman scale --env`` set, for every later start."""
+_STAGED, _SAVED, _ABSENT = ".procman-new", ".procman-old", ".procman-none"
+
+
+def shared_env_path(root: str) -> str:
+    return f"{shared_dir(root)}/.env"
+
+
+def formation_path(root: str) -> str:
+    return f"{state_dir(root)}/{FORMATION_FILE}"
+
+
+def read_kept_file(path: str) -> list[str]:
+    """``present`` and the file's text, or ``absent``."""
+    return _sh(
+        "read-file", 'if [ -f "$1" ]; then echo present; cat -- "$1"; else echo absent; fi', path
+    )
+
+
+def parse_kept_file(output: str) -> str | None:
+    """The text ``read_kept_file`` printed, or None for a file that is not there."""
+    first, _, text = output.partition("\n")
+    if first == "absent":
+        return None
+    if first != "present":
+        raise StepError(f"unexpected output {output[:80]!r}")
+    return text
+
+
+def stage_file(path: str, text: str) -> list[str]:
+    """The first half of changing ``path`` on every host: write ``text`` next to it (mode 0600)
+    and keep what is there now (a copy, mode 0600, or a mark that there is nothing), without
+    touching ``path`` itself. ``commit_file`` renames it into place; ``discard_staged`` undoes
+    this."""
+    script = (
+        'set -e; umask 077; mkdir -p -- "$(dirname -- "$1")"; '
+        f'printf "%s" "$2" > "$1{_STAGED}"; '
+        f'if [ -e "$1" ]; then cat -- "$1" > "$1{_SAVED}"; rm -f -- "$1{_ABSENT}"; '
+        f'else rm -f -- "$1{_SAVED}"; : > "$1{_ABSENT}"; fi'
+    )
+    return _sh("stage", script, path, text)
+
+
+def commit_file(path: str) -> list[str]:
+    """Rename the staged file onto ``path`` (atomic on the host)."""
+    return ["mv", "-f", "--", f"{path}{_STAGED}", path]
+
+
+def discard_staged(path: str) -> list[str]:
+    """Remove what ``stage_file`` wrote (after a commit: the copy of the old file)."""
+    return ["rm", "-f", "--", f"{path}{_STAGED}", f"{path}{_SAVED}", f"{path}{_ABSENT}"]
+
+
+def restore_file(path: str) -> list[str]:
+    """Put back what ``path`` was before ``stage_file`` (removing it if there was nothing)."""
+    script = (
+        f'if [ -e "$1{_ABSENT}" ]; then rm -f -- "$1"; '
+        f'elif [ -e "$1{_SAVED}" ]; then mv -f -- "$1{_SAVED}" "$1"; fi; '
+        f'rm -f -- "$1{_STAGED}" "$1{_SAVED}" "$1{_ABSENT}"'
+    )
+    return _sh("restore", script, path)

@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import PROCMAN, DeployApp, SSHCluster
+from tests.conftest import PROCMAN, DeployApp, SSHCluster, SSHHost
 from tests.deployment import (
     Deployment,
     get,
