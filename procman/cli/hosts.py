@@ -50,11 +50,12 @@ def trust(environment: str, config_path: Path, yes: bool) -> int:
         )
     new = found.new
     if new:
-        question = f"Record {len(new)} new key{'s' if len(new) > 1 else ''} in {found.known_hosts}?"
+        keys = f"{len(new)} new key{'s' if len(new) > 1 else ''}"
+        question = f"Record {keys} in {found.known_hosts}?"
         if not yes:
             if not sys.stdin.isatty():
                 raise UsageError(
-                    f"{question} No terminal to ask on, so nothing was recorded",
+                    f"{keys} not recorded in {found.known_hosts}: no terminal to confirm them on",
                     "check the fingerprints above with the hosts' admin, then pass --yes",
                 )
             if not click.confirm(question, default=False):

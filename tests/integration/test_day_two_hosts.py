@@ -358,6 +358,32 @@ def host_fingerprint(host: SSHHost) -> str:
     return done.stdout.split()[1]
 
 
+def on_a_terminal(deployment: Deployment, args: list[str], typed: bytes) -> tuple[int, str]:
+    """Run procman with a terminal, type ``typed`` once it asks; its status and what it showed."""
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen([PROCMAN, *args], cwd=deployment.app.root, stdin=terminal,
+                               stdout=terminal, stderr=terminal)  # fmt: skip
+    os.close(terminal)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 60
+        while b"[y/N]" not in seen and time.monotonic() < deadline:
+            seen += os.read(controller, 65536)
+        os.write(controller, typed)
+        status = process.wait(timeout=30)
+        try:
+            while chunk := os.read(controller, 65536):
+                seen += chunk
+        except OSError:
+            pass
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(controller)
+    return status, seen.decode(errors="replace")
+
+
 def test_hosts_trust_records_new_keys_only_once_confirmed(deployment: Deployment) -> None:
     fresh = deployment.app.root / "known_hosts"
     deployment.write_config(
@@ -378,12 +404,18 @@ def test_hosts_trust_records_new_keys_only_once_confirmed(deployment: Deployment
         assert (
             f"{deployment.label(host)}: ssh-ed25519 {host_fingerprint(host)} (new)" in asked.stdout
         )
-    assert "no terminal to ask on, so nothing was recorded" in asked.stderr.lower()
+    assert (
+        "procman: error: 2 new keys not recorded in known_hosts: no terminal to confirm them on"
+        in asked.stderr
+    )
     assert fresh.read_text() == ""
 
-    done = deployment.app.run("hosts", "trust", "--env", "staging", "--yes", timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert "recorded 2 keys in known_hosts" in done.stdout
+    status, said = on_a_terminal(deployment, ["hosts", "trust", "--env", "staging"], b"n\n")
+    assert (status, fresh.read_text()) == (1, ""), said
+    assert "Record 2 new keys in known_hosts? [y/N]: n\r\nnothing recorded" in said
+    status, said = on_a_terminal(deployment, ["hosts", "trust", "--env", "staging"], b"y\n")
+    assert status == 0, said
+    assert "Record 2 new keys in known_hosts? [y/N]: y\r\nrecorded 2 keys in known_hosts" in said
     recorded = fresh.read_text().splitlines()
     assert [line.split()[:2] for line in recorded] == [
         [f"[{first.address}]:{first.port}", "ssh-ed25519"],

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
     [
         *["", "start", "check", "run", "scale", "ps", "restart", "stop", "logs", "worker"],
         *["jobs", "jobs failed", "jobs show", "jobs retry", "jobs delete", "jobs clear"],
-        *["deploy", "releases", "rollback", "unlock"],
+        *["deploy", "releases", "rollback", "unlock", "hosts trust"],
     ],
 )
 def test_cli_reference_quotes_each_help_verbatim(command: str) -> None:
