@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from procman.cli.environments import naming_environment
 from procman.errors import UsageError
 
 
@@ -34,7 +35,8 @@ def trust(environment: str, config_path: Path, yes: bool) -> int:
     from procman.commands.observe import EnvironmentOptions
     from procman.commands.trust import plan, trust
 
-    found = plan(EnvironmentOptions(config_path, environment))
+    with naming_environment(environment, config_path):
+        found = plan(EnvironmentOptions(config_path, environment))
     for key in found.keys:
         note = {"new": "new", "known": "already trusted", "changed": "CHANGED: not trusted"}
         click.echo(f"{key.host}: {key.key_type} {key.fingerprint} ({note[key.state.value]})")

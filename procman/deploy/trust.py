@@ -83,7 +83,7 @@ def known_hosts_file(config: DeployConfig) -> Path:
     path = config.known_hosts_path()
     if path is None:
         raise DeployConfigError(
-            f"{config.path}: names no known_hosts file to record the hosts' keys in",
+            f"{config.path}: known_hosts: no file named, so the hosts' keys have nowhere to go",
             "add a line like 'known_hosts: known_hosts' to it (a file kept with the project, "
             "that procman checks after ~/.ssh/known_hosts)",
         )

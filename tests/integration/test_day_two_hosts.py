@@ -203,6 +203,17 @@ def test_logs_follow_two_hosts_across_a_restart_and_end_cleanly_on_ctrl_c(
             after=mark,
         )
         assert len(followers(first.address)) == len(followers(second.address)) == 1
+        # What they follow is capped on the hosts: procman start rotates it.
+        for host in (first, second):
+            starts = [
+                p.cmdline() for p in host_processes() if "start" in p.cmdline()[1:4]
+                and p.environ().get("PROCMAN_SSH_HOST") == host.address
+            ]  # fmt: skip
+            assert starts and all(
+                " --log-file .procman/procman.log --log-max-bytes 10485760 --log-backups 3"
+                in " ".join(command)
+                for command in starts
+            ), starts
         logs.process.send_signal(signal.SIGINT)
         status = logs.finish()
     finally:
