@@ -484,11 +484,16 @@ class SSHTransport(ClosesOnExit):
                 if terminal is not None:
                     channel.get_pty(terminal.term, terminal.columns, terminal.rows)
                 channel.exec_command(wrapped)
-                return _Interactive(self, channel, terminal is not None, size).run()
+                status = _Interactive(self, channel, terminal is not None, size).run()
             except (paramiko.SSHException, OSError, EOFError) as error:
                 raise self._lost(step, watchdog, error) from None
             finally:
                 channel.close()
+        if status == -1 and not watchdog.transport.is_active():
+            raise self._lost(step, watchdog, watchdog.transport.get_exception())
+        if status == -1:
+            raise TransportError(self.host, step, "ended without an exit status (killed?)")
+        return status
 
     def _signal_group(self, pid: int | None, signal_name: str) -> None:
         if pid is None:
@@ -619,7 +624,9 @@ class _Interactive:
 
     def run(self) -> int:
         channel = self.channel
-        stdin_open = True
+        stdin_open = _is_open(0)
+        if not stdin_open:
+            channel.shutdown_write()
         last_size = self.size() if self.size is not None else None
         while True:
             try:
@@ -647,12 +654,20 @@ class _Interactive:
                     break
             except KeyboardInterrupt:
                 self.interrupts += 1
+                if self.pty:  # as if typed (the terminal here is raw); then hang up
+                    if self.interrupts == 1:
+                        channel.send(b"\x03")
+                    else:
+                        channel.close()
+                    continue
                 signal_name = "INT" if self.interrupts == 1 else "KILL"
                 self.transport._signal_group(self.err.pid(), signal_name)
         self._copy_output()
-        if not channel.status_event.wait(KILL_TIMEOUT):
-            return -1
-        return channel.recv_exit_status()
+        channel.status_event.wait(KILL_TIMEOUT)  # set by the exit status, or by the close
+        status = channel.exit_status if channel.status_event.is_set() else -1
+        if status == -1 and self.interrupts:
+            return 130  # stopped by Ctrl-C here, as a shell reports it
+        return status
 
     def _copy_output(self) -> None:
         channel = self.channel
@@ -667,6 +682,14 @@ class _Interactive:
             if self.err.pid() is not None:
                 self.marker_seen = True
                 _write_all(2, self.err.stderr())
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
 
 
 def _write_all(fd: int, data: bytes) -> None:
