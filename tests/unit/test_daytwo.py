@@ -81,6 +81,23 @@ def test_a_host_failing_the_rename_has_the_changed_hosts_put_back(cluster: Clust
         assert host.history() == []
 
 
+def test_ctrl_c_during_the_renames_puts_every_host_back(cluster: Cluster) -> None:
+    before = {name: env_of(cluster, name) for name in cluster.hosts}
+
+    def interrupt(step: str) -> None:
+        if step == "mv":
+            raise KeyboardInterrupt
+
+    cluster.hosts["web2"].on_step = interrupt
+    with pytest.raises(KeyboardInterrupt):
+        change_config(cluster.pipeline, "staging", Changes({"A": "1"}), restart=False)
+    assert {name: env_of(cluster, name) for name in cluster.hosts} == before
+    assert "interrupted: putting back /srv/app/shared/.env on every host" in cluster.said
+    for host in cluster.hosts.values():
+        assert sorted(p.name for p in (host.directory / "shared").iterdir()) == [".env"]
+        assert not (host.directory / ".procman" / "lock").exists()
+
+
 def test_a_host_failing_to_stage_leaves_every_host_as_it_was(cluster: Cluster) -> None:
     before = {name: env_of(cluster, name) for name in cluster.hosts}
 
