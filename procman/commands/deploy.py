@@ -15,6 +15,7 @@ from pathlib import Path
 from procman.deploy.config import load_deploy_config
 from procman.deploy.history import ReleaseRow
 from procman.deploy.pipeline import DeployOptions, Outcome, Pipeline, deploy_hint
+from procman.deploy.plan import Plan
 from procman.procfile import load_procfile
 
 
@@ -38,6 +39,11 @@ def pipeline_for(options: PipelineOptions) -> Pipeline:
 
 def deploy(options: PipelineOptions, environment: str, deploy_options: DeployOptions) -> Outcome:
     return pipeline_for(options).deploy(environment, deploy_options)
+
+
+def plan(options: PipelineOptions, environment: str, deploy_options: DeployOptions) -> Plan:
+    """``procman deploy ENV --plan``: every step and remote command, run nowhere."""
+    return pipeline_for(options).plan(environment, deploy_options)
 
 
 @dataclass(frozen=True, slots=True)

@@ -196,11 +196,21 @@ def replace_everywhere(
     """Replace ``path`` with each host's text (``texts`` by host label) on every host or on
     none: staged everywhere first, then renamed into place; the hosts already changed are put
     back when one fails."""
-    staged = hosts.run(lambda host: host.stage_kept(path, texts[host.label]))
+    try:
+        staged = hosts.run(lambda host: host.stage_kept(path, texts[host.label]))
+    except KeyboardInterrupt:
+        say(f"interrupted: no host was changed; removing what was written beside {path}")
+        _warn(hosts.run(lambda host: host.discard_kept(path)), say, "cleaning up")
+        raise
     if not staged.ok:
         _warn(hosts.run(lambda host: host.discard_kept(path)), say, "cleaning up")
         staged.raise_on_failure("no host was changed", say)
-    committed = hosts.run(lambda host: host.commit_kept(path))
+    try:
+        committed = hosts.run(lambda host: host.commit_kept(path))
+    except KeyboardInterrupt:
+        say(f"interrupted: putting back {path} on every host")
+        _warn(hosts.run(lambda host: host.restore_kept(path)), say, "putting back")
+        raise
     if not committed.ok:
         changed = hosts.only(committed.succeeded)
         back = changed.run(lambda host: host.restore_kept(path))

@@ -149,6 +149,12 @@ class DeployHost:
         output = self._run("read history", steps.read_history(self.root)).stdout.decode()
         return parse_history(output, f"{self.label}:{steps.history_path(self.root)}")
 
+    def release_state(self, release_id: str) -> tuple[str | None, bool]:
+        """The sha256 of the release's artifact on the host (None: not there), and whether the
+        release was built here."""
+        state = self._run("check release", steps.release_state(self.root, release_id))
+        return steps.parse_release_state(state.stdout.decode())
+
     def releases(self) -> list[str]:
         result = self._command("list releases", steps.list_releases(self.root))
         return steps.parse_releases(result.stdout.decode()) if result.ok else []

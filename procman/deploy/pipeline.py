@@ -40,6 +40,8 @@ from procman.deploy.history import (
 )
 from procman.deploy.host import WEB, DeployHost, LockHeld, Restarted, StepFailed
 from procman.deploy.hostgroup import DeployError, HostGroup, HostGroupError
+from procman.deploy.plan import HostPlan, HostState, Plan, host_plan
+from procman.deploy.plan import Release as PlannedRelease
 from procman.deploy.progress import Progress
 from procman.deploy.release import (
     STORE,
@@ -52,6 +54,7 @@ from procman.deploy.release import (
     dirty_paths,
     load_artifact,
     read_manifest,
+    release_id_for,
     resolve_commit,
     sha256_hex,
     store_artifact,
@@ -166,6 +169,13 @@ def deploy_hint(environment: Environment) -> str:
         f"procman deploy {environment.promote_from}, then procman deploy {environment.name}, "
         f"which promotes what runs on {environment.promote_from}"
     )
+
+
+def _read_or_none(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _now() -> str:
@@ -352,6 +362,87 @@ class Pipeline:
             ):
                 return artifact
         return None
+
+    # -- plan ------------------------------------------------------------------------------
+
+    def plan(self, name: str, options: DeployOptions) -> Plan:
+        """What ``deploy`` would do, per host, run nowhere: the hosts are only read (their
+        current release, whether the artifact is there and built, their formation); nothing
+        is built, tested, uploaded or locked."""
+        environment = self.environment(name)
+        local: list[str] = []
+        if environment.promote_from is not None:
+            source = self.environment(environment.promote_from)
+            with self.hosts(source, read_only=True) as source_hosts:
+                record = self._source_release(source, source_hosts, options.release)
+            cached = load_artifact(self.store, record.release_id)
+            action, release_id, sha256 = "promote", record.release_id, record.sha256
+            if cached is None:
+                local.append(f"download {release_id} from {source_hosts[0].label}")
+            artifact = self.store / f"{release_id}.tar.gz"
+            data = cached.path.read_bytes() if cached is not None else None
+        else:
+            git_sha = resolve_commit(self.repo, options.commit or "HEAD")
+            dirty = dirty_paths(self.repo) if options.commit is None else []
+            if self.config.test and not options.skip_tests:
+                local.append(f"test stage: {self.config.test}")
+            found = None if dirty else self._cached_for_commit(git_sha)
+            action = "deploy"
+            if found is None:
+                release_id = release_id_for(datetime.now(UTC), git_sha)
+                sha256 = None
+                local.append(f"build the artifact of git {git_sha[:7]}"
+                             + (" (uncommitted changes included)" if dirty else ""))  # fmt: skip
+                artifact, data = self.store / f"{release_id}.tar.gz", None
+            else:
+                release_id, sha256, artifact = found.release_id, found.sha256, found.path
+                local.append(f"use the cached artifact {artifact}")
+                data = artifact.read_bytes()
+        queues = queues_text(data) if data is not None else _read_or_none(self.repo / "queues.yml")
+        types = self._planned_types(data)
+        release = PlannedRelease(
+            release_id=release_id,
+            sha256=sha256,
+            artifact=str(artifact),
+            build=self.config.build,
+            release_command=self.config.release,
+            shared=self.config.shared,
+            env_text=steps.dotenv_text(dict(environment.env)),
+            stop_timeout=stop_timeout_for(queues),
+            healthcheck_path=environment.healthcheck.path,
+            healthcheck_timeout=environment.healthcheck.timeout,
+            keep_releases=self.config.keep_releases,
+        )
+        when = _now()
+        with self.hosts(environment, read_only=True) as hosts:
+
+            def read(host: DeployHost) -> HostPlan:
+                present, built = host.release_state(release_id)
+                scaled = host.scaled_formation()
+                state = HostState(
+                    current=host.current(),
+                    artifact_sha256=present,
+                    built=built,
+                    formation=host_formation(environment, host.host, types, scaled),
+                )
+                planned = host_plan(host.root, state, release, first=host is hosts[0],
+                                    holder=self.who, when=when)  # fmt: skip
+                return HostPlan(host.label, state, planned)
+
+            result = hosts.run(read)
+            result.raise_on_failure("nothing was changed", self.say)
+        plans = tuple(result.values[label] for label in hosts.labels)
+        return Plan(name, action, release_id, sha256, tuple(local), plans)
+
+    def _planned_types(self, artifact: bytes | None) -> tuple[str, ...]:
+        """The process types of the release: its manifest's, else the Procfile here."""
+        from procman.procfile import parse_procfile
+
+        if artifact is not None:
+            manifest = read_manifest(artifact, "the artifact")
+            return tuple(manifest.process_types)
+        text = _read_or_none(self.repo / "Procfile") or ""
+        return tuple(parse_procfile(text, str(self.repo / "Procfile")).names)
 
     # -- promote -----------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -52,10 +53,14 @@ def running(deployment: Deployment, host: SSHHost, type_name: str) -> int:
 
 
 def snapshot(root: Path) -> dict[str, str]:
-    """Every file under ``root`` (symlinks by target) with its content's sha256 and mode."""
+    """Every file under ``root`` (symlinks by target) with its content's sha256 and mode; the
+    log the running app writes to is left out."""
     found = {}
     for path in sorted(root.rglob("*")):
         relative = str(path.relative_to(root))
+        if relative.endswith("/.procman/procman.log"):
+            found[relative] = "(the running app's log)"
+            continue
         if path.is_symlink():
             found[relative] = f"-> {os.readlink(path)}"
         elif path.is_file():
@@ -192,3 +197,38 @@ def test_scale_changes_the_processes_on_the_host_and_the_next_deploy_keeps_it(
         "nothing was changed (name a type of the Procfile of the release it runs)\n"
     )
     assert running(deployment, host, "worker") == 3
+
+
+def test_deploy_plan_prints_every_step_and_touches_nothing(deployment: Deployment) -> None:
+    deployment.write_config()
+    first = release_id_in(deployment.deploy("staging").stdout)
+    deployment.app.commit("a change", {"CHANGED.txt": "yes\n"})
+    before = {host.address: snapshot(deployment.root_of(host)) for host in deployment.cluster.hosts}
+    store = deployment.app.root / ".procman" / "releases"
+    artifacts = sorted(p.name for p in store.iterdir())
+
+    done = deployment.app.run("deploy", "staging", "--plan", timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for host in deployment.cluster.hosts:
+        assert snapshot(deployment.root_of(host)) == before[host.address], host.address
+    assert sorted(p.name for p in store.iterdir()) == artifacts  # nothing built here either
+    lines = done.stdout.splitlines()
+    assert re.fullmatch(
+        r"plan: deploy \d{8}T\d{6}Z-[0-9a-f]{7} \(not built yet\) to staging; nothing is changed",
+        lines[0],
+    ), lines[0]
+    [host] = deployment.staging
+    header = f"{deployment.label(host)} (current: {first}; runs web=1, clock=0, worker=1):"
+    assert header in lines
+    numbered = re.compile(r"  ( \d|\d\d)\. [^:]+:")  # a command may run over several lines
+    after = lines[lines.index(header) + 1 :]
+    steps = [line.split(":", 1)[0].strip() for line in after if numbered.match(line)]
+    assert steps == [
+        "1. check the host", "2. lock", "3. read current", "4. check release", "5. upload",
+        "6. verify upload", "7. unpack", f"8. build (`{deployment.app.build_command}`)",
+        "9. check the build", "10. switch current", "11. list running processes",
+        f"12. stop {first}", "13. start processes", "14. health check", f"15. stop {first}",
+        "16. scale up", "17. record history", "18. prune releases", "19. unlock",
+    ]  # fmt: skip
+    assert "  13. start processes: sh -c " in done.stdout
+    assert "-m web=1,clock=0,worker=0" in done.stdout

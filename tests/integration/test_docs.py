@@ -20,7 +20,9 @@ ROOT = Path(__file__).resolve().parents[2]
     [
         *["", "start", "check", "run", "scale", "ps", "restart", "stop", "logs", "worker"],
         *["jobs", "jobs failed", "jobs show", "jobs retry", "jobs delete", "jobs clear"],
-        *["deploy", "releases", "rollback", "unlock", "hosts trust"],
+        *["deploy", "releases", "rollback", "unlock"],
+        *["config", "config set", "config unset"],
+        *["hosts trust"],
     ],
 )
 def test_cli_reference_quotes_each_help_verbatim(command: str) -> None:
