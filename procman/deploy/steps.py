@@ -571,21 +571,6 @@ def matches(line):
 if not os.path.isdir(root + "/current"):
     sys.stderr.write("no release is current on this host\\n")
     sys.exit(3)
-backlog = []
-for number in range(0, 100):
-    name = path if number == 0 else path + "." + str(number)
-    try:
-        with open(name, "rb") as f:
-            lines = [l if l.endswith(b"\\n") else l + b"\\n" for l in f.read().splitlines(True)]
-    except FileNotFoundError:
-        break
-    backlog = [l for l in lines if matches(l)] + backlog
-    if len(backlog) >= count:
-        break
-out.write(b"".join(backlog[len(backlog) - count:] if count else []))
-out.flush()
-if not follow:
-    sys.exit(0)
 
 def identity(st):
     return (st.st_dev, st.st_ino)
@@ -597,10 +582,26 @@ def opened():
         return None, None
     return f, identity(os.fstat(f.fileno()))
 
+# The file followed is the one the backlog was read from, from where that read ended: a line
+# written in between is not lost.
 f, seen = opened()
-if f is not None:
-    f.seek(0, 2)
-pending = b""
+data = f.read() if f is not None else b""
+end = data.rfind(b"\\n") + 1
+pending = data[end:]
+backlog = [l for l in data[:end].splitlines(True) if matches(l)]
+for number in range(1, 100):
+    if len(backlog) >= count:
+        break
+    try:
+        with open(path + "." + str(number), "rb") as old:
+            lines = [l if l.endswith(b"\\n") else l + b"\\n" for l in old.read().splitlines(True)]
+    except FileNotFoundError:
+        break
+    backlog = [l for l in lines if matches(l)] + backlog
+out.write(b"".join(backlog[len(backlog) - count:] if count else []))
+out.flush()
+if not follow:
+    sys.exit(0)
 
 def emit(data):
     global pending

@@ -8,6 +8,7 @@ import json
 import os
 import pty
 import re
+import select
 import signal
 import subprocess
 import threading
@@ -243,6 +244,14 @@ def test_logs_of_a_type_without_follow_show_the_last_lines_and_end(deployment: D
     assert any(deployment.label(second) in line for line in lines)
 
 
+def next_line(reader: subprocess.Popen[bytes], timeout: float = 10) -> bytes:
+    """The reader's next line (its output unbuffered here); an AssertionError after ``timeout``."""
+    assert reader.stdout is not None
+    ready, _, _ = select.select([reader.stdout], [], [], timeout)
+    assert ready, f"no line within {timeout}s"
+    return reader.stdout.readline()
+
+
 def test_the_follower_follows_a_rotated_file_and_a_switch_of_current(tmp_path: Path) -> None:
     # The reader that runs on the hosts, run here on real files.
     log = Path(steps.SUPERVISOR_LOG)
@@ -254,25 +263,26 @@ def test_the_follower_follows_a_rotated_file_and_a_switch_of_current(tmp_path: P
         steps.follow_logs(str(tmp_path), 1, True, ["web"]),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
+        bufsize=0,
     )
     try:
         assert reader.stdout is not None
-        assert reader.stdout.readline() == b"10:00:00 web.1    | old\n"
+        assert next_line(reader) == b"10:00:00 web.1    | old\n"
         with first.open("a") as file:
             file.write("10:00:01 worker.1 | not wanted\n10:00:01 web.1    | appended\n")
-        assert reader.stdout.readline() == b"10:00:01 web.1    | appended\n"
+        assert next_line(reader) == b"10:00:01 web.1    | appended\n"
         first.rename(first.with_name("procman.log.1"))  # rotated: a late line in the old file,
         with first.with_name("procman.log.1").open("a") as file:
             file.write("10:00:02 web.1    | late in the old file\n")
         first.write_text("10:00:03 web.1    | in the new file\n")  # then the new one
-        assert reader.stdout.readline() == b"10:00:02 web.1    | late in the old file\n"
-        assert reader.stdout.readline() == b"10:00:03 web.1    | in the new file\n"
+        assert next_line(reader) == b"10:00:02 web.1    | late in the old file\n"
+        assert next_line(reader) == b"10:00:03 web.1    | in the new file\n"
         second = tmp_path / "releases" / "two" / log
         second.parent.mkdir(parents=True)
         second.write_text("10:00:04 web.1    | the next release\n")
         (tmp_path / "next").symlink_to("releases/two")
         (tmp_path / "next").replace(tmp_path / "current")  # a deploy switches current
-        assert reader.stdout.readline() == b"10:00:04 web.1    | the next release\n"
+        assert next_line(reader) == b"10:00:04 web.1    | the next release\n"
         assert reader.stdin is not None
         reader.stdin.close()  # the SSH channel closed: the reader ends
         assert reader.wait(timeout=10) == 0
