@@ -473,3 +473,33 @@ def test_run_without_a_terminal_passes_ctrl_c_on_as_sigint(deployment: Deploymen
     finally:
         run.kill()
     assert (status, run.text) == (5, "ready\ngot-int\n"), b"".join(run.err)
+
+
+def test_logs_go_on_with_the_other_hosts_when_one_dies(deployment: Deployment) -> None:
+    release = two_host_staging(deployment)
+    first, second = deployment.cluster.hosts[:2]
+    one = re.escape(deployment.label(first))
+    logs = Output([PROCMAN, "logs", "--env", "staging", "-n", "1", "--no-color"],
+                  deployment.app.root)  # fmt: skip
+    try:
+        logs.wait_for(rf"^\d\d:\d\d:\d\d {re.escape(deployment.label(second))} ")
+        kill_sshd(second)  # its connection drops
+        deadline = time.monotonic() + 30
+        while b"its log stream ended" not in b"".join(logs.err) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert (
+            f"procman: {deployment.label(second)}: its log stream ended (the connection was "
+            "lost, or the reader on the host stopped); the other hosts' go on"
+        ) in b"".join(logs.err).decode()
+        mark = len(logs.text)
+        restart_on_host(deployment, first, release, "web")
+        logs.wait_for(rf"^\d\d:\d\d:\d\d {one} system +\| web\.1 started ", after=mark)
+        logs.process.send_signal(signal.SIGINT)
+        assert logs.finish() == 130
+    finally:
+        logs.kill()
+    restart_sshd(second)
+    deadline = time.monotonic() + 10
+    while (followers(first.address) or followers(second.address)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not followers(first.address) and not followers(second.address)
