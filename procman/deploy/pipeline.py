@@ -217,10 +217,11 @@ class Pipeline:
         return self.config.environment(name)
 
     def hosts(
-        self, environment: Environment, *, read_only: bool = False
+        self, environment: Environment, *, read_only: bool = False, check: bool = True
     ) -> AbstractContextManager[Hosts]:
         """Connected hosts of ``environment`` as a group, each checked (tools; the layout made,
-        unless only reading from them); closed at the end. Meanwhile, long steps show progress,
+        unless only reading from them; without ``check``, not yet: see ``environment_hosts``);
+        closed at the end. Meanwhile, long steps show progress,
         and a Ctrl-C says what it waits for."""
         return environment_hosts(
             self.config,
@@ -230,6 +231,7 @@ class Pipeline:
             self.progress,
             read_only=read_only,
             show_progress=self.show_progress,
+            check=check,
         )
 
     def config_state(self) -> tuple[str, bool]:
