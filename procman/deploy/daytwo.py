@@ -70,8 +70,8 @@ def change_config(
     pipeline: Pipeline, name: str, changes: Changes, *, restart: bool = True, wait: float = 0.0
 ) -> ConfigChanged:
     """Set and unset variables in ``shared/.env`` on every host of the environment (all or
-    none), record it (names only), then restart the current release, rolling when the
-    environment is, unless ``restart`` is False or nothing is deployed."""
+    none), record it (names only), then restart the current release one host at a time,
+    unless ``restart`` is False or nothing is deployed."""
     environment = pipeline.environment(name)
     pipeline.config_state()
     started = time.monotonic()
@@ -97,7 +97,7 @@ def change_config(
             _record(pipeline, hosts, "config", current, flags, started)
     restarted = bool(restart and current)
     if restarted:
-        pipeline.restart(name, wait)
+        pipeline.restart(name, wait, rolling=True)  # one host at a time: some host keeps serving
     return ConfigChanged(name, changes, tuple(hosts.labels), restarted, not_set)
 
 

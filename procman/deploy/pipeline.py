@@ -824,6 +824,7 @@ class Pipeline:
         stop_timeout: float,
         switch_current: bool = True,
         only: Sequence[str] = (),
+        rolling: bool | None = None,
     ) -> tuple[HostGroupError | None, Hosts]:
         """Switch and restart every host (one at a time when rolling, stopping at the first
         failure): the error that stopped it, and the hosts that were touched. Without
@@ -843,7 +844,8 @@ class Pipeline:
 
         if only:
             hosts = hosts.only([h for h in hosts if any(h.host.runs(t) for t in only)])
-        rolling = hosts[0].environment.rolling
+        if rolling is None:
+            rolling = hosts[0].environment.rolling
         switched = hosts.one_by_one(switch) if rolling else hosts.run(switch)
         touched = hosts.only(switched.ran)
         consequence = (
@@ -942,9 +944,16 @@ class Pipeline:
         self.say(f"{name} now runs {target.release_id} (rollback)")
         return outcome
 
-    def restart(self, name: str, wait: float = 0.0, only: Sequence[str] = ()) -> Outcome:
+    def restart(
+        self,
+        name: str,
+        wait: float = 0.0,
+        only: Sequence[str] = (),
+        rolling: bool | None = None,
+    ) -> Outcome:
         """Start or restart the release ``current`` points at on every host (after a reboot, say),
-        health-checked, one host at a time when rolling, recorded as ``restart``. With ``only``
+        health-checked, one host at a time when rolling (``rolling``: whether or not the
+        environment is), recorded as ``restart``. With ``only``
         (process types), just the instances of those types, on the hosts that run them, in the
         supervisor running there (graceful: each instance is stopped as ``procman restart``
         stops it; recorded with the types as flags). There is nothing to roll back to: a failure
@@ -959,11 +968,11 @@ class Pipeline:
             outcome = Outcome(name, "restart", release_id, target.sha256)
             types = self.types_of(hosts[0], release_id)
             self._check_types(environment, release_id, types, only)
-            rolling = ", one host at a time" if environment.rolling else ""
+            one_by_one = environment.rolling if rolling is None else rolling
             what = f"{', '.join(only)} of " if only else ""
             self.say(
                 f"restarting {what}{release_id} (git {target.git_sha[:7]}) on "
-                f"{environment.summary()}{rolling}"
+                f"{environment.summary()}{', one host at a time' if one_by_one else ''}"
             )
             with self._locked(hosts, environment, release_id):
                 stop_timeout = stop_timeout_for(
@@ -976,7 +985,13 @@ class Pipeline:
                 )
                 try:
                     failure, _ = self._switch_all(
-                        hosts, release_id, types, stop_timeout, switch_current=False, only=only
+                        hosts,
+                        release_id,
+                        types,
+                        stop_timeout,
+                        switch_current=False,
+                        only=only,
+                        rolling=one_by_one,
                     )
                 except KeyboardInterrupt:
                     self.say("interrupted: the hosts not restarted yet run what they ran")
