@@ -19,6 +19,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from procman.deploy import steps
 from procman.deploy.config import DeployConfig, Environment, Host
@@ -66,6 +67,7 @@ from procman.errors import ProcmanError, UsageError
 __all__ = ["DeployError", "DeployOptions", "Outcome", "Pipeline", "ssh_connector"]
 
 Hosts = HostGroup[DeployHost]
+T = TypeVar("T")
 DEFAULT_STOP_TIMEOUT = 30.0
 STOP_MARGIN = 10.0
 """Seconds beyond the longest job timeout that a worker gets to finish before SIGKILL."""
@@ -233,6 +235,13 @@ class Pipeline:
             show_progress=self.show_progress,
             check=check,
         )
+
+    def _each(self, hosts: Hosts, step: Callable[[DeployHost], T]) -> dict[str, T]:
+        """``step``'s value on every host, by label, read on all hosts at once; a failure raises
+        (naming every failed host, the last in the error)."""
+        result = hosts.run(step)
+        result.raise_on_failure(None, self.say)
+        return {label: result.values[label] for label in hosts.labels}
 
     def config_state(self) -> tuple[str, bool]:
         """The sha256 of the procman.yml this command uses, and whether it differs from the
@@ -528,9 +537,9 @@ class Pipeline:
         """The release current and healthy on every source host (or ``wanted``, healthy there
         before); else "cannot skip" with what the source hosts have."""
         found: list[tuple[DeployHost, HistoryRecord | None, str | None]] = []
+        states = self._each(hosts, lambda host: (host.history(), host.current()))
         for host in hosts:
-            history = host.history()
-            current = host.current()
+            history, current = states[host.label]
             if wanted is not None:
                 record = healthy_record(history, validate_release_id(wanted))
             else:
@@ -609,7 +618,7 @@ class Pipeline:
         ):
             release = (artifact.release_id, artifact.sha256, artifact.manifest.git_sha)
             record = self._recorder(hosts, action, release, flags, started)
-            previous = {host.label: host.current() for host in hosts}
+            previous = self._each(hosts, DeployHost.current)
 
             try:
                 self._stage_all(hosts, environment, artifact, record, outcome)
@@ -621,15 +630,16 @@ class Pipeline:
                 hosts, artifact.release_id, previous, types, stop_timeout, record
             )
             outcome.timings["restart"] = time.monotonic() - began
-            for host in hosts:
-                keep = [artifact.release_id, previous[host.label]]
-                try:
-                    pruned = host.prune(self.config.keep_releases, keep)
-                except ProcmanError as error:
-                    self.say(f"warning: {error}")
-                    continue
-                if pruned:
-                    self.say(f"{host.label}: pruned {', '.join(pruned)}")
+            pruned = hosts.run(
+                lambda host: host.prune(
+                    self.config.keep_releases, [artifact.release_id, previous[host.label]]
+                )
+            )
+            for each in pruned.outcomes:
+                if each.error is not None:
+                    self.say(f"warning: {each.error}")
+                elif each.value:
+                    self.say(f"{each.host}: pruned {', '.join(each.value)}")
         outcome.timings["total"] = time.monotonic() - started
         self.say(
             f"{environment.name} now runs {artifact.release_id} "
@@ -926,7 +936,7 @@ class Pipeline:
             outcome = Outcome(name, "rollback", target.release_id, target.sha256)
             self.say(f"rolling {name} back to {target.release_id} (git {target.git_sha[:7]})")
             with self._locked(hosts, environment, target.release_id):
-                previous = {host.label: host.current() for host in hosts}
+                previous = self._each(hosts, DeployHost.current)
                 queues = hosts[0].read_release_file(target.release_id, "queues.yml")
                 stop_timeout = stop_timeout_for(queues)
                 types = self.types_of(hosts[0], target.release_id)
@@ -1026,7 +1036,7 @@ class Pipeline:
     def _restart_target(self, environment: Environment, hosts: Hosts) -> HistoryRecord:
         """The release ``current`` points at on every host, as history last recorded it."""
         name = environment.name
-        currents = {host.label: host.current() for host in hosts}
+        currents = self._each(hosts, DeployHost.current)
         if not any(currents.values()):
             raise DeployError(
                 f"nothing to restart: no release is current on {name}",
@@ -1067,7 +1077,8 @@ class Pipeline:
                     f"release {release_id} was never healthy on {name}",
                     f"pick one marked ok in procman releases {name}",
                 )
-        missing = [host.label for host in hosts if target.release_id not in host.releases()]
+        kept = self._each(hosts, DeployHost.releases)
+        missing = [host.label for host in hosts if target.release_id not in kept[host.label]]
         if missing:
             raise DeployError(
                 f"release {target.release_id} is no longer kept on {', '.join(missing)}",
@@ -1090,7 +1101,7 @@ class Pipeline:
         with self.hosts(environment, read_only=True) as hosts:
             history = hosts[0].history()
             kept = hosts[0].releases()
-            currents = {host.label: host.current() for host in hosts}
+            currents = self._each(hosts, DeployHost.current)
         current = currents[hosts[0].label]
         if len(set(currents.values())) > 1:
             seen = ", ".join(f"{label}: {cur or 'none'}" for label, cur in currents.items())
@@ -1101,16 +1112,16 @@ class Pipeline:
     def unlock(self, name: str) -> list[str]:
         """Break the environment's lock on every host; one line per host saying who held it."""
         environment = self.environment(name)
-        lines: list[str] = []
+
+        def unlock(host: DeployHost) -> str:
+            info = host.read_lock()
+            if info is None:
+                return f"{host.label}: not locked"
+            host.unlock()
+            return (
+                f"{host.label}: unlocked (held by {info['holder']} since {info['time']}, "
+                f"release {info['release']})"
+            )
+
         with self.hosts(environment, read_only=True) as hosts:
-            for host in hosts:
-                info = host.read_lock()
-                if info is None:
-                    lines.append(f"{host.label}: not locked")
-                    continue
-                host.unlock()
-                lines.append(
-                    f"{host.label}: unlocked (held by {info['holder']} since {info['time']}, "
-                    f"release {info['release']})"
-                )
-        return lines
+            return list(self._each(hosts, unlock).values())
