@@ -88,7 +88,7 @@ def set_(
     wait: float,
 ) -> int:
     """Set variables in shared/.env on every host of ENV (all or none), then restart its
-    processes, one host at a time when it is rolling. KEY=@FILE reads the value from a file,
+    processes, one host at a time. KEY=@FILE reads the value from a file,
     KEY=@- from standard input, and - reads KEY=VALUE lines from standard input (keeping
     secrets out of the shell's history). History records the names, never the values."""
     from procman.commands.environment import ConfigChange, config_change
@@ -120,7 +120,7 @@ def unset(
     wait: float,
 ) -> int:
     """Remove variables from shared/.env on every host of ENV (all or none), then restart its
-    processes, one host at a time when it is rolling."""
+    processes, one host at a time."""
     from procman.commands.environment import ConfigChange, config_change
 
     environment = _named(environment or obj[0], "config unset")

@@ -62,10 +62,13 @@ def environment_hosts(
     *,
     read_only: bool = False,
     show_progress: bool = False,
+    check: bool = True,
 ) -> Iterator[HostGroup[DeployHost]]:
     """The hosts of ``environment`` as a group, one connection each, every host checked (tools;
     the layout made, unless only reading from them); closed at the end. Meanwhile, long steps
-    show progress (with ``show_progress``), and a Ctrl-C says what it waits for."""
+    show progress (with ``show_progress``), and a Ctrl-C says what it waits for. Without
+    ``check``, nothing is run yet and no host is refused: for a command that reports each host's
+    outcome itself (a host that does not answer listed as such)."""
     hosts = HostGroup(
         [
             DeployHost(host, environment, connect(host, environment), progress, config.shared)
@@ -77,6 +80,7 @@ def environment_hosts(
         progress.reported(say if show_progress else None),
         said_on_interrupt(say, progress),
     ):
-        checked = hosts.run(lambda host: host.preflight(make_layout=not read_only))
-        checked.raise_on_failure("nothing was changed", say)
+        if check:
+            checked = hosts.run(lambda host: host.preflight(make_layout=not read_only))
+            checked.raise_on_failure("nothing was changed", say)
         yield hosts

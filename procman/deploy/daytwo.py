@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from procman.deploy import steps
+from procman.deploy.config import Environment
 from procman.deploy.configvars import (
     Changes,
     ConfigVar,
@@ -28,7 +29,7 @@ from procman.deploy.configvars import listing as config_listing
 from procman.deploy.history import OK, HistoryRecord, healthy_record
 from procman.deploy.host import DeployHost
 from procman.deploy.hostgroup import DeployError, GroupResult, HostGroup, HostGroupError
-from procman.deploy.pipeline import Pipeline, host_formation
+from procman.deploy.pipeline import Pipeline, host_formation, spread
 from procman.errors import FormationError, ProcmanError
 from procman.formation import apply_scale, parse_scale
 
@@ -69,8 +70,8 @@ def change_config(
     pipeline: Pipeline, name: str, changes: Changes, *, restart: bool = True, wait: float = 0.0
 ) -> ConfigChanged:
     """Set and unset variables in ``shared/.env`` on every host of the environment (all or
-    none), record it (names only), then restart the current release, rolling when the
-    environment is, unless ``restart`` is False or nothing is deployed."""
+    none), record it (names only), then restart the current release one host at a time,
+    unless ``restart`` is False or nothing is deployed."""
     environment = pipeline.environment(name)
     pipeline.config_state()
     started = time.monotonic()
@@ -96,7 +97,7 @@ def change_config(
             _record(pipeline, hosts, "config", current, flags, started)
     restarted = bool(restart and current)
     if restarted:
-        pipeline.restart(name, wait)
+        pipeline.restart(name, wait, rolling=True)  # one host at a time: some host keeps serving
     return ConfigChanged(name, changes, tuple(hosts.labels), restarted, not_set)
 
 
@@ -125,8 +126,8 @@ def scale(pipeline: Pipeline, name: str, specs: Sequence[str], wait: float = 0.0
                 for t in types
             }
             after = apply_scale(before, changes)
-            _check_scale(name, types, after)
             changed = {t: n for t, n in after.items() if n != before.get(t)}
+            _check_scale(environment, types, after, changed)
             kept = {**scaled_before, **changed}
             per_host = {
                 host.label: {
@@ -147,13 +148,22 @@ def scale(pipeline: Pipeline, name: str, specs: Sequence[str], wait: float = 0.0
     return Scaled(name, after, per_host, live, idle)
 
 
-def _check_scale(name: str, types: Sequence[str], after: Mapping[str, int]) -> None:
+def _check_scale(
+    environment: Environment, types: Sequence[str], after: Mapping[str, int], changed: Iterable[str]
+) -> None:
+    name = environment.name
     unknown = [t for t in after if t not in types]
     if unknown:
         raise FormationError(
             f"{name} runs no process type {', '.join(map(repr, unknown))} (types: "
             f"{', '.join(types)}); nothing was changed",
             "name a type of the Procfile of the release it runs",
+        )
+    unplaced = [t for t in changed if after[t] > 0 and not spread(after[t], environment, t)]
+    if unplaced:
+        raise FormationError(
+            f"no host of {name} has the role {', '.join(map(repr, unplaced))}; nothing was changed",
+            "add it to a host's roles in procman.yml and deploy, then scale",
         )
 
 

@@ -19,6 +19,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from procman.deploy import steps
 from procman.deploy.config import DeployConfig, Environment, Host
@@ -66,6 +67,7 @@ from procman.errors import ProcmanError, UsageError
 __all__ = ["DeployError", "DeployOptions", "Outcome", "Pipeline", "ssh_connector"]
 
 Hosts = HostGroup[DeployHost]
+T = TypeVar("T")
 DEFAULT_STOP_TIMEOUT = 30.0
 STOP_MARGIN = 10.0
 """Seconds beyond the longest job timeout that a worker gets to finish before SIGKILL."""
@@ -217,10 +219,11 @@ class Pipeline:
         return self.config.environment(name)
 
     def hosts(
-        self, environment: Environment, *, read_only: bool = False
+        self, environment: Environment, *, read_only: bool = False, check: bool = True
     ) -> AbstractContextManager[Hosts]:
         """Connected hosts of ``environment`` as a group, each checked (tools; the layout made,
-        unless only reading from them); closed at the end. Meanwhile, long steps show progress,
+        unless only reading from them; without ``check``, not yet: see ``environment_hosts``);
+        closed at the end. Meanwhile, long steps show progress,
         and a Ctrl-C says what it waits for."""
         return environment_hosts(
             self.config,
@@ -230,7 +233,15 @@ class Pipeline:
             self.progress,
             read_only=read_only,
             show_progress=self.show_progress,
+            check=check,
         )
+
+    def _each(self, hosts: Hosts, step: Callable[[DeployHost], T]) -> dict[str, T]:
+        """``step``'s value on every host, by label, read on all hosts at once; a failure raises
+        (naming every failed host, the last in the error)."""
+        result = hosts.run(step)
+        result.raise_on_failure(None, self.say)
+        return {label: result.values[label] for label in hosts.labels}
 
     def config_state(self) -> tuple[str, bool]:
         """The sha256 of the procman.yml this command uses, and whether it differs from the
@@ -526,9 +537,9 @@ class Pipeline:
         """The release current and healthy on every source host (or ``wanted``, healthy there
         before); else "cannot skip" with what the source hosts have."""
         found: list[tuple[DeployHost, HistoryRecord | None, str | None]] = []
+        states = self._each(hosts, lambda host: (host.history(), host.current()))
         for host in hosts:
-            history = host.history()
-            current = host.current()
+            history, current = states[host.label]
             if wanted is not None:
                 record = healthy_record(history, validate_release_id(wanted))
             else:
@@ -607,7 +618,7 @@ class Pipeline:
         ):
             release = (artifact.release_id, artifact.sha256, artifact.manifest.git_sha)
             record = self._recorder(hosts, action, release, flags, started)
-            previous = {host.label: host.current() for host in hosts}
+            previous = self._each(hosts, DeployHost.current)
 
             try:
                 self._stage_all(hosts, environment, artifact, record, outcome)
@@ -619,15 +630,16 @@ class Pipeline:
                 hosts, artifact.release_id, previous, types, stop_timeout, record
             )
             outcome.timings["restart"] = time.monotonic() - began
-            for host in hosts:
-                keep = [artifact.release_id, previous[host.label]]
-                try:
-                    pruned = host.prune(self.config.keep_releases, keep)
-                except ProcmanError as error:
-                    self.say(f"warning: {error}")
-                    continue
-                if pruned:
-                    self.say(f"{host.label}: pruned {', '.join(pruned)}")
+            pruned = hosts.run(
+                lambda host: host.prune(
+                    self.config.keep_releases, [artifact.release_id, previous[host.label]]
+                )
+            )
+            for each in pruned.outcomes:
+                if each.error is not None:
+                    self.say(f"warning: {each.error}")
+                elif each.value:
+                    self.say(f"{each.host}: pruned {', '.join(each.value)}")
         outcome.timings["total"] = time.monotonic() - started
         self.say(
             f"{environment.name} now runs {artifact.release_id} "
@@ -822,6 +834,7 @@ class Pipeline:
         stop_timeout: float,
         switch_current: bool = True,
         only: Sequence[str] = (),
+        rolling: bool | None = None,
     ) -> tuple[HostGroupError | None, Hosts]:
         """Switch and restart every host (one at a time when rolling, stopping at the first
         failure): the error that stopped it, and the hosts that were touched. Without
@@ -841,7 +854,8 @@ class Pipeline:
 
         if only:
             hosts = hosts.only([h for h in hosts if any(h.host.runs(t) for t in only)])
-        rolling = hosts[0].environment.rolling
+        if rolling is None:
+            rolling = hosts[0].environment.rolling
         switched = hosts.one_by_one(switch) if rolling else hosts.run(switch)
         touched = hosts.only(switched.ran)
         consequence = (
@@ -922,7 +936,7 @@ class Pipeline:
             outcome = Outcome(name, "rollback", target.release_id, target.sha256)
             self.say(f"rolling {name} back to {target.release_id} (git {target.git_sha[:7]})")
             with self._locked(hosts, environment, target.release_id):
-                previous = {host.label: host.current() for host in hosts}
+                previous = self._each(hosts, DeployHost.current)
                 queues = hosts[0].read_release_file(target.release_id, "queues.yml")
                 stop_timeout = stop_timeout_for(queues)
                 types = self.types_of(hosts[0], target.release_id)
@@ -940,9 +954,16 @@ class Pipeline:
         self.say(f"{name} now runs {target.release_id} (rollback)")
         return outcome
 
-    def restart(self, name: str, wait: float = 0.0, only: Sequence[str] = ()) -> Outcome:
+    def restart(
+        self,
+        name: str,
+        wait: float = 0.0,
+        only: Sequence[str] = (),
+        rolling: bool | None = None,
+    ) -> Outcome:
         """Start or restart the release ``current`` points at on every host (after a reboot, say),
-        health-checked, one host at a time when rolling, recorded as ``restart``. With ``only``
+        health-checked, one host at a time when rolling (``rolling``: whether or not the
+        environment is), recorded as ``restart``. With ``only``
         (process types), just the instances of those types, on the hosts that run them, in the
         supervisor running there (graceful: each instance is stopped as ``procman restart``
         stops it; recorded with the types as flags). There is nothing to roll back to: a failure
@@ -957,11 +978,11 @@ class Pipeline:
             outcome = Outcome(name, "restart", release_id, target.sha256)
             types = self.types_of(hosts[0], release_id)
             self._check_types(environment, release_id, types, only)
-            rolling = ", one host at a time" if environment.rolling else ""
+            one_by_one = environment.rolling if rolling is None else rolling
             what = f"{', '.join(only)} of " if only else ""
             self.say(
                 f"restarting {what}{release_id} (git {target.git_sha[:7]}) on "
-                f"{environment.summary()}{rolling}"
+                f"{environment.summary()}{', one host at a time' if one_by_one else ''}"
             )
             with self._locked(hosts, environment, release_id):
                 stop_timeout = stop_timeout_for(
@@ -974,7 +995,13 @@ class Pipeline:
                 )
                 try:
                     failure, _ = self._switch_all(
-                        hosts, release_id, types, stop_timeout, switch_current=False, only=only
+                        hosts,
+                        release_id,
+                        types,
+                        stop_timeout,
+                        switch_current=False,
+                        only=only,
+                        rolling=one_by_one,
                     )
                 except KeyboardInterrupt:
                     self.say("interrupted: the hosts not restarted yet run what they ran")
@@ -1009,7 +1036,7 @@ class Pipeline:
     def _restart_target(self, environment: Environment, hosts: Hosts) -> HistoryRecord:
         """The release ``current`` points at on every host, as history last recorded it."""
         name = environment.name
-        currents = {host.label: host.current() for host in hosts}
+        currents = self._each(hosts, DeployHost.current)
         if not any(currents.values()):
             raise DeployError(
                 f"nothing to restart: no release is current on {name}",
@@ -1050,7 +1077,8 @@ class Pipeline:
                     f"release {release_id} was never healthy on {name}",
                     f"pick one marked ok in procman releases {name}",
                 )
-        missing = [host.label for host in hosts if target.release_id not in host.releases()]
+        kept = self._each(hosts, DeployHost.releases)
+        missing = [host.label for host in hosts if target.release_id not in kept[host.label]]
         if missing:
             raise DeployError(
                 f"release {target.release_id} is no longer kept on {', '.join(missing)}",
@@ -1073,7 +1101,7 @@ class Pipeline:
         with self.hosts(environment, read_only=True) as hosts:
             history = hosts[0].history()
             kept = hosts[0].releases()
-            currents = {host.label: host.current() for host in hosts}
+            currents = self._each(hosts, DeployHost.current)
         current = currents[hosts[0].label]
         if len(set(currents.values())) > 1:
             seen = ", ".join(f"{label}: {cur or 'none'}" for label, cur in currents.items())
@@ -1084,16 +1112,16 @@ class Pipeline:
     def unlock(self, name: str) -> list[str]:
         """Break the environment's lock on every host; one line per host saying who held it."""
         environment = self.environment(name)
-        lines: list[str] = []
+
+        def unlock(host: DeployHost) -> str:
+            info = host.read_lock()
+            if info is None:
+                return f"{host.label}: not locked"
+            host.unlock()
+            return (
+                f"{host.label}: unlocked (held by {info['holder']} since {info['time']}, "
+                f"release {info['release']})"
+            )
+
         with self.hosts(environment, read_only=True) as hosts:
-            for host in hosts:
-                info = host.read_lock()
-                if info is None:
-                    lines.append(f"{host.label}: not locked")
-                    continue
-                host.unlock()
-                lines.append(
-                    f"{host.label}: unlocked (held by {info['holder']} since {info['time']}, "
-                    f"release {info['release']})"
-                )
-        return lines
+            return list(self._each(hosts, unlock).values())

@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from tests.conftest import SSHHost
-from tests.deployment import Deployment, get, host_processes_of, release_id_in
+from tests.deployment import Deployment, get, host_processes_of, release_id_in, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -166,7 +166,7 @@ def test_scale_changes_the_processes_on_the_host_and_the_next_deploy_keeps_it(
     deployment.write_config()
     deployment.deploy("staging")
     [host] = deployment.staging
-    assert running(deployment, host, "worker") == 1
+    wait_until(lambda: running(deployment, host, "worker") == 1, what="worker=1")
 
     done = deployment.app.run("scale", "--env", "staging", "worker=2", timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -174,21 +174,20 @@ def test_scale_changes_the_processes_on_the_host_and_the_next_deploy_keeps_it(
         "web=1, clock=0, worker=2",
         f"  {deployment.label(host)}: worker=2",
     ]
-    assert running(deployment, host, "worker") == 2
+    wait_until(lambda: running(deployment, host, "worker") == 2, what="worker=2")
     last = deployment.history(host)[-1]
     assert (last["action"], last["flags"], last["result"]) == ("scale", ["worker=2"], "ok")
 
     more = deployment.app.run("scale", "--env", "staging", "worker+1", timeout=60)
     assert more.returncode == 0, more.stdout + more.stderr
-    assert running(deployment, host, "worker") == 3
+    wait_until(lambda: running(deployment, host, "worker") == 3, what="worker=3")
 
     deployment.app.commit("a change", {"CHANGED.txt": "yes\n"})
     redeployed = release_id_in(deployment.deploy("staging").stdout)
     assert deployment.current(host) == redeployed
-    assert (
-        running(deployment, host, "worker") == 3
-    )  # the environment's formation, not procman.yml's
-    assert running(deployment, host, "web") == 1
+    # the environment's formation (worker=3), not procman.yml's (worker: 1)
+    wait_until(lambda: running(deployment, host, "worker") == 3, what="worker=3 after the deploy")
+    wait_until(lambda: running(deployment, host, "web") == 1, what="web=1")
 
     unknown = deployment.app.run("scale", "--env", "staging", "wrker=2")
     assert unknown.returncode == 2
@@ -196,7 +195,7 @@ def test_scale_changes_the_processes_on_the_host_and_the_next_deploy_keeps_it(
         "procman: error: staging runs no process type 'wrker' (types: web, clock, worker); "
         "nothing was changed (name a type of the Procfile of the release it runs)\n"
     )
-    assert running(deployment, host, "worker") == 3
+    wait_until(lambda: running(deployment, host, "worker") == 3, what="worker=3")
 
 
 def test_deploy_plan_prints_every_step_and_touches_nothing(deployment: Deployment) -> None:

@@ -213,3 +213,16 @@ def test_applied_sets_and_unsets(
     for key in gone:
         assert key not in result or key in new
     assert set(result) <= set(current) | set(new)
+
+
+def test_config_set_restarts_one_host_at_a_time_even_when_the_environment_is_not_rolling(
+    cluster: Cluster,
+) -> None:
+    release = cluster.deploy()
+    done = change_config(cluster.pipeline, "staging", Changes({"A": "1"}))
+    assert done.restarted
+    restarting = [line for line in cluster.said if line.startswith("restarting ")]
+    assert restarting == [
+        f"restarting {release} (git {release[-7:]}) on staging (2 hosts), one host at a time"
+    ]
+    assert [r["action"] for r in cluster.hosts["web1"].history()] == ["deploy", "config", "restart"]
