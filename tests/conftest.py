@@ -373,3 +373,14 @@ def deploy_app(tmp_path: Path) -> DeployApp:
     application = DeployApp(tmp_path / "app")
     application.create()
     return application
+
+
+@pytest.fixture
+def deployment(deploy_app: DeployApp, deploy_hosts: SSHCluster, redis_url: str) -> Iterator[object]:
+    """The example app's repository with a procman.yml for the session's sshd hosts
+    (``tests.deployment.Deployment``); what it started on the hosts is stopped at the end."""
+    from tests.deployment import Deployment
+
+    deployment = Deployment(deploy_app, deploy_hosts, redis_url)
+    yield deployment
+    deployment.stop_everything()

@@ -48,14 +48,43 @@ root_option = click.option(
     type=click.Path(path_type=Path),
     help="App directory [default: the Procfile's directory].",
 )
+
+
+class QuietAlias(click.Option):
+    """An option whose last long spelling is accepted but left out of ``--help`` (an alias kept
+    for compatibility, or for a spelling other commands use)."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        record = super().get_help_record(ctx)
+        if record is None:
+            return None
+        quiet = self.opts[-1]
+        shown = ", ".join(o for o in self.opts if o != quiet)
+        metavar = self.make_metavar(ctx) if not self.is_flag else ""
+        return (f"{shown} {metavar}".rstrip(), record[1])
+
+
 env_option = click.option(
     "-e",
     "--env",
+    "--env-file",
     "env_files",
+    cls=QuietAlias,
     multiple=True,
     help="Env file to load; repeat, or separate with commas; later files win "
     "[default: .env in the app directory, if present].",
 )
+env_file_option = click.option(
+    "-e",
+    "--env-file",
+    "env_files",
+    multiple=True,
+    metavar="FILE",
+    help="Env file to load; repeat, or separate with commas; later files win "
+    "[default: .env in the app directory, if present].",
+)
+"""The env file option of a command that also works on a deployed environment, where ``--env``
+names the environment (``procman.cli.environments``)."""
 port_option = click.option(
     "-p",
     "--port",
@@ -66,8 +95,15 @@ port_option = click.option(
 
 
 def app_options(command: F) -> F:
-    """-f, -d, -e and -p, shared by every command that works on an app."""
+    """-f, -d, -e and -p, shared by every command that works on an app here only (one that also
+    works on a deployed environment takes ``procman.cli.environments.environment_app_options``)."""
     return with_options(command, [procfile_option, root_option, env_option, port_option])
+
+
+def app_options_env_file(command: F) -> F:
+    """-f, -d, -e/--env-file and -p: the app options of a command that also takes ``--env ENV``
+    for a deployed environment (logs, scale, restart, run)."""
+    return with_options(command, [procfile_option, root_option, env_file_option, port_option])
 
 
 def with_options(command: F, decorators: Sequence[Callable[[Any], Any]]) -> F:
@@ -89,6 +125,9 @@ def to_app_options(
 LAZY_COMMANDS = {
     **{name: f"procman.cli.control:{name}" for name in ("scale", "ps", "restart", "stop", "logs")},
     **{name: f"procman.cli.deploy:{name}" for name in ("deploy", "releases", "rollback", "unlock")},
+    "hosts": "procman.cli.hosts:hosts",
+    "run": "procman.cli.run:run",
+    "config": "procman.cli.config:config",
     "jobs": "procman.cli.jobs:jobs",
     "dashboard": "procman.cli.dashboard:dashboard",
     "worker": "procman.cli.queues:worker",
@@ -159,6 +198,28 @@ def cli(traceback: bool) -> None:
     is_flag=True,
     help="Also show what procman's own children log in full (the private Redis, RQ's lines).",
 )
+@click.option(
+    "--log-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the log stream to this file instead of standard output, rotated (FILE.1, "
+    "FILE.2, ...) so that it never takes more than (--log-backups + 1) x --log-max-bytes.",
+)
+@click.option(
+    "--log-max-bytes",
+    type=click.IntRange(min=1),
+    default=10 * 1024 * 1024,
+    show_default=True,
+    metavar="BYTES",
+    help="With --log-file: rotate the file before it passes this size.",
+)
+@click.option(
+    "--log-backups",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    metavar="N",
+    help="With --log-file: rotated files to keep (the oldest is deleted).",
+)
 def start(
     procfile: Path | None,
     root: Path | None,
@@ -176,9 +237,12 @@ def start(
     can_die_types: str | None,
     redis_url: str | None,
     verbose: bool,
+    log_file: Path | None,
+    log_max_bytes: int,
+    log_backups: int,
 ) -> int:
     """Start the app's processes (all types, or the NAMES given)."""
-    from procman.commands.start import StartOptions
+    from procman.commands.start import LogFileOptions, StartOptions
     from procman.commands.start import start as start_app
 
     if color is None:
@@ -195,6 +259,7 @@ def start(
         can_die=can_die_types,
         redis_url=redis_url,
         verbose=verbose,
+        log_file=LogFileOptions(log_file, log_max_bytes, log_backups) if log_file else None,
     )
     return start_app(options)
 
@@ -229,19 +294,3 @@ def check(
     else:
         click.echo(report.summary())
     return 0
-
-
-@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@app_options
-@click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def run(
-    procfile: Path | None,
-    root: Path | None,
-    env_files: tuple[str, ...],
-    port: int | None,
-    command: tuple[str, ...],
-) -> None:
-    """Run COMMAND once with the app's environment (.env, PORT), like foreman run."""
-    from procman.commands.run import run as run_command
-
-    run_command(to_app_options(procfile, root, env_files, port), command)

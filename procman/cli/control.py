@@ -12,6 +12,11 @@ from typing import Any
 import click
 
 from procman.cli.commands import Seconds, app_options, to_app_options
+from procman.cli.environments import (
+    environment_app_options,
+    local_only,
+    naming_environment,
+)
 from procman.errors import UsageError
 from procman.formation import format_formation
 from procman.supervisor.output import Prefixer, StreamStyle
@@ -20,16 +25,43 @@ EnvFiles = tuple[str, ...]
 
 
 @click.command()
-@app_options
+@environment_app_options
 @click.argument("changes", nargs=-1, required=True)
+@click.option(
+    "--wait",
+    type=Seconds(),
+    default=None,
+    metavar="SECONDS",
+    help="With --env: wait this long for another deploy's lock [default: fail at once].",
+)
 def scale(
     procfile: Path | None,
     root: Path | None,
     env_files: EnvFiles,
     port: int | None,
+    environment: str | None,
+    config_path: Path,
     changes: tuple[str, ...],
+    wait: float | None,
 ) -> int:
-    """Change the formation: TYPE=N, TYPE+N or TYPE-N (live, and saved for the next start)."""
+    """Change the formation: TYPE=N, TYPE+N or TYPE-N (live, and saved for the next start).
+    With --env, of a deployed environment: N counts its hosts together (spread evenly over the
+    hosts that run TYPE), kept by the environment for every later start, deploy and promotion."""
+    if environment is not None:
+        from procman.cli.deploy import pipeline_options
+        from procman.commands.environment import scale_environment
+
+        local_only(environment, {"-f": procfile, "-d": root, "-e/--env-file": env_files,
+                                 "-p": port})  # fmt: skip
+        with naming_environment(environment, config_path):
+            done = scale_environment(pipeline_options(config_path), environment, changes, wait or 0)
+        click.echo(format_formation(done.formation))
+        for host, counts in done.per_host.items():
+            state = "" if host in done.live or not counts else " (not running: at its next start)"
+            click.echo(f"  {host}: {format_formation(counts) or 'none of these types'}{state}")
+        return 0
+    if wait is not None:
+        raise UsageError("--wait is for --env (a deploy lock)", "leave it out")
     from procman.commands.control import scale as scale_app
 
     result = scale_app(to_app_options(procfile, root, env_files, port), changes)
@@ -40,14 +72,30 @@ def scale(
 
 
 @click.command()
-@app_options
+@environment_app_options
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
 def ps(
-    procfile: Path | None, root: Path | None, env_files: EnvFiles, port: int | None, as_json: bool
+    procfile: Path | None,
+    root: Path | None,
+    env_files: EnvFiles,
+    port: int | None,
+    environment: str | None,
+    config_path: Path,
+    as_json: bool,
 ) -> int:
-    """List every instance: pid, state, uptime, restarts, port, command."""
+    """List every instance: pid, state, uptime, restarts, port, command. With --env, every
+    instance on every host of the deployed environment (a host that does not answer is listed as
+    such, and the exit status is 1)."""
     from procman.commands.control import ps as list_processes
 
+    if environment is not None:
+        from procman.cli.remote import ps_environment
+
+        local_only(
+            environment, {"-f": procfile, "-d": root, "-e/--env-file": env_files, "-p": port}
+        )
+        with naming_environment(environment, config_path):
+            return ps_environment(environment, config_path, as_json)
     processes = list_processes(to_app_options(procfile, root, env_files, port))
     if as_json:
         click.echo(json.dumps(processes, indent=2))
@@ -57,73 +105,42 @@ def ps(
 
 
 @click.command()
-@app_options
+@environment_app_options
 @click.argument("targets", nargs=-1)
-@click.option(
-    "--environment",
-    metavar="ENV",
-    help="Instead: start or restart the current release of this deployed environment on every "
-    "host (procman.yml), health-checked.",
-)
-@click.option(
-    "-C",
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    default=Path("procman.yml"),
-    show_default=True,
-    help="With --environment: the deploy file.",
-)
 @click.option(
     "--wait",
     type=Seconds(),
     default=None,
     metavar="SECONDS",
-    help="With --environment: wait this long for another deploy's lock [default: fail at once].",
+    help="With --env: wait this long for another deploy's lock [default: fail at once].",
 )
 def restart(
     procfile: Path | None,
     root: Path | None,
     env_files: EnvFiles,
     port: int | None,
-    targets: tuple[str, ...],
     environment: str | None,
     config_path: Path,
+    targets: tuple[str, ...],
     wait: float | None,
 ) -> int:
-    """Restart instances (web.1) or types (web); all when none is named. With --environment,
-    the deployed environment's current release on every host instead."""
+    """Restart instances (web.1) or types (web); all when none is named. With --env, the
+    deployed environment's current release on every host instead (of the TYPES named, if any),
+    gracefully, one host at a time when the environment is rolling."""
     from procman.commands.control import restart as restart_processes
 
     if environment is not None:
         from procman.cli.deploy import restart_environment
 
-        if targets or procfile or root or env_files or port:
-            raise UsageError(
-                "--environment restarts every process of the deployed release; TARGETS and "
-                "-f, -d, -e, -p are for a procman start running here",
-                f"run procman restart --environment {environment} alone",
-            )
-        return restart_environment(environment, config_path, wait or 0.0)
+        given = {"-f": procfile, "-d": root, "-e/--env-file": env_files, "-p": port}
+        local_only(environment, given)
+        with naming_environment(environment, config_path):
+            return restart_environment(environment, config_path, wait or 0.0, targets)
     if wait is not None:
-        raise UsageError("--wait is for --environment (a deploy lock)", "leave it out")
-    _refuse_missing_env_files(env_files)
+        raise UsageError("--wait is for --env (a deploy lock)", "leave it out")
     names = restart_processes(to_app_options(procfile, root, env_files, port), targets)
     click.echo(f"restarting {', '.join(names) or 'nothing'}")
     return 0
-
-
-def _refuse_missing_env_files(env_files: EnvFiles) -> None:
-    """restart reads no env file, so ``--env staging`` (meant as the deployed environment) would
-    restart the local app unnoticed: a missing env file is an error."""
-    for spec in env_files:
-        for name in (n for n in spec.split(",") if n.strip()):
-            if not Path(name).exists():
-                raise UsageError(
-                    f"-e/--env: no env file {name!r}",
-                    f"to restart the deployed environment {name}, use "
-                    f"procman restart --environment {name}",
-                )
 
 
 @click.command()
@@ -160,7 +177,7 @@ def stop(
 
 
 @click.command()
-@app_options
+@environment_app_options
 @click.argument("targets", nargs=-1)
 @click.option(
     "-n",
@@ -181,14 +198,28 @@ def logs(
     root: Path | None,
     env_files: EnvFiles,
     port: int | None,
+    environment: str | None,
+    config_path: Path,
     targets: tuple[str, ...],
     lines: int,
     follow: bool,
     color: bool | None,
 ) -> int:
-    """Show the running app's log stream (of NAMES or TYPES only, if given) until Ctrl-C."""
+    """Show the running app's log stream (of NAMES or TYPES only, if given) until Ctrl-C. With
+    --env, the log streams of every host of the deployed environment as one, each line's
+    instance prefixed with its host (-n lines of each host first)."""
     from procman.commands.control import logs as read_logs
 
+    if environment is not None:
+        from procman.cli.remote import logs_environment
+
+        local_only(
+            environment, {"-f": procfile, "-d": root, "-e/--env-file": env_files, "-p": port}
+        )
+        with naming_environment(environment, config_path):
+            return logs_environment(
+                environment, config_path, targets, lines, follow, _want_color(color)
+            )
     stream = read_logs(to_app_options(procfile, root, env_files, port), targets, lines, follow)
     prefixer = Prefixer(StreamStyle(color=_want_color(color)))
     names = list(stream.names)

@@ -1,4 +1,4 @@
-"""``procman deploy``, ``releases``, ``rollback``, ``unlock`` and ``restart --environment``: the
+"""``procman deploy``, ``releases``, ``rollback``, ``unlock`` and ``restart --env``: the
 pipeline of procman.yml.
 
 Each command turns its arguments into ``PipelineOptions`` and calls one function of
@@ -23,6 +23,7 @@ from procman.errors import spell_options
 
 if TYPE_CHECKING:
     from procman.commands.deploy import PipelineOptions
+    from procman.deploy.plan import Plan
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -94,6 +95,13 @@ def say(line: str) -> None:
     help="Promote although the source release is not running healthily now (recorded in history).",
 )
 @wait_option
+@click.option(
+    "--plan",
+    "plan_only",
+    is_flag=True,
+    help="Print every step and remote command the deploy would run on each host; change "
+    "nothing (the hosts are only read).",
+)
 def deploy(
     environment: str,
     config_path: Path,
@@ -104,6 +112,7 @@ def deploy(
     allow_dirty_config: bool,
     force_stale_source: bool,
     wait: float,
+    plan_only: bool,
 ) -> int:
     """Deploy to ENVIRONMENT: test, build and ship a commit; or, for an environment with
     promote_from, ship the release that is current and healthy there, byte for byte."""
@@ -119,8 +128,27 @@ def deploy(
         allow_dirty_config=allow_dirty_config,
         force_stale_source=force_stale_source,
     )
+    if plan_only:
+        from procman.commands.deploy import plan
+
+        print_plan(plan(pipeline_options(config_path), environment, options))
+        return 0
     deploy_to(pipeline_options(config_path), environment, options)
     return 0
+
+
+def print_plan(plan: Plan) -> None:
+    sha = f"sha256 {plan.sha256[:12]}" if plan.sha256 else "not built yet"
+    click.echo(f"plan: {plan.action} {plan.release_id} ({sha}) to {plan.environment}; "
+               "nothing is changed")  # fmt: skip
+    for line in plan.local:
+        click.echo(f"here: {line}")
+    for host in plan.hosts:
+        state = host.state
+        formation = ", ".join(f"{k}={v}" for k, v in state.formation.items())
+        click.echo(f"{host.host} (current: {state.current or 'none'}; runs {formation}):")
+        for number, step in enumerate(host.steps, start=1):
+            click.echo(f"  {number:2d}. {step.step}: {step.command}")
 
 
 @click.command()
@@ -180,12 +208,14 @@ def rollback(environment: str, release_id: str | None, config_path: Path, wait: 
     return 0
 
 
-def restart_environment(environment: str, config_path: Path, wait: float) -> int:
-    """``procman restart --environment ENV``: the current release started or restarted on every
-    host, health-checked, recorded as a restart."""
+def restart_environment(
+    environment: str, config_path: Path, wait: float, types: tuple[str, ...] = ()
+) -> int:
+    """``procman restart --env ENV [TYPE...]``: the current release started or restarted on every
+    host (of TYPES only, if named), health-checked, recorded as a restart."""
     from procman.commands.deploy import restart
 
-    restart(pipeline_options(config_path), environment, wait)
+    restart(pipeline_options(config_path), environment, wait, types)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""``procman deploy``, ``releases``, ``rollback``, ``unlock`` and ``restart --environment``: the
+"""``procman deploy``, ``releases``, ``rollback``, ``unlock`` and ``restart --env``: the
 pipeline of procman.yml.
 
 Each function takes the command's :class:`PipelineOptions`, composes the pipeline once (procman.yml
@@ -8,13 +8,14 @@ validated against the Procfile beside it, :func:`pipeline_for`) and calls one me
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from procman.deploy.config import load_deploy_config
 from procman.deploy.history import ReleaseRow
 from procman.deploy.pipeline import DeployOptions, Outcome, Pipeline, deploy_hint
+from procman.deploy.plan import Plan
 from procman.procfile import load_procfile
 
 
@@ -40,6 +41,11 @@ def deploy(options: PipelineOptions, environment: str, deploy_options: DeployOpt
     return pipeline_for(options).deploy(environment, deploy_options)
 
 
+def plan(options: PipelineOptions, environment: str, deploy_options: DeployOptions) -> Plan:
+    """``procman deploy ENV --plan``: every step and remote command, run nowhere."""
+    return pipeline_for(options).plan(environment, deploy_options)
+
+
 @dataclass(frozen=True, slots=True)
 class Releases:
     rows: list[ReleaseRow]
@@ -61,10 +67,13 @@ def rollback(
     return pipeline_for(options).rollback(environment, release_id, wait)
 
 
-def restart(options: PipelineOptions, environment: str, wait: float) -> Outcome:
-    """``procman restart --environment ENV``: the current release started or restarted on every
-    host, health-checked, recorded as a restart."""
-    return pipeline_for(options).restart(environment, wait)
+def restart(
+    options: PipelineOptions, environment: str, wait: float, only: Sequence[str] = ()
+) -> Outcome:
+    """``procman restart --env ENV [TYPE...]``: the current release started or restarted on every
+    host (only the instances of the types named, if any), health-checked, recorded as a
+    restart."""
+    return pipeline_for(options).restart(environment, wait, only)
 
 
 def unlock(options: PipelineOptions, environment: str) -> list[str]:

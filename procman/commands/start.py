@@ -47,6 +47,7 @@ from procman.settings import (
 )
 from procman.supervisor.control.handler import RequestHandler
 from procman.supervisor.control.server import ControlServer
+from procman.supervisor.logfile import DEFAULT_BACKUPS, DEFAULT_MAX_BYTES, RotatingLogFile
 from procman.supervisor.output import Prefixer, Sink, StreamStyle
 from procman.supervisor.service import Service
 from procman.supervisor.spawn import Spawner
@@ -69,6 +70,15 @@ class StartOptions:
     redis_url: str | None = None
     verbose: bool = False
     """Show everything procman's own children print (the private Redis, the worker's RQ log)."""
+    log_file: LogFileOptions | None = None
+    """Write the log stream to this rotated, capped file instead of ``output_fd``."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogFileOptions:
+    path: Path
+    max_bytes: int = DEFAULT_MAX_BYTES
+    backups: int = DEFAULT_BACKUPS
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +185,7 @@ def start(options: StartOptions) -> int:
             ),
             environment=lambda instance: _environment(app, chosen.redis, instance, common),
             prefixer=Prefixer(options.style),
-            sink=Sink(options.output_fd),
+            sink=_sink(options),
             stop_timeout=options.stop_timeout,
             policy=chosen.policy,
             control=lambda selector, supervisor: ControlServer(
@@ -193,6 +203,13 @@ def start(options: StartOptions) -> int:
             except ProcmanError:
                 pass
         os.close(lock)
+
+
+def _sink(options: StartOptions) -> Sink:
+    if options.log_file is None:
+        return Sink(options.output_fd)
+    log = options.log_file
+    return RotatingLogFile(log.path, log.max_bytes, log.backups)
 
 
 def _common_environment(options: StartOptions, app: App, run_dir: RunDir) -> dict[str, str]:

@@ -101,6 +101,15 @@ class DeployConfigError(ConfigError):
     """procman.yml is wrong: bad syntax, an unknown key, a bad value, a role no Procfile has."""
 
 
+class UnknownEnvironment(DeployConfigError):
+    """A command named an environment procman.yml does not have."""
+
+    def __init__(self, message: str, hint: str, name: str, known: tuple[str, ...]) -> None:
+        super().__init__(message, hint)
+        self.name = name
+        self.known = known
+
+
 @dataclass(frozen=True, slots=True)
 class Host:
     host: str
@@ -161,6 +170,19 @@ class DeployConfig:
     directory (made when missing)."""
     known_hosts: str | None = None
     """A project known_hosts file, checked after ``~/.ssh/known_hosts`` (relative to this file)."""
+
+    def environment(self, name: str) -> Environment:
+        """The environment called ``name``; ``UnknownEnvironment`` lists the ones there are."""
+        try:
+            return self.environments[name]
+        except KeyError:
+            known = tuple(self.environments)
+            raise UnknownEnvironment(
+                f"{self.path}: no environment named {name!r} (environments: {', '.join(known)})",
+                "name one of them, or add it under 'environments:'",
+                name,
+                known,
+            ) from None
 
     def known_hosts_path(self) -> Path | None:
         if self.known_hosts is None:

@@ -15,7 +15,11 @@ from typing import Any
 
 from procman.errors import ProcmanError
 
-ACTIONS = ("deploy", "promote", "rollback", "restart")
+RELEASE_ACTIONS = ("deploy", "promote", "rollback", "restart")
+DAY_TWO_ACTIONS = ("config", "scale")
+"""Changes to the environment, not to its release: ``procman config set``, ``procman scale``.
+They make no release healthy and are left out of the one-row-per-release listing."""
+ACTIONS = (*RELEASE_ACTIONS, *DAY_TWO_ACTIONS)
 OK = "ok"
 FAILED = "failed"
 ROLLED_BACK = "failed, rolled back"
@@ -59,7 +63,9 @@ class HistoryRecord:
 
     @property
     def healthy(self) -> bool:
-        return self.result == OK
+        """This record left its release running healthily (a config or scale record says
+        nothing about that)."""
+        return self.result == OK and self.action not in DAY_TWO_ACTIONS
 
     def to_json_line(self) -> str:
         data: dict[str, Any] = {name: getattr(self, name) for name in _TEXT_FIELDS}
@@ -230,7 +236,8 @@ def release_rows(
     points at) is marked, and, given the ids still on the host, so are the pruned ones."""
     latest: dict[str, HistoryRecord] = {}
     for record in records:
-        latest[record.release_id] = record
+        if record.action not in DAY_TWO_ACTIONS:
+            latest[record.release_id] = record
     return [
         ReleaseRow.of(record, release_id == current, kept is None or release_id in kept)
         for release_id, record in sorted(latest.items(), reverse=True)

@@ -9,6 +9,7 @@ stopped answering) and a timeout are that step's errors too. Each step is marked
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,8 @@ BUILD_TIMEOUT = 1800.0
 OUTPUT_SHOWN = 15
 LOG_LINES_SHOWN = 20
 WEB = "web"
+RESTART_POLL = 0.2
+"""Seconds between two looks at whether restarted instances run again."""
 
 
 class StepFailed(TransportError):
@@ -90,6 +93,10 @@ class DeployHost:
     def label(self) -> str:
         return self.transport.host
 
+    def close(self) -> None:
+        """Close this host's connection (a ``HostGroup`` does, at its end)."""
+        self.transport.close()
+
     def _command(self, step: str, argv: list[str], timeout: float = QUICK) -> Result:
         """Run ``argv`` as ``step``, marked under way meanwhile; a lost connection or a timeout
         is reported as this step's error."""
@@ -141,6 +148,12 @@ class DeployHost:
     def history(self) -> tuple[HistoryRecord, ...]:
         output = self._run("read history", steps.read_history(self.root)).stdout.decode()
         return parse_history(output, f"{self.label}:{steps.history_path(self.root)}")
+
+    def release_state(self, release_id: str) -> tuple[str | None, bool]:
+        """The sha256 of the release's artifact on the host (None: not there), and whether the
+        release was built here."""
+        state = self._run("check release", steps.release_state(self.root, release_id))
+        return steps.parse_release_state(state.stdout.decode())
 
     def releases(self) -> list[str]:
         result = self._command("list releases", steps.list_releases(self.root))
@@ -338,6 +351,65 @@ class DeployHost:
             self._run_procman(release_id, ["scale", *rest], "scale up")
         return result
 
+    def processes(self, release_id: str) -> list[dict[str, object]]:
+        """``procman ps --json`` of the supervisor running ``release_id`` here."""
+        listed = self._procman(f"ps {release_id}", release_id, ["ps", "--json"])
+        if not listed.ok:
+            raise StepFailed(self.label, f"ps {release_id}", tail(listed.stdout + listed.stderr))
+        try:
+            processes: list[dict[str, object]] = json.loads(listed.stdout)
+        except ValueError:
+            raise StepFailed(self.label, f"ps {release_id}", "unexpected output") from None
+        return processes
+
+    def restart_types(
+        self, release_id: str, types: Sequence[str], stop_timeout: float
+    ) -> Restarted:
+        """Restart the instances of ``types`` in the supervisor running ``release_id``, gracefully
+        (each stopped as ``procman restart`` stops it, within ``stop_timeout``), and wait until
+        every one of them runs again with a new pid (up to ``stop_timeout`` plus
+        ``steps.UP_TIMEOUT`` seconds); then the web instances are health-checked."""
+        if release_id not in self.supervisors():
+            raise StepFailed(
+                self.label,
+                f"restart {', '.join(types)}",
+                f"procman is not running {release_id} here (stopped, or the host restarted)",
+                "restart every type of the environment, which starts it",
+            )
+        before = {
+            str(p["name"]): p.get("pid") for p in self.processes(release_id) if p["type"] in types
+        }
+        if not before:
+            return Restarted((), {})
+        self._run_procman(release_id, ["restart", *types], f"restart {', '.join(types)}")
+        step = f"wait for {', '.join(types)} to run again"
+        deadline = time.monotonic() + stop_timeout + steps.UP_TIMEOUT
+        with self.progress.step(self.label, step):
+            while True:
+                now = {str(p["name"]): p for p in self.processes(release_id) if p["name"] in before}
+                waiting = [
+                    name
+                    for name, old_pid in before.items()
+                    if name not in now
+                    or now[name].get("state") != "running"
+                    or now[name].get("pid") in (None, old_pid)
+                ]
+                if not waiting:
+                    break
+                if time.monotonic() > deadline:
+                    raise StepFailed(
+                        self.label,
+                        step,
+                        f"{', '.join(waiting)} not running again after "
+                        f"{stop_timeout + steps.UP_TIMEOUT:g}s; the log:\n"
+                        + self.log_tail(release_id),
+                    )
+                time.sleep(RESTART_POLL)
+        web_ports = tuple(
+            int(str(p["port"])) for p in now.values() if p["type"] == WEB and p.get("port")
+        )
+        return Restarted(web_ports, self.health(web_ports) if web_ports else {})
+
     def _run_procman(self, release_id: str, args: list[str], step: str) -> None:
         result = self._procman(step, release_id, args)
         if not result.ok:
@@ -367,6 +439,53 @@ class DeployHost:
     def stop_all(self, wait: float) -> None:
         for release_id in self.supervisors():
             self.stop(release_id, [], wait)
+
+    # -- files kept for the environment (shared/.env, the formation) -------------------------
+
+    def read_kept(self, path: str) -> str | None:
+        """The text of ``path`` on the host, None when there is no such file."""
+        output = self._run(f"read {path}", steps.read_kept_file(path)).stdout
+        try:
+            return steps.parse_kept_file(output.decode())
+        except (steps.StepError, UnicodeDecodeError) as error:
+            raise StepFailed(self.label, f"read {path}", str(error)) from None
+
+    def stage_kept(self, path: str, text: str) -> None:
+        self._run(f"write {path}", steps.stage_file(path, text))
+
+    def commit_kept(self, path: str) -> None:
+        self._run(f"replace {path}", steps.commit_file(path))
+
+    def discard_kept(self, path: str) -> None:
+        self._run(f"clean up next to {path}", steps.discard_staged(path))
+
+    def restore_kept(self, path: str) -> None:
+        self._run(f"put back {path}", steps.restore_file(path))
+
+    def scaled_formation(self) -> dict[str, int]:
+        """The counts ``procman scale --env`` set for the environment (totals; none yet: {})."""
+        path = steps.formation_path(self.root)
+        text = self.read_kept(path)
+        if text is None:
+            return {}
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or not all(
+            isinstance(k, str) and type(v) is int and v >= 0 for k, v in data.items()
+        ):
+            raise StepFailed(
+                self.label,
+                f"read {path}",
+                "not a JSON object of counts",
+                'fix it (like {"worker": 2}), or remove it to use procman.yml\'s formation',
+            )
+        return data
+
+    def scale(self, release_id: str, counts: Mapping[str, int]) -> None:
+        """Scale the supervisor running ``release_id`` to ``counts`` (live; it saves them)."""
+        self._run_procman(release_id, ["scale", *(f"{k}={v}" for k, v in counts.items())], "scale")
 
     # -- records -----------------------------------------------------------------------------
 

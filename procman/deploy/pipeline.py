@@ -14,22 +14,16 @@ import io
 import subprocess
 import tarfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
 from procman.deploy import steps
-from procman.deploy.config import (
-    DEFAULT_SSH_PORT,
-    DeployConfig,
-    DeployConfigError,
-    Environment,
-    Host,
-)
+from procman.deploy.config import DeployConfig, Environment, Host
+from procman.deploy.connect import Connect, Say, environment_hosts, ssh_connector
 from procman.deploy.history import (
     ALLOW_DIRTY_CONFIG,
     FAILED,
@@ -46,7 +40,10 @@ from procman.deploy.history import (
     release_rows,
 )
 from procman.deploy.host import WEB, DeployHost, LockHeld, Restarted, StepFailed
-from procman.deploy.progress import Progress, main_thread_takes_ctrl_c, said_on_interrupt
+from procman.deploy.hostgroup import DeployError, HostGroup, HostGroupError
+from procman.deploy.plan import HostPlan, HostState, Plan, host_plan
+from procman.deploy.plan import Release as PlannedRelease
+from procman.deploy.progress import Progress
 from procman.deploy.release import (
     STORE,
     Artifact,
@@ -58,23 +55,23 @@ from procman.deploy.release import (
     dirty_paths,
     load_artifact,
     read_manifest,
+    release_id_for,
     resolve_commit,
     sha256_hex,
     store_artifact,
     validate_release_id,
 )
-from procman.deploy.transport.base import Transport, TransportError
+from procman.deploy.transport.base import TransportError
 from procman.errors import ProcmanError, UsageError, flag_of
 
+__all__ = ["DeployError", "DeployOptions", "Outcome", "Pipeline", "ssh_connector"]
+
+Hosts = HostGroup[DeployHost]
 T = TypeVar("T")
 DEFAULT_STOP_TIMEOUT = 30.0
 STOP_MARGIN = 10.0
 """Seconds beyond the longest job timeout that a worker gets to finish before SIGKILL."""
 LOCK_POLL = 1.0
-
-
-class DeployError(ProcmanError):
-    """A deploy, promotion or rollback stopped; what changed (nothing, or rolled back) is said."""
 
 
 @dataclass
@@ -108,64 +105,35 @@ class Outcome:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-Connect = Callable[[Host, Environment], Transport]
-Say = Callable[[str], None]
-
-
-def ssh_connector(config: DeployConfig) -> Connect:
-    """Connections as procman.yml describes them: strict host keys (``~/.ssh/known_hosts`` and
-    the project's ``known_hosts`` file), keys from the agent or ``identity_file``. What
-    procman.yml leaves out (the address behind an alias, user, port, identity file) comes from
-    ``~/.ssh/config`` when it has the host."""
-    known = config.known_hosts_path()
-    if known is not None and not known.is_file():
-        raise DeployConfigError(
-            f"{config.path}: known_hosts: {known} does not exist",
-            f"record the hosts' keys in it (ssh-keyscan HOST >> {known}), or remove the key",
-        )
-    user_config = Path("~/.ssh/config").expanduser()
-
-    def connect(host: Host, environment: Environment) -> Transport:
-        from procman.deploy.transport.ssh import SSHTransport, lookup_ssh_config
-
-        found = lookup_ssh_config(user_config, host.host.strip("[]"))
-        identity = environment.identity_file or found.identity_file
-        return SSHTransport(
-            found.hostname,
-            host.port if host.port != DEFAULT_SSH_PORT or found.port is None else found.port,
-            host.user or found.user,
-            known_hosts=[known] if known is not None else [],
-            identity_file=Path(identity).expanduser() if identity else None,
-        )
-
-    return connect
-
-
-def parallel(items: Sequence[T], work: Callable[[T], object]) -> list[ProcmanError]:
-    """Run ``work`` on every item at once; the errors raised, in item order."""
-    if not items:
-        return []
-
-    def guarded(item: T) -> ProcmanError | None:
-        try:
-            work(item)
-        except ProcmanError as error:
-            return error
-        return None
-
-    with ThreadPoolExecutor(len(items), initializer=main_thread_takes_ctrl_c) as pool:
-        results = list(pool.map(guarded, items))
-    return [error for error in results if error is not None]
-
-
-def host_formation(environment: Environment, host: Host, types: Iterable[str]) -> dict[str, int]:
-    """Instances of each type on ``host``: the formation's count (default 1) for the types the
-    host runs, 0 for the rest."""
+def host_formation(
+    environment: Environment,
+    host: Host,
+    types: Iterable[str],
+    scaled: Mapping[str, int] | None = None,
+) -> dict[str, int]:
+    """Instances of each type on ``host``, 0 for the types it does not run. A type in ``scaled``
+    (``procman scale --env``: a count for the whole environment) is spread evenly over the hosts
+    that run it, the first ones taking one more; the others have procman.yml's ``formation``
+    count on each host (default 1)."""
     counts = environment.formation
-    return {
-        name: (counts.get(name, 0) if counts is not None else 1) if host.runs(name) else 0
-        for name in types
-    }
+    result = {}
+    for name in types:
+        if not host.runs(name):
+            result[name] = 0
+        elif scaled is not None and name in scaled:
+            result[name] = spread(scaled[name], environment, name)[host]
+        else:
+            result[name] = counts.get(name, 0) if counts is not None else 1
+    return result
+
+
+def spread(total: int, environment: Environment, name: str) -> dict[Host, int]:
+    """``total`` instances of ``name`` over the hosts that run it, as evenly as can be."""
+    running = [host for host in environment.hosts if host.runs(name)]
+    if not running:
+        return {}
+    share, extra = divmod(total, len(running))
+    return {host: share + (1 if index < extra else 0) for index, host in enumerate(running)}
 
 
 def queues_text(artifact: bytes) -> str | None:
@@ -205,6 +173,13 @@ def deploy_hint(environment: Environment) -> str:
     )
 
 
+def _read_or_none(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def _now() -> str:
     return f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
 
@@ -241,43 +216,32 @@ class Pipeline:
         """The sha256 of procman.yml and whether it has uncommitted changes, once read."""
 
     def environment(self, name: str) -> Environment:
-        try:
-            return self.config.environments[name]
-        except KeyError:
-            known = ", ".join(self.config.environments)
-            raise DeployError(
-                f"{self.config.path}: no environment named {name!r} (environments: {known})",
-                "name one of them, or add it under 'environments:'",
-            ) from None
+        return self.config.environment(name)
 
-    @contextmanager
     def hosts(
-        self, environment: Environment, *, read_only: bool = False
-    ) -> Iterator[list[DeployHost]]:
-        """Connected hosts of ``environment``, each checked (tools; the layout made, unless only
-        reading from them); closed at the end. Meanwhile, long steps show progress, and a
-        Ctrl-C says what it waits for."""
-        hosts = [
-            DeployHost(
-                host,
-                environment,
-                self.connect(host, environment),
-                self.progress,
-                self.config.shared,
-            )
-            for host in environment.hosts
-        ]
-        try:
-            with (
-                self.progress.reported(self.say if self.show_progress else None),
-                said_on_interrupt(self.say, self.progress),
-            ):
-                errors = parallel(hosts, lambda host: host.preflight(make_layout=not read_only))
-                self._fail_on(errors, "nothing was changed")
-                yield hosts
-        finally:
-            for host in hosts:
-                host.transport.close()
+        self, environment: Environment, *, read_only: bool = False, check: bool = True
+    ) -> AbstractContextManager[Hosts]:
+        """Connected hosts of ``environment`` as a group, each checked (tools; the layout made,
+        unless only reading from them; without ``check``, not yet: see ``environment_hosts``);
+        closed at the end. Meanwhile, long steps show progress,
+        and a Ctrl-C says what it waits for."""
+        return environment_hosts(
+            self.config,
+            environment,
+            self.connect,
+            self.say,
+            self.progress,
+            read_only=read_only,
+            show_progress=self.show_progress,
+            check=check,
+        )
+
+    def _each(self, hosts: Hosts, step: Callable[[DeployHost], T]) -> dict[str, T]:
+        """``step``'s value on every host, by label, read on all hosts at once; a failure raises
+        (naming every failed host, the last in the error)."""
+        result = hosts.run(step)
+        result.raise_on_failure(None, self.say)
+        return {label: result.values[label] for label in hosts.labels}
 
     def config_state(self) -> tuple[str, bool]:
         """The sha256 of the procman.yml this command uses, and whether it differs from the
@@ -285,14 +249,6 @@ class Pipeline:
         if self._config_state is None:
             self._config_state = config_state(Path(self.config.path))
         return self._config_state
-
-    def _fail_on(self, errors: list[ProcmanError], consequence: str) -> None:
-        if not errors:
-            return
-        for error in errors[:-1]:
-            self.say(f"error: {error}")
-        last = errors[-1]
-        raise DeployError(f"{last.message}; {consequence}", last.hint)
 
     # -- deploy ------------------------------------------------------------------------------
 
@@ -422,6 +378,87 @@ class Pipeline:
                 return artifact
         return None
 
+    # -- plan ------------------------------------------------------------------------------
+
+    def plan(self, name: str, options: DeployOptions) -> Plan:
+        """What ``deploy`` would do, per host, run nowhere: the hosts are only read (their
+        current release, whether the artifact is there and built, their formation); nothing
+        is built, tested, uploaded or locked."""
+        environment = self.environment(name)
+        local: list[str] = []
+        if environment.promote_from is not None:
+            source = self.environment(environment.promote_from)
+            with self.hosts(source, read_only=True) as source_hosts:
+                record = self._source_release(source, source_hosts, options.release)
+            cached = load_artifact(self.store, record.release_id)
+            action, release_id, sha256 = "promote", record.release_id, record.sha256
+            if cached is None:
+                local.append(f"download {release_id} from {source_hosts[0].label}")
+            artifact = self.store / f"{release_id}.tar.gz"
+            data = cached.path.read_bytes() if cached is not None else None
+        else:
+            git_sha = resolve_commit(self.repo, options.commit or "HEAD")
+            dirty = dirty_paths(self.repo) if options.commit is None else []
+            if self.config.test and not options.skip_tests:
+                local.append(f"test stage: {self.config.test}")
+            found = None if dirty else self._cached_for_commit(git_sha)
+            action = "deploy"
+            if found is None:
+                release_id = release_id_for(datetime.now(UTC), git_sha)
+                sha256 = None
+                local.append(f"build the artifact of git {git_sha[:7]}"
+                             + (" (uncommitted changes included)" if dirty else ""))  # fmt: skip
+                artifact, data = self.store / f"{release_id}.tar.gz", None
+            else:
+                release_id, sha256, artifact = found.release_id, found.sha256, found.path
+                local.append(f"use the cached artifact {artifact}")
+                data = artifact.read_bytes()
+        queues = queues_text(data) if data is not None else _read_or_none(self.repo / "queues.yml")
+        types = self._planned_types(data)
+        release = PlannedRelease(
+            release_id=release_id,
+            sha256=sha256,
+            artifact=str(artifact),
+            build=self.config.build,
+            release_command=self.config.release,
+            shared=self.config.shared,
+            env_text=steps.dotenv_text(dict(environment.env)),
+            stop_timeout=stop_timeout_for(queues),
+            healthcheck_path=environment.healthcheck.path,
+            healthcheck_timeout=environment.healthcheck.timeout,
+            keep_releases=self.config.keep_releases,
+        )
+        when = _now()
+        with self.hosts(environment, read_only=True) as hosts:
+
+            def read(host: DeployHost) -> HostPlan:
+                present, built = host.release_state(release_id)
+                scaled = host.scaled_formation()
+                state = HostState(
+                    current=host.current(),
+                    artifact_sha256=present,
+                    built=built,
+                    formation=host_formation(environment, host.host, types, scaled),
+                )
+                planned = host_plan(host.root, state, release, first=host is hosts[0],
+                                    holder=self.who, when=when)  # fmt: skip
+                return HostPlan(host.label, state, planned)
+
+            result = hosts.run(read)
+            result.raise_on_failure("nothing was changed", self.say)
+        plans = tuple(result.values[label] for label in hosts.labels)
+        return Plan(name, action, release_id, sha256, tuple(local), plans)
+
+    def _planned_types(self, artifact: bytes | None) -> tuple[str, ...]:
+        """The process types of the release: its manifest's, else the Procfile here."""
+        from procman.procfile import parse_procfile
+
+        if artifact is not None:
+            manifest = read_manifest(artifact, "the artifact")
+            return tuple(manifest.process_types)
+        text = _read_or_none(self.repo / "Procfile") or ""
+        return tuple(parse_procfile(text, str(self.repo / "Procfile")).names)
+
     # -- promote -----------------------------------------------------------------------------
 
     def promote(self, environment: Environment, options: DeployOptions) -> Outcome:
@@ -465,7 +502,7 @@ class Pipeline:
     def _check_source_live(
         self,
         source: Environment,
-        hosts: list[DeployHost],
+        hosts: Hosts,
         record: HistoryRecord,
         options: DeployOptions,
         flags: list[str],
@@ -475,12 +512,12 @@ class Pipeline:
         problems: list[str] = []
 
         def check(host: DeployHost) -> None:
-            web = host_formation(source, host.host, [WEB])[WEB] > 0
+            web = host_formation(source, host.host, [WEB], host.scaled_formation())[WEB] > 0
             problem = host.liveness(record.release_id, web)
             if problem is not None:
                 problems.append(f"{host.label}: {problem}")
 
-        self._fail_on(parallel(hosts, check), "nothing was promoted")
+        hosts.run(check).raise_on_failure("nothing was promoted", self.say)
         if not problems:
             return
         found = "; ".join(sorted(problems))
@@ -488,7 +525,7 @@ class Pipeline:
             raise DeployError(
                 f"cannot promote from {source.name}: {record.release_id} is current there by "
                 f"history but not running healthily now ({found}); nothing was promoted",
-                f"start it again with procman restart --environment {source.name}, or deploy "
+                f"start it again with procman restart --env {source.name}, or deploy "
                 f"{source.name} again; to promote it anyway, pass {flag_of('force_stale_source')} "
                 "(recorded in history)",
             )
@@ -499,14 +536,14 @@ class Pipeline:
         flags.append(FORCE_STALE_SOURCE)
 
     def _source_release(
-        self, source: Environment, hosts: list[DeployHost], wanted: str | None
+        self, source: Environment, hosts: Hosts, wanted: str | None
     ) -> HistoryRecord:
         """The release current and healthy on every source host (or ``wanted``, healthy there
         before); else "cannot skip" with what the source hosts have."""
         found: list[tuple[DeployHost, HistoryRecord | None, str | None]] = []
+        states = self._each(hosts, lambda host: (host.history(), host.current()))
         for host in hosts:
-            history = host.history()
-            current = host.current()
+            history, current = states[host.label]
             if wanted is not None:
                 record = healthy_record(history, validate_release_id(wanted))
             else:
@@ -538,7 +575,7 @@ class Pipeline:
         assert record is not None
         return record
 
-    def _promoted_artifact(self, record: HistoryRecord, hosts: list[DeployHost]) -> Artifact:
+    def _promoted_artifact(self, record: HistoryRecord, hosts: Hosts) -> Artifact:
         cached = load_artifact(self.store, record.release_id)
         if cached is not None and cached.sha256 == record.sha256:
             return cached
@@ -585,7 +622,7 @@ class Pipeline:
         ):
             release = (artifact.release_id, artifact.sha256, artifact.manifest.git_sha)
             record = self._recorder(hosts, action, release, flags, started)
-            previous = {host.label: host.current() for host in hosts}
+            previous = self._each(hosts, DeployHost.current)
 
             try:
                 self._stage_all(hosts, environment, artifact, record, outcome)
@@ -597,15 +634,16 @@ class Pipeline:
                 hosts, artifact.release_id, previous, types, stop_timeout, record
             )
             outcome.timings["restart"] = time.monotonic() - began
-            for host in hosts:
-                keep = [artifact.release_id, previous[host.label]]
-                try:
-                    pruned = host.prune(self.config.keep_releases, keep)
-                except ProcmanError as error:
-                    self.say(f"warning: {error}")
-                    continue
-                if pruned:
-                    self.say(f"{host.label}: pruned {', '.join(pruned)}")
+            pruned = hosts.run(
+                lambda host: host.prune(
+                    self.config.keep_releases, [artifact.release_id, previous[host.label]]
+                )
+            )
+            for each in pruned.outcomes:
+                if each.error is not None:
+                    self.say(f"warning: {each.error}")
+                elif each.value:
+                    self.say(f"{each.host}: pruned {', '.join(each.value)}")
         outcome.timings["total"] = time.monotonic() - started
         self.say(
             f"{environment.name} now runs {artifact.release_id} "
@@ -615,7 +653,7 @@ class Pipeline:
 
     def _stage_all(
         self,
-        hosts: list[DeployHost],
+        hosts: Hosts,
         environment: Environment,
         artifact: Artifact,
         record: Callable[..., None],
@@ -637,11 +675,11 @@ class Pipeline:
             if built:
                 outcome.built.append(host.label)
 
-        errors = parallel(hosts, ship_and_build)
+        shipped = hosts.run(ship_and_build)
         outcome.timings["ship_and_build"] = time.monotonic() - began
-        if errors:
+        if not shipped.ok:
             record(FAILED)
-            self._fail_on(errors, "no host was switched")
+            shipped.raise_on_failure("no host was switched", self.say)
         self.say(
             f"shipped to {len(hosts)} host{'s' if len(hosts) != 1 else ''} "
             f"(uploaded to {len(outcome.uploaded)}, built on {len(outcome.built)}) "
@@ -656,10 +694,27 @@ class Pipeline:
             record(FAILED)
             raise DeployError(f"{error.message}; no host was switched", error.hint) from None
 
+    def locked(
+        self, hosts: Hosts, environment: Environment, release_id: str, wait: float = 0.0
+    ) -> AbstractContextManager[None]:
+        """The environment's deploy lock, taken on every host (waiting up to ``wait`` seconds
+        for another command's) and released on every reachable host at the end."""
+        self._wait = wait
+        return self._locked(hosts, environment, release_id)
+
+    def recorder(
+        self,
+        hosts: Hosts,
+        action: str,
+        release: tuple[str, str, str],
+        flags: list[str],
+        started: float,
+    ) -> Callable[[str], None]:
+        """A function appending this command's outcome to the history on every host."""
+        return self._recorder(hosts, action, release, flags, started)
+
     @contextmanager
-    def _locked(
-        self, hosts: list[DeployHost], environment: Environment, release_id: str
-    ) -> Iterator[None]:
+    def _locked(self, hosts: Hosts, environment: Environment, release_id: str) -> Iterator[None]:
         holder = self.who
         when = _now()
         taken: list[DeployHost] = []
@@ -667,17 +722,18 @@ class Pipeline:
 
         def take(host: DeployHost) -> None:
             host.lock(holder, when, release_id)
-            taken.append(host)
 
         while True:
-            errors = parallel([h for h in hosts if h not in taken], take)
+            locked = hosts.only([h for h in hosts if h not in taken]).run(take)
+            taken += locked.succeeded
+            errors = locked.errors
             held = [e for e in errors if isinstance(e, LockHeld)]
             if not errors:
                 break
             if held and len(held) == len(errors) and time.monotonic() < deadline:
                 time.sleep(LOCK_POLL)
                 continue
-            self._unlock(taken)
+            self._unlock(hosts.only(taken))
             if held:
                 info = held[0].info
                 raise DeployError(
@@ -687,14 +743,14 @@ class Pipeline:
                     "if it died, break the lock "
                     f"with procman unlock {environment.name}",
                 )
-            self._fail_on(errors, "nothing was changed")
+            locked.raise_on_failure("nothing was changed", self.say)
         try:
             yield
         finally:
-            self._unlock(taken)
+            self._unlock(hosts.only(taken))
 
-    def _unlock(self, hosts: list[DeployHost]) -> None:
-        for error in parallel(hosts, DeployHost.unlock):
+    def _unlock(self, hosts: Hosts) -> None:
+        for error in hosts.run(DeployHost.unlock).errors:
             self.say(
                 f"warning: {error}; the lock is still held there: when the host is back, run "
                 f"procman unlock {hosts[0].environment.name}"
@@ -702,7 +758,7 @@ class Pipeline:
 
     def _recorder(
         self,
-        hosts: list[DeployHost],
+        hosts: Hosts,
         action: str,
         release: tuple[str, str, str],
         flags: list[str],
@@ -728,14 +784,14 @@ class Pipeline:
                 config_sha256=config_sha256,
                 config_dirty=config_dirty,
             )
-            for error in parallel(hosts, lambda host: host.append_history(entry)):
+            for error in hosts.run(lambda host: host.append_history(entry)).errors:
                 self.say(f"warning: history not recorded: {error}")
 
         return record
 
     def _switch_or_roll_back(
         self,
-        hosts: list[DeployHost],
+        hosts: Hosts,
         release_id: str,
         previous: dict[str, str | None],
         types: Sequence[str],
@@ -758,7 +814,7 @@ class Pipeline:
 
     def _interrupted(
         self,
-        hosts: list[DeployHost],
+        hosts: Hosts,
         previous: dict[str, str | None],
         types: Sequence[str],
         stop_timeout: float,
@@ -777,46 +833,46 @@ class Pipeline:
 
     def _switch_all(
         self,
-        hosts: list[DeployHost],
+        hosts: Hosts,
         release_id: str,
         types: Sequence[str],
         stop_timeout: float,
         switch_current: bool = True,
-    ) -> tuple[DeployError | None, list[DeployHost]]:
+        only: Sequence[str] = (),
+        rolling: bool | None = None,
+    ) -> tuple[HostGroupError | None, Hosts]:
         """Switch and restart every host (one at a time when rolling, stopping at the first
         failure): the error that stopped it, and the hosts that were touched. Without
-        ``switch_current``, a restart of the current release: nothing to roll back to."""
+        ``switch_current``, a restart of the current release: nothing to roll back to; with
+        ``only`` too, of those types alone, on the hosts that run them."""
 
         def switch(host: DeployHost) -> None:
             if switch_current:
                 host.switch(release_id)
-            restarted = host.restart(
-                release_id, host_formation(host.environment, host.host, types), stop_timeout
-            )
+            if only:
+                restarted = host.restart_types(release_id, only, stop_timeout)
+            else:
+                scaled = host.scaled_formation()
+                formation = host_formation(host.environment, host.host, types, scaled)
+                restarted = host.restart(release_id, formation, stop_timeout)
             self._check_health(host, release_id, restarted)
 
-        touched: list[DeployHost] = []
-        errors: list[ProcmanError] = []
-        if hosts[0].environment.rolling:
-            for host in hosts:
-                touched.append(host)
-                errors = parallel([host], switch)
-                if errors:
-                    break
-        else:
-            touched = list(hosts)
-            errors = parallel(hosts, switch)
-        if not errors:
-            return None, touched
-        for error in errors[:-1]:
-            self.say(f"error: {error}")
-        last = errors[-1]
+        if only:
+            hosts = hosts.only([h for h in hosts if any(h.host.runs(t) for t in only)])
+        if rolling is None:
+            rolling = hosts[0].environment.rolling
+        switched = hosts.one_by_one(switch) if rolling else hosts.run(switch)
+        touched = hosts.only(switched.ran)
         consequence = (
             "rolled back"
             if switch_current
             else f"{release_id} stays current (nothing to roll back to)"
         )
-        return DeployError(f"{last.message}; {consequence}", last.hint), touched
+        failure = switched.error(consequence)
+        if failure is not None:
+            for error in failure.errors[:-1]:
+                self.say(f"error: {error}")
+        return failure, touched
 
     def _check_health(self, host: DeployHost, release_id: str, restarted: Restarted) -> None:
         if restarted.healthy:
@@ -845,7 +901,7 @@ class Pipeline:
 
     def _roll_back(
         self,
-        hosts: list[DeployHost],
+        hosts: Hosts,
         previous: dict[str, str | None],
         types: Sequence[str],
         stop_timeout: float,
@@ -857,16 +913,13 @@ class Pipeline:
                 host.remove_current()
                 return
             host.switch(before)
-            host.restart(before, host_formation(host.environment, host.host, types), stop_timeout)
+            formation = host_formation(host.environment, host.host, types, host.scaled_formation())
+            host.restart(before, formation, stop_timeout)
 
-        failed = set()
-        for error in parallel(hosts, back):
+        result = hosts.run(back)
+        for error in result.errors:
             self.say(f"error: rolling back: {error}")
-            if isinstance(error, TransportError):
-                failed.add(error.host)
-        for host in hosts:
-            if host.label in failed:
-                continue
+        for host in result.succeeded:
             before = previous[host.label]
             self.say(
                 f"{host.label}: rolled back to {before}"
@@ -888,10 +941,10 @@ class Pipeline:
             outcome = Outcome(name, "rollback", target.release_id, target.sha256)
             self.say(f"rolling {name} back to {target.release_id} (git {target.git_sha[:7]})")
             with self._locked(hosts, environment, target.release_id):
-                previous = {host.label: host.current() for host in hosts}
+                previous = self._each(hosts, DeployHost.current)
                 queues = hosts[0].read_release_file(target.release_id, "queues.yml")
                 stop_timeout = stop_timeout_for(queues)
-                types = self._types_of(hosts[0], target.release_id)
+                types = self.types_of(hosts[0], target.release_id)
                 record = self._recorder(
                     hosts,
                     "rollback",
@@ -906,11 +959,20 @@ class Pipeline:
         self.say(f"{name} now runs {target.release_id} (rollback)")
         return outcome
 
-    def restart(self, name: str, wait: float = 0.0) -> Outcome:
+    def restart(
+        self,
+        name: str,
+        wait: float = 0.0,
+        only: Sequence[str] = (),
+        rolling: bool | None = None,
+    ) -> Outcome:
         """Start or restart the release ``current`` points at on every host (after a reboot, say),
-        health-checked, one host at a time when rolling, recorded as ``restart``. There is
-        nothing to roll back to: a failure leaves what was started, and history says
-        ``failed``."""
+        health-checked, one host at a time when rolling (``rolling``: whether or not the
+        environment is), recorded as ``restart``. With ``only``
+        (process types), just the instances of those types, on the hosts that run them, in the
+        supervisor running there (graceful: each instance is stopped as ``procman restart``
+        stops it; recorded with the types as flags). There is nothing to roll back to: a failure
+        leaves what was started, and history says ``failed``."""
         environment = self.environment(name)
         self.config_state()
         started = time.monotonic()
@@ -919,21 +981,32 @@ class Pipeline:
             target = self._restart_target(environment, hosts)
             release_id = target.release_id
             outcome = Outcome(name, "restart", release_id, target.sha256)
-            rolling = ", one host at a time" if environment.rolling else ""
+            types = self.types_of(hosts[0], release_id)
+            self._check_types(environment, release_id, types, only)
+            one_by_one = environment.rolling if rolling is None else rolling
+            what = f"{', '.join(only)} of " if only else ""
             self.say(
-                f"restarting {release_id} (git {target.git_sha[:7]}) on "
-                f"{environment.summary()}{rolling}"
+                f"restarting {what}{release_id} (git {target.git_sha[:7]}) on "
+                f"{environment.summary()}{', one host at a time' if one_by_one else ''}"
             )
             with self._locked(hosts, environment, release_id):
                 stop_timeout = stop_timeout_for(
                     hosts[0].read_release_file(release_id, "queues.yml")
                 )
-                types = self._types_of(hosts[0], release_id)
                 release = (release_id, target.sha256, target.git_sha)
-                record: Callable[..., None] = self._recorder(hosts, "restart", release, [], started)
+                flags = [f"types:{','.join(only)}"] if only else []
+                record: Callable[..., None] = self._recorder(
+                    hosts, "restart", release, flags, started
+                )
                 try:
                     failure, _ = self._switch_all(
-                        hosts, release_id, types, stop_timeout, switch_current=False
+                        hosts,
+                        release_id,
+                        types,
+                        stop_timeout,
+                        switch_current=False,
+                        only=only,
+                        rolling=one_by_one,
                     )
                 except KeyboardInterrupt:
                     self.say("interrupted: the hosts not restarted yet run what they ran")
@@ -946,10 +1019,29 @@ class Pipeline:
         self.say(f"{name} now runs {release_id} (restart, {outcome.timings['total']:.1f}s)")
         return outcome
 
-    def _restart_target(self, environment: Environment, hosts: list[DeployHost]) -> HistoryRecord:
+    def _check_types(
+        self, environment: Environment, release_id: str, types: Sequence[str], only: Sequence[str]
+    ) -> None:
+        """Every one of ``only`` is a type of the release that some host runs."""
+        unknown = [t for t in only if t not in types]
+        if unknown:
+            raise DeployError(
+                f"{release_id} has no process type {', '.join(map(repr, unknown))} "
+                f"(types: {', '.join(types)}); nothing was restarted",
+                "name types of its Procfile",
+            )
+        idle = [t for t in only if not any(h.runs(t) for h in environment.hosts)]
+        if idle:
+            raise DeployError(
+                f"no host of {environment.name} runs {', '.join(idle)} (see its roles in "
+                f"{self.config.path}); nothing was restarted",
+                "name a type one of its hosts runs",
+            )
+
+    def _restart_target(self, environment: Environment, hosts: Hosts) -> HistoryRecord:
         """The release ``current`` points at on every host, as history last recorded it."""
         name = environment.name
-        currents = {host.label: host.current() for host in hosts}
+        currents = self._each(hosts, DeployHost.current)
         if not any(currents.values()):
             raise DeployError(
                 f"nothing to restart: no release is current on {name}",
@@ -972,9 +1064,7 @@ class Pipeline:
             )
         return healthy_record(records, release_id) or records[-1]
 
-    def _rollback_target(
-        self, name: str, hosts: list[DeployHost], release_id: str | None
-    ) -> HistoryRecord:
+    def _rollback_target(self, name: str, hosts: Hosts, release_id: str | None) -> HistoryRecord:
         """The release to roll back to, by the first host's history: ``release_id``, else the
         previous healthy one; it must have been healthy and still be kept on every host."""
         history = hosts[0].history()
@@ -992,7 +1082,8 @@ class Pipeline:
                     f"release {release_id} was never healthy on {name}",
                     f"pick one marked ok in procman releases {name}",
                 )
-        missing = [host.label for host in hosts if target.release_id not in host.releases()]
+        kept = self._each(hosts, DeployHost.releases)
+        missing = [host.label for host in hosts if target.release_id not in kept[host.label]]
         if missing:
             raise DeployError(
                 f"release {target.release_id} is no longer kept on {', '.join(missing)}",
@@ -1000,7 +1091,7 @@ class Pipeline:
             )
         return target
 
-    def _types_of(self, host: DeployHost, release_id: str) -> tuple[str, ...]:
+    def types_of(self, host: DeployHost, release_id: str) -> tuple[str, ...]:
         """The process types of a release on a host, from the Procfile the release carries."""
         from procman.procfile import parse_procfile
 
@@ -1015,7 +1106,7 @@ class Pipeline:
         with self.hosts(environment, read_only=True) as hosts:
             history = hosts[0].history()
             kept = hosts[0].releases()
-            currents = {host.label: host.current() for host in hosts}
+            currents = self._each(hosts, DeployHost.current)
         current = currents[hosts[0].label]
         if len(set(currents.values())) > 1:
             seen = ", ".join(f"{label}: {cur or 'none'}" for label, cur in currents.items())
@@ -1026,16 +1117,16 @@ class Pipeline:
     def unlock(self, name: str) -> list[str]:
         """Break the environment's lock on every host; one line per host saying who held it."""
         environment = self.environment(name)
-        lines: list[str] = []
+
+        def unlock(host: DeployHost) -> str:
+            info = host.read_lock()
+            if info is None:
+                return f"{host.label}: not locked"
+            host.unlock()
+            return (
+                f"{host.label}: unlocked (held by {info['holder']} since {info['time']}, "
+                f"release {info['release']})"
+            )
+
         with self.hosts(environment, read_only=True) as hosts:
-            for host in hosts:
-                info = host.read_lock()
-                if info is None:
-                    lines.append(f"{host.label}: not locked")
-                    continue
-                host.unlock()
-                lines.append(
-                    f"{host.label}: unlocked (held by {info['holder']} since {info['time']}, "
-                    f"release {info['release']})"
-                )
-        return lines
+            return list(self._each(hosts, unlock).values())

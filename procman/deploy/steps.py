@@ -27,6 +27,8 @@ from procman.deploy.release import RELEASE_ID_PATTERN, validate_release_id
 from procman.deploy.remote_paths import normal_root, root_problem, shared_name, shared_problem
 from procman.errors import ConfigError, ProcmanError
 
+NO_RELEASE = "-"
+"""In the lock's info: a change made while no release is current (``procman config set``)."""
 LOCK_HELD_STATUS = 75
 """The exit status of ``take_lock`` when another deploy holds the lock (it prints the holder)."""
 
@@ -127,7 +129,8 @@ def take_lock(root: str, holder: str, time: str, release_id: str) -> list[str]:
         f'elif [ -d "$1" ]; then cat -- "$1/info" 2>/dev/null; exit {LOCK_HELD_STATUS}; '
         'else mkdir -- "$1"; fi'
     )
-    validate_release_id(release_id)
+    if release_id != NO_RELEASE:
+        validate_release_id(release_id)
     return _sh("lock", script, lock_dir(root), lock_info(holder, time, release_id))
 
 
@@ -397,7 +400,11 @@ def write_file(path: str, text: str) -> list[str]:
 DEPLOY_ENV_FILE = ".procman-deploy.env"
 """Written into each release: the environment's ``env`` values from procman.yml."""
 SUPERVISOR_LOG = ".procman/procman.log"
-"""Where the host's ``procman start`` writes its prefixed output, inside the release."""
+"""Where the host's ``procman start`` writes its prefixed output, inside the release: rotated to
+``procman.log.1`` ... ``.LOG_BACKUPS`` before it passes ``LOG_MAX_BYTES``, so a release's logs
+never take more than ``(LOG_BACKUPS + 1) * LOG_MAX_BYTES`` of the host's disk."""
+LOG_MAX_BYTES = 10 * 1024 * 1024
+LOG_BACKUPS = 3
 NO_PROCMAN_STATUS = 126
 
 
@@ -445,7 +452,8 @@ def start_supervisor(
     root: str, release_id: str, formation: str, stop_timeout: float, *, list_processes: bool
 ) -> list[str]:
     """Start ``procman start`` in the release, detached from the SSH session (a session of its
-    own, output appended to ``SUPERVISOR_LOG``), restarting crashed processes; wait until it
+    own, its log stream in ``SUPERVISOR_LOG``, rotated and capped; what it says before that file
+    is open, and its last words, appended to it), restarting crashed processes; wait until it
     holds its lock, then, with ``list_processes``, until it answers ``procman ps --json``, which
     is printed (without, ``[]`` is: one interpreter fewer on the host). Exit
     ``START_FAILED_STATUS`` when it exits first or does not get there within ``UP_TIMEOUT``
@@ -454,6 +462,7 @@ def start_supervisor(
     script = (
         _PROCMAN_IN_RELEASE + "mkdir -p .procman; "
         'setsid procman start --no-color --restart all ${files:+-e "$files"} "$@" '
+        f"--log-file {SUPERVISOR_LOG} --log-max-bytes {LOG_MAX_BYTES} --log-backups {LOG_BACKUPS} "
         f">> {SUPERVISOR_LOG} 2>&1 < /dev/null & pid=$!; "
         f"end=$(( $(date +%s) + {UP_TIMEOUT} )); "
         f"until [ -e {lock} ] && ! flock -n -s {lock} true 2>/dev/null; do "
@@ -535,3 +544,168 @@ def parse_health(output: str) -> dict[int, str]:
     except (ValueError, IndexError):
         raise StepError(f"unexpected health check output {output[:80]!r}") from None
     return {int(port): str(status) for port, status in data.items()}
+
+
+# -- day-two reads: logs and processes -------------------------------------------------------------
+
+NO_CURRENT_STATUS = 3
+"""``follow_logs``: there is no ``current`` release on the host."""
+
+FOLLOW_SCRIPT = """\
+import os, re, select, sys, time
+log, root, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+follow, poll, wanted = sys.argv[4] == "1", float(sys.argv[5]), set(sys.argv[6:])
+path = root + "/current/" + log
+line_name = re.compile(rb"^(?:\\d\\d:\\d\\d:\\d\\d )?(\\S+) +\\| ")
+out = sys.stdout.buffer
+
+def matches(line):
+    if not wanted:
+        return True
+    found = line_name.match(line)
+    if found is None:
+        return False
+    name = found.group(1).decode(errors="replace")
+    return name in wanted or name.rsplit(".", 1)[0] in wanted
+
+if not os.path.isdir(root + "/current"):
+    sys.stderr.write("no release is current on this host\\n")
+    sys.exit(3)
+
+def identity(st):
+    return (st.st_dev, st.st_ino)
+
+def opened():
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return None, None
+    return f, identity(os.fstat(f.fileno()))
+
+# The file followed is the one the backlog was read from, from where that read ended: a line
+# written in between is not lost.
+f, seen = opened()
+data = f.read() if f is not None else b""
+end = data.rfind(b"\\n") + 1
+pending = data[end:]
+backlog = [l for l in data[:end].splitlines(True) if matches(l)]
+for number in range(1, 100):
+    if len(backlog) >= count:
+        break
+    try:
+        with open(path + "." + str(number), "rb") as old:
+            lines = [l if l.endswith(b"\\n") else l + b"\\n" for l in old.read().splitlines(True)]
+    except FileNotFoundError:
+        break
+    backlog = [l for l in lines if matches(l)] + backlog
+out.write(b"".join(backlog[len(backlog) - count:] if count else []))
+out.flush()
+if not follow:
+    sys.exit(0)
+
+def emit(data):
+    global pending
+    data = pending + data
+    end = data.rfind(b"\\n") + 1
+    pending = data[end:]
+    lines = [l for l in data[:end].splitlines(True) if matches(l)]
+    if lines:
+        out.write(b"".join(lines))
+        out.flush()
+
+while True:
+    ready, _, _ = select.select([sys.stdin], [], [], poll)
+    if ready and not os.read(sys.stdin.fileno(), 4096):
+        sys.exit(0)
+    if f is not None:
+        emit(f.read())
+    try:
+        now = identity(os.stat(path))
+    except FileNotFoundError:
+        continue
+    if f is None or now != seen:
+        if f is not None:
+            emit(f.read())
+            f.close()
+        f, seen = opened()
+        pending = b""
+    elif os.fstat(f.fileno()).st_size < f.tell():
+        f.seek(0)
+"""
+
+
+def follow_logs(root: str, lines: int, follow: bool, targets: Sequence[str]) -> list[str]:
+    """The last ``lines`` lines of the current release's log stream (``SUPERVISOR_LOG`` and its
+    rotated files), of ``targets`` only (instance or type names) when given; with ``follow``,
+    then every new line as it is written, following the file by name (across a rotation, a
+    restart of procman and a deploy that switches ``current``) until standard input closes.
+    Exits ``NO_CURRENT_STATUS`` when no release is current."""
+    poll = "0.2"
+    return ["python3", "-c", FOLLOW_SCRIPT, SUPERVISOR_LOG, deploy_root(root), str(lines),
+            "1" if follow else "0", poll, *targets]  # fmt: skip
+
+
+# -- files kept for the environment (shared/.env, the scaled formation), changed on every host ----
+
+FORMATION_FILE = "formation.json"
+"""In ``.procman/``: the formation ``procman scale --env`` set, for every later start."""
+_STAGED, _SAVED, _ABSENT = ".procman-new", ".procman-old", ".procman-none"
+
+
+def shared_env_path(root: str) -> str:
+    return f"{shared_dir(root)}/.env"
+
+
+def formation_path(root: str) -> str:
+    return f"{state_dir(root)}/{FORMATION_FILE}"
+
+
+def read_kept_file(path: str) -> list[str]:
+    """``present`` and the file's text, or ``absent``."""
+    return _sh(
+        "read-file", 'if [ -f "$1" ]; then echo present; cat -- "$1"; else echo absent; fi', path
+    )
+
+
+def parse_kept_file(output: str) -> str | None:
+    """The text ``read_kept_file`` printed, or None for a file that is not there."""
+    first, _, text = output.partition("\n")
+    if first == "absent":
+        return None
+    if first != "present":
+        raise StepError(f"unexpected output {output[:80]!r}")
+    return text
+
+
+def stage_file(path: str, text: str) -> list[str]:
+    """The first half of changing ``path`` on every host: write ``text`` next to it (mode 0600)
+    and keep what is there now (a copy, mode 0600, or a mark that there is nothing), without
+    touching ``path`` itself. ``commit_file`` renames it into place; ``discard_staged`` undoes
+    this."""
+    script = (
+        'set -e; umask 077; mkdir -p -- "$(dirname -- "$1")"; '
+        f'printf "%s" "$2" > "$1{_STAGED}"; '
+        f'if [ -e "$1" ]; then cat -- "$1" > "$1{_SAVED}"; rm -f -- "$1{_ABSENT}"; '
+        f'else rm -f -- "$1{_SAVED}"; : > "$1{_ABSENT}"; fi'
+    )
+    return _sh("stage", script, path, text)
+
+
+def commit_file(path: str) -> list[str]:
+    """Rename the staged file onto ``path`` (atomic on the host)."""
+    return ["mv", "-f", "--", f"{path}{_STAGED}", path]
+
+
+def discard_staged(path: str) -> list[str]:
+    """Remove what ``stage_file`` wrote (after a commit: the copy of the old file)."""
+    return ["rm", "-f", "--", f"{path}{_STAGED}", f"{path}{_SAVED}", f"{path}{_ABSENT}"]
+
+
+def restore_file(path: str) -> list[str]:
+    """Put back what ``path`` was before ``stage_file`` (removing it if there was nothing)."""
+    script = (
+        f'if [ -e "$1{_ABSENT}" ]; then rm -f -- "$1"; '
+        f'elif [ -e "$1{_SAVED}" ]; then mv -f -- "$1{_SAVED}" "$1"; fi; '
+        f'rm -f -- "$1{_STAGED}" "$1{_SAVED}" "$1{_ABSENT}"'
+    )
+    return _sh("restore", script, path)

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 
 import psutil
 import pytest
@@ -20,22 +19,13 @@ from tests.conftest import (
     PROCMAN,
     RUN_VAR,
     SSH_RUN,
-    DeployApp,
     LiveOutput,
-    SSHCluster,
     SSHHost,
 )
-from tests.integration.test_deploy import Deployment, get, release_id_in, wait_until
+from tests.deployment import Deployment, get, release_id_in, wait_until
 from tests.sshd_hosts import kill_sshd, restart_sshd
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
-
-
-@pytest.fixture
-def deployment(deploy_app: DeployApp, deploy_hosts: SSHCluster, redis_url: str) -> Iterator[object]:
-    deployment = Deployment(deploy_app, deploy_hosts, redis_url)
-    yield deployment
-    deployment.stop_everything()
 
 
 def label(deployment: Deployment, host: SSHHost) -> str:

@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
         *["deploy", "releases", "rollback", "unlock"],
         "export",
         *["pipeline", "pipeline generate", "init"],
+        *["config", "config set", "config unset"],
+        *["hosts trust"],
     ],
 )
 def test_cli_reference_quotes_each_help_verbatim(command: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import select
 import signal
 import threading
 import time
@@ -324,3 +325,42 @@ def test_local_transport_has_the_same_interface(tmp_path: Path) -> None:
         with pytest.raises(CommandTimeout, match="localhost: run `sleep 30`"):
             local.run(["sleep", "30"], timeout=0.3)
         assert time.monotonic() - started < 5
+
+
+def test_a_stream_gives_output_as_it_comes_and_closing_it_ends_the_command(
+    ssh: SSHTransport, host: SSHHost
+) -> None:
+    # A command that waits for its standard input to close, as procman's log follower does.
+    script = "echo first; echo second >&2; cat; echo never"
+    stream = ssh.stream(["sh", "-c", script], timeout=10)
+    received = b""
+    deadline = time.monotonic() + 10
+    while received != b"first\nsecond\n" and time.monotonic() < deadline:
+        select.select([stream], [], [], 0.5)
+        received += stream.read()
+    assert received == b"first\nsecond\n"
+    assert not stream.ended
+    stream.close()
+    deadline = time.monotonic() + 10
+    while any(p.name() == "cat" for p in _host_children(host)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(p.name() == "cat" for p in _host_children(host))
+
+
+def test_a_stream_ends_when_the_command_does(ssh: SSHTransport) -> None:
+    stream = ssh.stream(["sh", "-c", "echo done"], timeout=10)
+    received = b""
+    deadline = time.monotonic() + 10
+    while not stream.ended and time.monotonic() < deadline:
+        select.select([stream], [], [], 0.5)
+        received += stream.read()
+    stream.close()
+    assert received == b"done\n"
+
+
+def _host_children(host: SSHHost) -> list[psutil.Process]:
+    assert host.process is not None
+    try:
+        return psutil.Process(host.process.pid).children(recursive=True)
+    except psutil.Error:
+        return []

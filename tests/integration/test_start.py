@@ -383,3 +383,28 @@ def test_new_session_grandchildren_do_not_survive_procman_being_killed(
         timeout=WATCHDOG_BOUND,
         what="every new-session grandchild stopped by the watchdog",
     )
+
+
+def test_log_file_is_rotated_and_capped_and_keeps_the_newest_lines(app: App) -> None:
+    # ~60 KB of numbered lines through a 10 KB file with 2 backups: at most 30 KB on disk.
+    app.procfile("talk: python3 -c \"[print(f'line {n:05d} ' + 'x' * 40) for n in range(1200)]\"\n")
+    logs = app.root / "out"
+    logs.mkdir()
+    result = app.run(
+        "start", "--log-file", "out/procman.log", "--log-max-bytes", "10000",
+        "--log-backups", "2", "--no-timestamp",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "line 00000" not in result.stdout  # into the file, not standard output
+    assert sorted(p.name for p in logs.iterdir()) == [
+        "procman.log",
+        "procman.log.1",
+        "procman.log.2",
+    ]
+    assert all(p.stat().st_size <= 10000 for p in logs.iterdir())
+    text = "".join((logs / name).read_text() for name in ("procman.log.2", "procman.log.1",
+                                                           "procman.log"))  # fmt: skip
+    numbers = [int(n) for n in re.findall(r"talk\.1 \| line (\d{5})", text)]
+    assert numbers[-1] == 1199
+    assert numbers == list(range(numbers[0], 1200))  # the newest lines, none missing
+    assert "talk.1 exited with code 0" in text

@@ -313,38 +313,45 @@ def test_a_timeout_over_a_week_is_refused(capsys: pytest.CaptureFixture[str]) ->
     assert "'3000000' is more than a week (604800 seconds)" in line
 
 
-def test_restart_environment_refuses_local_targets_and_options(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    for argv in (["restart", "--environment", "production", "web"],
-                 ["restart", "--environment", "production", "-p", "6000"]):  # fmt: skip
-        status, lines = run(capsys, *argv)
+def test_restart_env_refuses_local_options(capsys: pytest.CaptureFixture[str]) -> None:
+    for flag in ("--env", "--environment"):  # --environment: the spelling before --env
+        status, lines = run(capsys, "restart", flag, "production", "-p", "6000", "-e", "x.env")
         assert status == ExitStatus.USAGE
         assert lines == [
-            "procman: error: --environment restarts every process of the deployed release; "
-            "TARGETS and -f, -d, -e, -p are for a procman start running here (run procman "
-            "restart --environment production alone)"
+            "procman: error: -e/--env-file, -p: for the app running here, not with --env "
+            "production (leave them out: the environment's hosts have their own files)"
         ]
 
 
-def test_restart_refuses_an_env_file_that_does_not_exist(
+def test_env_naming_no_environment_lists_them_and_says_env_files_go_with_e(
     app_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     status, lines = run(capsys, "restart", "--env", "production")
     assert status == ExitStatus.USAGE
     assert lines == [
-        "procman: error: -e/--env: no env file 'production' (to restart the deployed environment "
-        "production, use procman restart --environment production)"
+        "procman: error: --env production: there is no procman.yml naming deployed environments "
+        "(an env file goes with -e production or --env-file production; to deploy, write "
+        "procman.yml (see docs/deploy.md))"
+    ]
+    (app_dir / "procman.yml").write_text(
+        "app: demo\nenvironments:\n  staging:\n    hosts: [web1.example.com]\n    path: /srv/demo\n"
+    )
+    status, lines = run(capsys, "restart", "--env", "production")
+    assert status == ExitStatus.USAGE
+    assert lines == [
+        "procman: error: --env production: procman.yml has no environment named 'production' "
+        "(environments: staging) (an env file goes with -e production or --env-file production)"
     ]
     (app_dir / ".env.local").write_text("A=1\n")
-    status, lines = run(capsys, "restart", "-e", ".env.local")
-    assert status == 1 and "no procman is running in" in lines[0]  # on to the local app
+    for flag in ("-e", "--env-file"):
+        status, lines = run(capsys, "restart", flag, ".env.local")
+        assert status == 1 and "no procman is running in" in lines[0]  # on to the local app
 
 
 def test_restart_wait_is_for_environments_only(capsys: pytest.CaptureFixture[str]) -> None:
     status, lines = run(capsys, "restart", "--wait", "5")
     assert status == ExitStatus.USAGE
-    assert lines == ["procman: error: --wait is for --environment (a deploy lock) (leave it out)"]
+    assert lines == ["procman: error: --wait is for --env (a deploy lock) (leave it out)"]
 
 
 def test_jobs_retry_without_an_id_says_so_before_reading_the_app_options(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from types import TracebackType
@@ -71,6 +71,35 @@ def command_line(argv: Sequence[str]) -> str:
     return shlex.join(argv)
 
 
+class Stream(Protocol):
+    """A command that keeps running while its output is read as it comes (``Transport.stream``):
+    its standard output and error, merged. Closing it ends the command: its standard input
+    closes, which a command meant to be streamed watches for."""
+
+    def fileno(self) -> int:
+        """For ``select``: readable when output (or the end) has arrived."""
+        ...
+
+    def read(self) -> bytes:
+        """What has arrived, without waiting; ``b""`` once the command has ended and everything
+        was read (``ended`` is then true)."""
+        ...
+
+    @property
+    def ended(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Terminal:
+    """The local terminal an interactive command gets a pseudo-terminal like."""
+
+    term: str
+    columns: int
+    rows: int
+
+
 class Transport(Protocol):
     """One host. Implementations connect lazily and reuse one connection for every call."""
 
@@ -83,6 +112,27 @@ class Transport(Protocol):
         """Run ``argv`` (quoted for the remote shell with ``shlex.join``), feeding it ``input``;
         raise ``CommandTimeout`` after ``timeout`` seconds. A non-zero exit is a result, not an
         error."""
+        ...
+
+    def stream(self, argv: Sequence[str], *, timeout: float) -> Stream:
+        """Start ``argv`` (``timeout``: seconds for it to start) and return its output stream."""
+        ...
+
+    def interactive(
+        self,
+        argv: Sequence[str],
+        *,
+        terminal: Terminal | None,
+        size: Callable[[], tuple[int, int]] | None = None,
+        timeout: float,
+    ) -> int:
+        """Run ``argv`` with this process's standard input, output and error, until it exits;
+        its exit status (128 + N when a signal N ended it). With ``terminal``, on a
+        pseudo-terminal like it: the caller puts this terminal in raw mode, so that Ctrl-C
+        travels as a byte to the command's terminal, and ``size`` (columns, rows), asked now and
+        then, passes a resized window on. Without, standard input goes through a pipe and a
+        Ctrl-C here (KeyboardInterrupt) sends the command SIGINT; a second one, SIGKILL.
+        ``timeout``: seconds for it to start."""
         ...
 
     def put(self, local_path: StrPath, remote_path: str | PurePosixPath) -> None:

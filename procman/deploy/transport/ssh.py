@@ -21,10 +21,11 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import paramiko
 
@@ -37,6 +38,7 @@ from procman.deploy.transport.base import (
     HostUnreachable,
     Result,
     StrPath,
+    Terminal,
     TransportError,
     command_line,
 )
@@ -100,6 +102,63 @@ def lookup_ssh_config(path: Path, host: str) -> SSHConfigEntry:
 def known_hosts_name(host: str, port: int) -> str:
     """The name a host's key is recorded under in known_hosts (``[host]:port`` off port 22)."""
     return host if port == 22 else f"[{host}]:{port}"
+
+
+@dataclass(frozen=True, slots=True)
+class HostKey:
+    """A host's public key as the host offered it (before any authentication)."""
+
+    name: str
+    """As known_hosts records the host (``known_hosts_name``)."""
+    key_type: str
+    base64: str
+    fingerprint: str
+
+    def known_hosts_line(self) -> str:
+        return f"{self.name} {self.key_type} {self.base64}"
+
+
+def offered_host_key(
+    address: str, port: int, label: str, timeout: float = CONNECT_TIMEOUT
+) -> HostKey:
+    """The key ``address:port`` offers in the SSH handshake (the type procman's connections
+    negotiate, so the one they will check), without logging in; nothing is trusted here.
+    ``label`` names the host in errors."""
+    try:
+        sock = socket.create_connection((address, port), timeout)
+    except OSError as error:
+        raise HostUnreachable(
+            label, "read host key", f"cannot reach {address} port {port} ({_describe(error)})",
+            "check the host's address and port in procman.yml, and that it runs sshd",
+        ) from None  # fmt: skip
+    transport = paramiko.Transport(sock)
+    transport.banner_timeout = timeout
+    transport.handshake_timeout = timeout
+    try:
+        transport.start_client(timeout=timeout)
+        key = transport.get_remote_server_key()
+    except (paramiko.SSHException, OSError, EOFError) as error:
+        raise HostUnreachable(
+            label, "read host key", f"SSH handshake failed ({_describe(error)})"
+        ) from None
+    finally:
+        transport.close()
+        sock.close()
+    return HostKey(
+        known_hosts_name(address, port), key.get_name(), key.get_base64(), fingerprint(key)
+    )
+
+
+def recorded_keys(path: Path, name: str) -> dict[str, str]:
+    """The keys ``path`` (a known_hosts file) records for ``name``: type -> base64."""
+    if not path.is_file():
+        return {}
+    try:
+        keys = paramiko.HostKeys(str(path))
+    except (OSError, paramiko.SSHException) as error:
+        raise HostKeyRejected(name, "read known_hosts", f"cannot read {path} ({error})") from None
+    found = keys.lookup(name)
+    return {} if found is None else {kind: key.get_base64() for kind, key in found.items()}
 
 
 class _Reject(paramiko.MissingHostKeyPolicy):
@@ -381,6 +440,69 @@ class SSHTransport(ClosesOnExit):
             raise TransportError(self.host, step, "ended without an exit status (killed?)")
         return Result(status, output.stdout(), output.stderr())
 
+    def _session(self, step: str, timeout: float) -> tuple[paramiko.Channel, _Watchdog]:
+        client, watchdog = self._connection()
+        transport = client.get_transport()
+        assert transport is not None
+        try:
+            return transport.open_session(timeout=timeout), watchdog
+        except (paramiko.SSHException, OSError, EOFError) as error:
+            if not transport.is_active():
+                raise self._lost(step, watchdog, error) from None
+            raise TransportError(self.host, step, f"cannot open a session ({error})") from None
+
+    def stream(self, argv: Sequence[str], *, timeout: float) -> SSHStream:
+        line = command_line(argv)
+        step = f"run `{line}`"
+        channel, watchdog = self._session(step, timeout)
+        try:
+            channel.set_combine_stderr(True)
+            channel.exec_command(line)
+        except (paramiko.SSHException, OSError, EOFError) as error:
+            channel.close()
+            raise self._lost(step, watchdog, error) from None
+        return SSHStream(channel, watchdog)
+
+    def interactive(
+        self,
+        argv: Sequence[str],
+        *,
+        terminal: Terminal | None,
+        size: Callable[[], tuple[int, int]] | None = None,
+        timeout: float,
+    ) -> int:
+        line = command_line(argv)
+        step = f"run `{line}`"
+        channel, watchdog = self._session(step, timeout)
+        # The shell traps SIGINT (a handler: the command gets the default back) so that a
+        # command ended by Ctrl-C is reported as 128 + 2, not as a signal paramiko cannot read.
+        wrapped = f"trap : INT; {line}; exit $?"
+        if terminal is None:  # the shell's pid, to send SIGINT to its group on a Ctrl-C here
+            wrapped = f"echo {_PID_MARKER.decode()}$$ >&2; {wrapped}"
+        with watchdog.in_use():
+            try:
+                if terminal is not None:
+                    channel.get_pty(terminal.term, terminal.columns, terminal.rows)
+                channel.exec_command(wrapped)
+                status = _Interactive(self, channel, terminal is not None, size).run()
+            except (paramiko.SSHException, OSError, EOFError) as error:
+                raise self._lost(step, watchdog, error) from None
+            finally:
+                channel.close()
+        if status == -1 and not watchdog.transport.is_active():
+            raise self._lost(step, watchdog, watchdog.transport.get_exception())
+        if status == -1:
+            raise TransportError(self.host, step, "ended without an exit status (killed?)")
+        return status
+
+    def _signal_group(self, pid: int | None, signal_name: str) -> None:
+        if pid is None:
+            return
+        try:
+            self.run(["kill", f"-{signal_name}", "--", f"-{pid}"], timeout=KILL_TIMEOUT)
+        except TransportError:
+            pass
+
     def _kill(self, pid: int | None) -> None:
         """SIGKILL a timed-out command's process group, over the same connection."""
         if pid is None:
@@ -450,6 +572,133 @@ class SSHTransport(ClosesOnExit):
             if watchdog.stalled or not watchdog.transport.is_active():
                 raise self._lost(step, watchdog, error) from None
             raise TransportError(self.host, step, _describe(error)) from None
+
+
+class SSHStream:
+    """A streamed command's channel (see ``Transport.stream``); the connection is watched for a
+    stalled host while it is open."""
+
+    def __init__(self, channel: paramiko.Channel, watchdog: _Watchdog) -> None:
+        self._channel = channel
+        self._in_use = watchdog.in_use()
+        self._in_use.__enter__()
+
+    def fileno(self) -> int:
+        return self._channel.fileno()
+
+    @property
+    def ended(self) -> bool:
+        channel = self._channel
+        return bool(channel.eof_received or channel.closed) and not channel.recv_ready()
+
+    def read(self) -> bytes:
+        if self._channel.recv_ready():
+            return self._channel.recv(_CHUNK)
+        return b""
+
+    def close(self) -> None:
+        if self._in_use is not None:
+            self._in_use.__exit__(None, None, None)
+            self._in_use = None  # type: ignore[assignment]
+        self._channel.close()
+
+
+class _Interactive:
+    """Copies this process's standard input to a channel and its output back, until the command
+    exits (see ``Transport.interactive``)."""
+
+    def __init__(
+        self,
+        transport: SSHTransport,
+        channel: paramiko.Channel,
+        pty: bool,
+        size: Callable[[], tuple[int, int]] | None,
+    ) -> None:
+        self.transport = transport
+        self.channel = channel
+        self.pty = pty
+        self.size = size
+        self.err = _Output()
+        self.marker_seen = pty
+        self.interrupts = 0
+
+    def run(self) -> int:
+        channel = self.channel
+        stdin_open = _is_open(0)
+        if not stdin_open:
+            channel.shutdown_write()
+        last_size = self.size() if self.size is not None else None
+        while True:
+            try:
+                readers: list[Any] = [channel, 0] if stdin_open else [channel]
+                ready, _, _ = select.select(readers, [], [], 0.25)
+                if channel in ready or channel.recv_ready() or channel.recv_stderr_ready():
+                    self._copy_output()
+                if 0 in ready:
+                    data = os.read(0, _CHUNK)
+                    if data:
+                        channel.sendall(data)
+                    else:
+                        stdin_open = False
+                        channel.shutdown_write()
+                if self.size is not None:
+                    now = self.size()
+                    if now != last_size:
+                        last_size = now
+                        channel.resize_pty(*now)
+                if channel.exit_status_ready() and not (
+                    channel.recv_ready() or channel.recv_stderr_ready()
+                ):
+                    break
+                if channel.closed and not channel.recv_ready():
+                    break
+            except KeyboardInterrupt:
+                self.interrupts += 1
+                if self.pty:  # as if typed (the terminal here is raw); then hang up
+                    if self.interrupts == 1:
+                        channel.send(b"\x03")
+                    else:
+                        channel.close()
+                    continue
+                signal_name = "INT" if self.interrupts == 1 else "KILL"
+                self.transport._signal_group(self.err.pid(), signal_name)
+        self._copy_output()
+        channel.status_event.wait(KILL_TIMEOUT)  # set by the exit status, or by the close
+        status = channel.exit_status if channel.status_event.is_set() else -1
+        if status == -1 and self.interrupts:
+            return 130  # stopped by Ctrl-C here, as a shell reports it
+        return status
+
+    def _copy_output(self) -> None:
+        channel = self.channel
+        while channel.recv_ready():
+            _write_all(1, channel.recv(_CHUNK))
+        while channel.recv_stderr_ready():
+            data = channel.recv_stderr(_CHUNK)
+            if self.marker_seen:
+                _write_all(2, data)
+                continue
+            self.err.err += data
+            if self.err.pid() is not None:
+                self.marker_seen = True
+                _write_all(2, self.err.stderr())
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view) :]
+        except BlockingIOError:
+            select.select([], [fd], [])
 
 
 class _Output:
