@@ -14,7 +14,9 @@ def flag_speller(command: click.Command) -> Callable[[str], str]:
     flags: dict[str, str] = {}
     for param in command.params:
         if isinstance(param, click.Option) and param.name:
-            spelled = "/".join(param.opts)
+            shorts = [opt for opt in param.opts if not opt.startswith("--")]
+            longs = [opt for opt in param.opts if opt.startswith("--")]
+            spelled = "/".join(shorts[:1] + longs[:1])  # -e/--env, not -e/--env/--env-file
             # By the option's destination (``env_files``) and by its long name (``--release``,
             # whose value lands in ``release_id``).
             flags[param.name] = spelled
