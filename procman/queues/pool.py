@@ -35,7 +35,7 @@ from rq.scheduler import RQScheduler
 
 from procman.exitcodes import status_for_signal
 from procman.queues import worker as worker_module
-from procman.queues.config import QueueConfig, ScheduledJob
+from procman.queues.config import ALL_QUEUES, QueueConfig, ScheduledJob
 from procman.queues.recovery import (
     MAX_WORKER_DEATHS,
     count_worker_death,
@@ -53,6 +53,7 @@ from procman.queues.recovery import (
     worker_died,
 )
 from procman.queues.redis_url import RedisUrl
+from procman.queues.rq_private import all_queue_names
 from procman.queues.worker import SPEC_VARIABLE, WorkerSpec
 from procman.supervisor.signals import STOP_SIGNALS, SignalPipe
 
@@ -197,13 +198,24 @@ class Pool:
         self._respawns: list[float] = []
         """When to start a replacement for each worker that died (later for one that died young,
         so a broken app cannot make the pool spin; the loop never sleeps for it)."""
-        queue_names = [name for name, _ in options.queues]
-        self._scheduler = RQScheduler(
+        self._all_queues = options.queues == ((ALL_QUEUES, None),)
+        """``*``: the queues are those RQ lists in Redis, looked up again as they change."""
+        self._scheduled_queues = [] if self._all_queues else self._queue_names()
+        self._scheduler = self._new_scheduler(self._scheduled_queues)
+
+    def _new_scheduler(self, queue_names: list[str]) -> RQScheduler:
+        return RQScheduler(
             queue_names,
-            connection=connection,
-            logging_level="INFO" if options.verbose else "WARNING",
-            log_format="%(asctime)s %(message)s" if options.timestamps else "%(message)s",
+            connection=self.connection,
+            logging_level="INFO" if self.options.verbose else "WARNING",
+            log_format="%(asctime)s %(message)s" if self.options.timestamps else "%(message)s",
         )
+
+    def _queue_names(self) -> list[str]:
+        """The queues served: those given, or with ``*`` every queue RQ lists in Redis."""
+        if self._all_queues:
+            return all_queue_names(self.connection)
+        return [name for name, _ in self.options.queues]
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -231,11 +243,12 @@ class Pool:
         return self._exit_status
 
     def _turn(self) -> None:
-        for key, _ in self._selector.select(TICK):
-            if key.data is None:
-                self._on_signals()
-            else:
+        ready = self._selector.select(TICK)
+        for key, _ in ready:  # what the workers said first: a stop's plan counts their jobs
+            if key.data is not None:
                 self._read_status(key.data)
+        if any(key.data is None for key, _ in ready):
+            self._on_signals()
         self._reap_children()
         now = time.monotonic()
         due = [at for at in self._respawns if at <= now]
@@ -441,7 +454,7 @@ class Pool:
         replacement worker waits for it)."""
         try:
             with self.connection.pipeline(transaction=False) as pipeline:
-                for name, _ in self.options.queues:
+                for name in self._queue_names():
                     pipeline.llen(Queue(name, connection=self.connection).key)
                 return any(pipeline.execute())
         except (redis.ConnectionError, redis.TimeoutError):
@@ -514,6 +527,12 @@ class Pool:
                 self._say(f"worker {name} is gone: put {len(requeued)} job(s) back on their queues")
 
     def _move_scheduled_jobs(self) -> None:
+        if self._all_queues:  # scheduled jobs of the queues that appeared since, too
+            names = self._queue_names()
+            if names != self._scheduled_queues:
+                self._scheduler.release_locks()  # type: ignore[no-untyped-call]
+                self._scheduled_queues = names
+                self._scheduler = self._new_scheduler(names)
         if not self._scheduler.acquired_locks or self._scheduler.should_reacquire_locks:
             self._scheduler.acquire_locks()  # type: ignore[no-untyped-call]
         else:
@@ -658,6 +677,8 @@ def _how_it_ended(returncode: int) -> str:
 
 def _describe(queue: tuple[str, int | None]) -> str:
     name, weight = queue
+    if name == ALL_QUEUES:
+        return "all queues (*)"
     return name if weight is None else f"{name}({weight})"
 
 

@@ -66,6 +66,7 @@ from procman.queues.bookkeeping import (
     execution_key,
     job_key_prefix,
 )
+from procman.queues.config import ALL_QUEUES
 from procman.queues.connection import one_line
 from procman.queues.recovery import (
     mark_alive,
@@ -87,8 +88,6 @@ from procman.settings import VERBOSE_VARIABLE
 from procman.supervisor.strays import RUN_ID_VARIABLE
 
 SPEC_VARIABLE = "PROCMAN_WORKER_SPEC"
-ALL_QUEUES = "*"
-"""``--queues '*'``: every queue RQ lists in Redis, alphabetically."""
 HEARTBEAT_EVERY = 5.0
 SUSPENSION_EVERY = 1.0
 """How often a busy worker asks whether ``rq suspend`` was run (RQ asks before every job)."""
@@ -199,6 +198,11 @@ class ProcmanWorker(RQWorkerSeams):
             events.info("%s: ready for all queues (*)", self.name)
         else:
             events.info("%s: ready for %s", self.name, ", ".join(self.queue_names()))
+
+    def get_state(self) -> str:
+        """Busy from the moment a job is taken (RQ's warm stop reads this: a busy worker finishes
+        its job, an idle one stops at once)."""
+        return WorkerStatus.BUSY if self._execution is not None else super().get_state()
 
     def request_stop(self, signum: Any, frame: Any) -> None:
         """Warm stop: finish the running job, then exit (idle: exit now)."""
@@ -403,6 +407,7 @@ class ProcmanWorker(RQWorkerSeams):
         self._busy = True
         job = self.job_class(_text(raw_id), connection=self.connection, serializer=self.serializer)
         job.restore(dict(zip(fields[::2], fields[1::2], strict=True)))
+        self._taken(job)
         mark_started(job, self.name, at)
         execution = Execution(execution_id, job.id, self.connection, worker_name=self.name)
         execution.created_at = execution.last_heartbeat = at
@@ -515,7 +520,9 @@ class ProcmanWorker(RQWorkerSeams):
         finally:
             self._execution = None
 
-    def perform_job(self, job: Job, queue: Queue, execution: Any) -> bool:
+    def _taken(self, job: Job) -> None:
+        """Right after the start script: the app's defaults on the job, and the pool told (it
+        enforces the timeout, and counts the job when stopping)."""
         if job.timeout in (None, Queue.DEFAULT_TIMEOUT):
             # RQ stamps its own default (180 s) on a job enqueued without a timeout; the app's
             # queues.yml decides for those.
@@ -523,8 +530,10 @@ class ProcmanWorker(RQWorkerSeams):
         if job.retries_left is None and self.spec.retry > 0:
             job.retries_left = self.spec.retry
             job.retry_intervals = retry_intervals(self.spec.retry)
-        self._outlive(job)
         self._report(f"start {job.id} {job.timeout}")
+
+    def perform_job(self, job: Job, queue: Queue, execution: Any) -> bool:
+        self._outlive(job)
         described = _described(job)
         events.info("%s: %s started (job %s)", queue.name, described, job.id)
         began = time.monotonic()
