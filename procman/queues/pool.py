@@ -17,6 +17,7 @@ import atexit
 import gc
 import math
 import os
+import select
 import selectors
 import signal
 import socket
@@ -77,6 +78,9 @@ SIGKILL comes): the pool stops its workers and puts their jobs back on their que
 IDLE_STOP_WAIT = 5.0
 """How long a warm stop waits at least: enough for idle workers to exit, and for one that has just
 fetched a job to say so (from then on the job's own timeout counts)."""
+FETCH_SETTLE = 1.0
+"""How long a stop waits at most for workers in the middle of taking a job to say whether they
+got one (they say so within moments; the bound is for one stuck there)."""
 RESPAWN_FLOOR = 1.0
 """A worker that dies within this many seconds of starting is replaced only after this long, so
 a broken app cannot make the pool spin."""
@@ -164,6 +168,8 @@ class WorkerProcess:
     deadline: float | None = None
     buffer: bytes = b""
     status_open: bool = True
+    fetching: bool = False
+    """Between its ``fetch`` and ``start`` (or ``idle``) lines: it may be taking a job."""
 
 
 @dataclass(slots=True)
@@ -366,7 +372,12 @@ class Pool:
         *lines, worker.buffer = worker.buffer.split(b"\n")
         for line in lines:
             parts = line.decode().split()
-            if parts[:1] == ["start"] and len(parts) == 3:
+            if parts == ["fetch"]:
+                worker.fetching = True
+            elif parts == ["idle"]:
+                worker.fetching = False
+            elif parts[:1] == ["start"] and len(parts) == 3:
+                worker.fetching = False
                 worker.job_id = parts[1]
                 timeout = float(parts[2])
                 worker.timeout = timeout
@@ -562,9 +573,24 @@ class Pool:
                 continue
             self._stopping = True
             self._stop_began = time.monotonic()
+            self._settle_fetches()
             self._say(f"{signal.Signals(signum).name}: {self._warm_stop_plan()}")
             for worker in self._workers.values():
                 _signal(worker.process, signal.SIGUSR1)
+
+    def _settle_fetches(self) -> None:
+        """A worker in the middle of taking a job says within moments whether it got one: wait
+        for that (at most ``FETCH_SETTLE`` s), so the stop's plan counts every running job."""
+        deadline = time.monotonic() + FETCH_SETTLE
+        while True:
+            fetching = [w for w in self._workers.values() if w.fetching and w.status_open]
+            left = deadline - time.monotonic()
+            if not fetching or left <= 0:
+                return
+            ready, _, _ = select.select([w.status_fd for w in fetching], [], [], left)
+            for worker in fetching:
+                if worker.status_fd in ready:
+                    self._read_status(worker)
 
     def _warm_stop_deadline(self, cut: bool = True) -> float:
         """When a warm stop stops waiting: once the last running job's own timeout has passed

@@ -178,6 +178,8 @@ class ProcmanWorker(RQWorkerSeams):
         self._lost_track = False
         """Redis went away during a fetch: a job may be in this worker's list that it never got."""
         self._busy = False
+        self._fetching = False
+        """In the start script: a warm stop then waits for its outcome (RQ's would raise)."""
         self._execution: Execution | None = None
         self._succeeded = 0
         self._working_seconds = 0.0
@@ -202,7 +204,9 @@ class ProcmanWorker(RQWorkerSeams):
     def get_state(self) -> str:
         """Busy from the moment a job is taken (RQ's warm stop reads this: a busy worker finishes
         its job, an idle one stops at once)."""
-        return WorkerStatus.BUSY if self._execution is not None else super().get_state()
+        if self._fetching or self._execution is not None:
+            return WorkerStatus.BUSY
+        return super().get_state()
 
     def request_stop(self, signum: Any, frame: Any) -> None:
         """Warm stop: finish the running job, then exit (idle: exit now)."""
@@ -312,6 +316,8 @@ class ProcmanWorker(RQWorkerSeams):
                 if not self._registered:  # listed before its first job, whoever marked it
                     mark_alive(self.connection, [self.name])
                     self._registered = True
+                if self.stop_requested:  # asked while taking no job after all
+                    raise StopRequested
                 if self._lost_track:
                     self._give_back_lost()
                 self._see_queues()
@@ -400,19 +406,29 @@ class ProcmanWorker(RQWorkerSeams):
             job_key_prefix(),
             EXECUTION_PREFIX,
         ]
-        answer = self._start(keys=keys, args=args)
-        if not answer:
-            return None
-        index, raw_id, fields = answer
-        self._busy = True
-        job = self.job_class(_text(raw_id), connection=self.connection, serializer=self.serializer)
-        job.restore(dict(zip(fields[::2], fields[1::2], strict=True)))
-        self._taken(job)
-        mark_started(job, self.name, at)
-        execution = Execution(execution_id, job.id, self.connection, worker_name=self.name)
-        execution.created_at = execution.last_heartbeat = at
-        self.executions[execution_id] = execution
-        self._execution = execution
+        self._fetching = True
+        self._report("fetch")  # the pool, stopping, waits for the answer: start or idle
+        job = None
+        try:
+            answer = self._start(keys=keys, args=args)
+            if not answer:
+                return None
+            index, raw_id, fields = answer
+            self._busy = True
+            job = self.job_class(
+                _text(raw_id), connection=self.connection, serializer=self.serializer
+            )
+            job.restore(dict(zip(fields[::2], fields[1::2], strict=True)))
+            self._taken(job)
+            mark_started(job, self.name, at)
+            execution = Execution(execution_id, job.id, self.connection, worker_name=self.name)
+            execution.created_at = execution.last_heartbeat = at
+            self.executions[execution_id] = execution
+            self._execution = execution  # busy from here on (before _fetching goes)
+        finally:
+            self._fetching = False
+            if job is None:
+                self._report("idle")
         return job, queues[int(index)]
 
     def _go_idle(self) -> None:
