@@ -571,9 +571,9 @@ class Pool:
                 self._exit_status = status_for_signal(signum)
                 self._go_cold()
                 continue
+            self._settle_fetches()  # first: a job's deadline counts from when it was read
             self._stopping = True
             self._stop_began = time.monotonic()
-            self._settle_fetches()
             self._say(f"{signal.Signals(signum).name}: {self._warm_stop_plan()}")
             for worker in self._workers.values():
                 _signal(worker.process, signal.SIGUSR1)
