@@ -75,9 +75,7 @@ def test_a_queue_created_after_the_worker_started_is_served(
         assert _wait_finished(connection, first, NEW_QUEUE_BOUND) == JobStatus.FINISHED
         time.sleep(0.5)  # idle, waiting for pushes to the queues it knows
         later = Queue("later", connection=connection).enqueue("jobs.add", 2, 2)
-        assert _wait_finished(connection, later, NEW_QUEUE_BOUND) == JobStatus.FINISHED, (
-            output.text
-        )
+        assert _wait_finished(connection, later, NEW_QUEUE_BOUND) == JobStatus.FINISHED, output.text
         assert Job.fetch(later.id, connection=connection).return_value() == 4
         output.wait_for("now also serving later")
     finally:
