@@ -13,6 +13,8 @@ import redis
 from rq.job import Job, JobStatus
 from rq.queue import Queue
 
+from procman.queues import monitoring
+from procman.queues.config import parse_queue_config
 from tests.conftest import App, LiveOutput
 
 pytestmark = pytest.mark.timeout(90)
@@ -82,3 +84,15 @@ def test_a_queue_created_after_the_worker_started_is_served(
         os.killpg(procman.pid, signal.SIGTERM)
         status, text = output.finish()
     assert status == 0, text
+
+
+def test_procman_jobs_lists_every_queue_as_served_under_a_star(redis_url: str) -> None:
+    connection = redis.Redis.from_url(redis_url)
+    for name in ("beta", "alpha"):
+        Queue(name, connection=connection).enqueue("jobs.add", 1, 1)
+    config = parse_queue_config("queues: ['*']\n", "queues.yml")
+    result = monitoring.overview(connection, config)
+    assert [(q.name, q.weight, q.configured, q.queued) for q in result.queues] == [
+        ("alpha", None, True, 1),
+        ("beta", None, True, 1),
+    ]
