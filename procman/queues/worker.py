@@ -13,7 +13,8 @@
   seconds (and when the worker goes idle), not per job.
 - Jobs run in this process (no fork per job, RQ's ``SimpleWorker``), so a job costs a few Redis
   round trips, not a fork. The hard timeout that a fork would give is kept by the pool: each job's
-  start and end go to the pool over a pipe, and the pool kills this process if a job outlives its
+  start and end go to the pool over a pipe (and each fetch, so that a stop waits to know whether
+  it took a job), and the pool kills this process if a job outlives its
   timeout (SIGALRM comes first and fails the job cleanly when the job lets it).
 - Signals: the pool owns them. SIGTERM and SIGINT (sent to the whole process group by
   ``procman start``) are ignored here; SIGUSR1 from the pool asks for a warm stop.
