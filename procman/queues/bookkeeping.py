@@ -1,6 +1,6 @@
 """What a procman worker writes to Redis for each job: one Lua script takes the job and records it
 started, one pipeline records it finished. RQ's own ``SimpleWorker`` spends about 57 commands in
-10 round trips on a no-op job; these two round trips hold 18 commands.
+about 20 round trips on a no-op job; these two round trips hold 18 commands.
 
 **Start** (``START_SCRIPT``, one ``EVALSHA``; 7 commands): ``LMOVE`` of the first job id found, in
 the order drawn for this fetch, from its queue into the worker's work-in-progress list (see
