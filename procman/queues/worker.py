@@ -642,7 +642,7 @@ class ProcmanWorker(RQWorkerSeams):
         args = [job.id, member, utcformat(ended), ttl, current_timestamp() + ttl, *fields]
         with self.connection.pipeline(transaction=False) as pipeline:
             pipeline.evalsha(self._finish.sha, len(keys), *keys, *args)
-            self.add_to_completion(pipeline, job, queue)
+            self.add_to_completion(pipeline, job)
             self._add_counts(pipeline)
             replies = pipeline.execute(raise_on_error=False)
         recorded = replies[0]
@@ -662,9 +662,10 @@ class ProcmanWorker(RQWorkerSeams):
                 self.increment_total_working_time(ended - job.started_at, pipeline)
         job.send_webhooks(JobStatus.FINISHED)
 
-    def add_to_completion(self, pipeline: redis.client.Pipeline, job: Job, queue: Queue) -> None:
-        """Commands that ride along in the pipeline that records a finished job (the seam for
-        counters kept per queue; none yet)."""
+    def add_to_completion(self, pipeline: Any, job: Job) -> None:
+        """Commands that ride along in the one pipeline that records a job's outcome, whichever
+        it is (procman's finish script, or RQ's own transaction for failures, retries and the
+        rest, through ``cleanup_execution``): the seam for counters kept per queue; none yet."""
 
     def handle_exception(self, job: Job, *exc_info: Any) -> None:
         """The failure as one line (its traceback stays in Redis for ``procman jobs show``, also
@@ -696,6 +697,7 @@ class ProcmanWorker(RQWorkerSeams):
         """Leave the work-in-progress list in the transaction that records the outcome."""
         super().cleanup_execution(job, pipeline, execution)
         pipeline.lrem(self.wip_key, 1, job.id)
+        self.add_to_completion(pipeline, job)
 
     def _report(self, line: str) -> None:
         try:
