@@ -86,6 +86,8 @@ class QueueSpec:
     """None when the queues are listed in strict order (plain names)."""
 
     def label(self) -> str:
+        if self.name == ALL_QUEUES:
+            return "all queues (*)"
         return self.name if self.weight is None else f"{self.name}({self.weight})"
 
 

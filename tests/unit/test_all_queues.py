@@ -33,3 +33,7 @@ def test_the_yaml_takes_a_quoted_star_alone_and_schedules_on_any_queue() -> None
 def test_the_yaml_refuses_a_star_with_other_queues() -> None:
     with pytest.raises(ProcmanError, match=r"queues: '\*' \(every queue in Redis\) cannot be"):
         parse_queue_config("queues:\n  - '*'\n  - default\n", "queues.yml")
+
+
+def test_check_names_a_star_as_every_queue() -> None:
+    assert parse_queue_config("queues: ['*']\n", "queues.yml").summary() == "all queues (*)"
