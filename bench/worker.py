@@ -195,6 +195,9 @@ def commands(runner: str, setup: Setup, *, burst: bool) -> list[list[str]]:
         "1 SimpleWorker": [setup.rq("worker", *SIMPLE, *flag, "default")],
         "SimpleWorker": [setup.rq("worker", *SIMPLE, *flag, "default")],
         "2 SimpleWorkers": [setup.rq("worker", *SIMPLE, *flag, "default")] * 2,
+        "rq worker-pool -n 2 -w SimpleWorker": [
+            setup.rq("worker-pool", "-n", "2", *SIMPLE, *flag, "default")
+        ],
     }
     return table[runner]
 
@@ -296,6 +299,33 @@ def wait_ready(client: redis.Redis, count: int, processes: list[subprocess.Popen
     return True
 
 
+def start_latencies(
+    client: redis.Redis, enqueue_one: Callable[[], Job], samples: int, spacing: float = SPACING
+) -> tuple[list[float], int]:
+    """One ``stamp`` job at a time: the job's own start time minus the time taken just before
+    ``enqueue_one()``; then wait for it to finish (at most 2 s), then ``spacing``. Returns the
+    seconds measured and how many samples went missing (no stamp within 5 s, or another job's)."""
+    seconds: list[float] = []
+    missing = 0
+    for _ in range(samples):
+        sent = time.time()
+        job = enqueue_one()
+        answer = client.blpop(["bench:started"], timeout=5)
+        if answer is None:
+            missing += 1
+            continue
+        job_id, started = answer[1].decode().split()
+        if job_id != job.id:
+            missing += 1
+            continue
+        seconds.append(float(started) - sent)
+        deadline = time.monotonic() + 2
+        while job.get_status(refresh=True) != "finished" and time.monotonic() < deadline:
+            time.sleep(0.001)
+        time.sleep(spacing)
+    return seconds, missing
+
+
 def run_latency(runner: str, setup: Setup, client: redis.Redis, samples: int) -> Latency:
     client.flushall()
     queue = Queue("default", connection=client)
@@ -305,22 +335,9 @@ def run_latency(runner: str, setup: Setup, client: redis.Redis, samples: int) ->
         if not wait_ready(client, 1, processes):
             result.missing = samples
             return result
-        for _ in range(samples):
-            sent = time.time()
-            job = queue.enqueue("jobs.stamp")
-            answer = client.blpop(["bench:started"], timeout=5)
-            if answer is None:
-                result.missing += 1
-                continue
-            job_id, started = answer[1].decode().split()
-            if job_id != job.id:
-                result.missing += 1
-                continue
-            result.seconds.append(float(started) - sent)
-            deadline = time.monotonic() + 2
-            while job.get_status(refresh=True) != "finished" and time.monotonic() < deadline:
-                time.sleep(0.001)
-            time.sleep(SPACING)
+        result.seconds, result.missing = start_latencies(
+            client, lambda: queue.enqueue("jobs.stamp"), samples
+        )
     finally:
         stop(processes, setup)
     return result

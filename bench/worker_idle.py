@@ -33,7 +33,7 @@ import common
 import redis
 from rq.job import Job
 from rq.queue import Queue
-from worker import Setup, launch, prepare, redis_server, stop, wait_ready
+from worker import Setup, launch, prepare, redis_server, start_latencies, stop, wait_ready
 
 from procman.queues.enqueueing import enqueue, use_connection
 
@@ -117,26 +117,16 @@ def run_latency(runner: str, setup: Setup, client: redis.Redis, samples: int) ->
         if not wait_ready(client, 1, processes):
             result.missing = samples
             return result
-        for _ in range(samples):
-            sent = time.time()
+
+        def enqueue_one() -> Job:
             if runner.endswith("procman.queues.enqueue"):
                 job = enqueue("jobs.stamp")
             else:
                 job = queue.enqueue("jobs.stamp")
             assert isinstance(job, Job)
-            answer = client.blpop(["bench:started"], timeout=5)
-            if answer is None:
-                result.missing += 1
-                continue
-            job_id, started = answer[1].decode().split()
-            if job_id != job.id:
-                result.missing += 1
-                continue
-            result.seconds.append(float(started) - sent)
-            deadline = time.monotonic() + 2
-            while job.get_status(refresh=True) != "finished" and time.monotonic() < deadline:
-                time.sleep(0.001)
-            time.sleep(SPACING)
+            return job
+
+        result.seconds, result.missing = start_latencies(client, enqueue_one, samples, SPACING)
     finally:
         use_connection(None)
         stop(processes, setup)

@@ -24,7 +24,8 @@ from procman.cli.commands import app_options, to_app_options
 @click.option(
     "-q",
     "--queues",
-    help="Queues to serve: 'critical,default' in order, or 'critical:5,low:1' weighted.",
+    help="Queues to serve: 'critical,default' in order, 'critical:5,low:1' weighted, or '*' "
+    "(every queue in Redis, alphabetically).",
 )
 @click.option(
     "-c",

@@ -10,7 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from procman.errors import UsageError, flag_of
-from procman.queues.config import QUEUE_NAME, QueueConfig, default_path, load_queue_config
+from procman.queues.config import (
+    ALL_QUEUES,
+    QUEUE_NAME,
+    QueueConfig,
+    default_path,
+    load_queue_config,
+)
 from procman.queues.connection import connect
 from procman.queues.pool import Pool, PoolOptions
 from procman.queues.redis_url import resolve_redis_url
@@ -76,8 +82,11 @@ def start_stop_timeout() -> float | None:
 
 
 def parse_queues_option(spec: str) -> tuple[tuple[str, int | None], ...]:
-    """``--queues critical,default`` (strict order) or ``critical:5,default:3`` (weighted); a
-    mix (``critical:5,default``) is read as in the queue YAML (Sidekiq 7's modes)."""
+    """``--queues critical,default`` (strict order), ``critical:5,default:3`` (weighted), a mix
+    (``critical:5,default``, read as in the queue YAML: Sidekiq 7's modes), or ``*`` (every queue
+    in Redis, alphabetically)."""
+    if spec.strip() == ALL_QUEUES:
+        return ((ALL_QUEUES, None),)
     queues: list[tuple[str, int | None]] = []
     for raw in spec.split(","):
         part = raw.strip()
@@ -88,6 +97,11 @@ def parse_queues_option(spec: str) -> tuple[tuple[str, int | None], ...]:
             raise UsageError(
                 f"{flag_of('queues')}: cannot read {part!r}",
                 "write names in order ('critical,default') or with weights ('critical:5,low:1')",
+            )
+        if name == ALL_QUEUES:
+            raise UsageError(
+                "--queues: '*' (every queue in Redis) cannot be combined with other queues",
+                "give --queues '*' alone, or name the queues",
             )
         if not QUEUE_NAME.fullmatch(name):
             raise UsageError(

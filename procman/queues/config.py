@@ -45,6 +45,8 @@ DEFAULT_RETRY = 0
 """RQ's default: a job that raises goes to the failed registry at once (``procman jobs retry``)."""
 
 QUEUE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+ALL_QUEUES = "*"
+"""``queues: ['*']`` (``--queues '*'``): every queue that exists in Redis, alphabetically."""
 SCHEDULE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 DOTTED_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
 _SIZE = re.compile(r"(?P<number>[0-9]+(\.[0-9]+)?)\s*(?P<unit>[A-Za-z]+)")
@@ -97,6 +99,8 @@ class QueueSpec:
     weight 0 when choosing the mode, and is drawn as weight 1 in weighted mode (Sidekiq 7)."""
 
     def label(self) -> str:
+        if self.name == ALL_QUEUES:
+            return "all queues (*)"
         return self.name if self.weight is None else f"{self.name}({self.weight})"
 
 
@@ -400,6 +404,13 @@ class _Builder(KeyPathChecker):
             specs.append(spec)
         if len(specs) != len(value):
             return None
+        if len(specs) > 1 and any(spec.name == ALL_QUEUES for spec in specs):
+            self.fail(
+                "queues",
+                "'*' (every queue in Redis) cannot be listed with other queues",
+                "write queues: ['*'] alone, or list the queues by name",
+            )
+            return None
         return tuple(specs)
 
     def queue(self, key_path: str, item: Any) -> QueueSpec | None:
@@ -426,6 +437,8 @@ class _Builder(KeyPathChecker):
                 )
                 return None
             return QueueSpec(name, int(weight))
+        if item == ALL_QUEUES:
+            return QueueSpec(ALL_QUEUES, None)
         if not self.queue_name(key_path, item):
             return None
         return QueueSpec(item, None)
@@ -611,7 +624,7 @@ class _Builder(KeyPathChecker):
             return None
         if not self.queue_name(key_path, value):
             return None
-        if queue_names is not None and value not in queue_names:
+        if queue_names is not None and value not in queue_names and ALL_QUEUES not in queue_names:
             self.fail(
                 key_path,
                 f"queue '{value}' is not in queues ({', '.join(queue_names)})",

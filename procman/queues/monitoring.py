@@ -29,7 +29,7 @@ from rq.results import Result
 from rq.worker import Worker
 
 from procman.errors import ProcmanError, UsageError, excerpt
-from procman.queues.config import DEFAULT_CONFIG, QueueConfig
+from procman.queues.config import ALL_QUEUES, DEFAULT_CONFIG, QueueConfig
 from procman.queues.connection import connect, unavailable
 from procman.queues.recovery import forget_worker_deaths
 from procman.queues.redis_url import RedisUrl
@@ -406,10 +406,11 @@ def _known_queues(
 ) -> list[tuple[str, int | None, bool]]:
     """``(name, weight, configured)``: the YAML's queues in its order, then the others Redis
     knows (any queue RQ ever enqueued to), by name."""
-    listed = [(queue.name, queue.weight, True) for queue in config.queues]
+    every = any(queue.name == ALL_QUEUES for queue in config.queues)  # '*': all are served
+    listed = [(queue.name, queue.weight, True) for queue in config.queues if not every]
     names = {name for name, _, _ in listed}
     others = sorted(q.name for q in Queue.all(connection=connection) if q.name not in names)
-    return listed + [(name, None, False) for name in others]
+    return listed + [(name, None, every) for name in others]
 
 
 def _selected_queues(

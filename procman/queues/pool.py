@@ -17,6 +17,7 @@ import atexit
 import gc
 import math
 import os
+import select
 import selectors
 import signal
 import socket
@@ -37,7 +38,7 @@ from procman.errors import spell_options
 from procman.exitcodes import status_for_signal
 from procman.queues import worker as worker_module
 from procman.queues.browse import stop_requested
-from procman.queues.config import QueueConfig, ScheduledJob
+from procman.queues.config import ALL_QUEUES, QueueConfig, ScheduledJob
 from procman.queues.connection import is_full
 from procman.queues.recovery import (
     MAX_WORKER_DEATHS,
@@ -56,6 +57,7 @@ from procman.queues.recovery import (
     worker_died,
 )
 from procman.queues.redis_url import RedisUrl
+from procman.queues.rq_private import all_queue_names
 from procman.queues.worker import REDIS_FULL_EXIT, SPEC_VARIABLE, WorkerSpec
 from procman.supervisor.signals import STOP_SIGNALS, SignalPipe
 
@@ -81,6 +83,9 @@ SIGKILL comes): the pool stops its workers and puts their jobs back on their que
 IDLE_STOP_WAIT = 5.0
 """How long a warm stop waits at least: enough for idle workers to exit, and for one that has just
 fetched a job to say so (from then on the job's own timeout counts)."""
+FETCH_SETTLE = 1.0
+"""How long a stop waits at most for workers in the middle of taking a job to say whether they
+got one (they say so within moments; the bound is for one stuck there)."""
 RESPAWN_FLOOR = 1.0
 """A worker that dies within this many seconds of starting is replaced only after this long, so
 a broken app cannot make the pool spin."""
@@ -168,6 +173,8 @@ class WorkerProcess:
     deadline: float | None = None
     buffer: bytes = b""
     status_open: bool = True
+    fetching: bool = False
+    """Between its ``fetch`` and ``start`` (or ``idle``) lines: it may be taking a job."""
 
 
 @dataclass(slots=True)
@@ -205,13 +212,24 @@ class Pool:
         self._respawns: list[float] = []
         """When to start a replacement for each worker that died (later for one that died young,
         so a broken app cannot make the pool spin; the loop never sleeps for it)."""
-        queue_names = [name for name, _ in options.queues]
-        self._scheduler = RQScheduler(
+        self._all_queues = options.queues == ((ALL_QUEUES, None),)
+        """``*``: the queues are those RQ lists in Redis, looked up again as they change."""
+        self._scheduled_queues = [] if self._all_queues else self._queue_names()
+        self._scheduler = self._new_scheduler(self._scheduled_queues)
+
+    def _new_scheduler(self, queue_names: list[str]) -> RQScheduler:
+        return RQScheduler(
             queue_names,
-            connection=connection,
-            logging_level="INFO" if options.verbose else "WARNING",
-            log_format="%(asctime)s %(message)s" if options.timestamps else "%(message)s",
+            connection=self.connection,
+            logging_level="INFO" if self.options.verbose else "WARNING",
+            log_format="%(asctime)s %(message)s" if self.options.timestamps else "%(message)s",
         )
+
+    def _queue_names(self) -> list[str]:
+        """The queues served: those given, or with ``*`` every queue RQ lists in Redis."""
+        if self._all_queues:
+            return all_queue_names(self.connection)
+        return [name for name, _ in self.options.queues]
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -242,11 +260,12 @@ class Pool:
         return self._exit_status
 
     def _turn(self) -> None:
-        for key, _ in self._selector.select(TICK):
-            if key.data is None:
-                self._on_signals()
-            else:
+        ready = self._selector.select(TICK)
+        for key, _ in ready:  # what the workers said first: a stop's plan counts their jobs
+            if key.data is not None:
                 self._read_status(key.data)
+        if any(key.data is None for key, _ in ready):
+            self._on_signals()
         self._reap_children()
         now = time.monotonic()
         due = [at for at in self._respawns if at <= now]
@@ -364,7 +383,12 @@ class Pool:
         *lines, worker.buffer = worker.buffer.split(b"\n")
         for line in lines:
             parts = line.decode().split()
-            if parts[:1] == ["start"] and len(parts) == 3:
+            if parts == ["fetch"]:
+                worker.fetching = True
+            elif parts == ["idle"]:
+                worker.fetching = False
+            elif parts[:1] == ["start"] and len(parts) == 3:
+                worker.fetching = False
                 worker.job_id = parts[1]
                 timeout = float(parts[2])
                 worker.timeout = timeout
@@ -468,7 +492,7 @@ class Pool:
         replacement worker waits for it)."""
         try:
             with self.connection.pipeline(transaction=False) as pipeline:
-                for name, _ in self.options.queues:
+                for name in self._queue_names():
                     pipeline.llen(Queue(name, connection=self.connection).key)
                 return any(pipeline.execute())
         except REDIS_UNUSABLE:
@@ -552,6 +576,12 @@ class Pool:
                 self._say(f"worker {name} is gone: put {len(requeued)} job(s) back on their queues")
 
     def _move_scheduled_jobs(self) -> None:
+        if self._all_queues:  # scheduled jobs of the queues that appeared since, too
+            names = self._queue_names()
+            if names != self._scheduled_queues:
+                self._scheduler.release_locks()  # type: ignore[no-untyped-call]
+                self._scheduled_queues = names
+                self._scheduler = self._new_scheduler(names)
         if not self._scheduler.acquired_locks or self._scheduler.should_reacquire_locks:
             self._scheduler.acquire_locks()  # type: ignore[no-untyped-call]
         else:
@@ -582,11 +612,26 @@ class Pool:
             self._warm_stop(signal.Signals(signum).name)
 
     def _warm_stop(self, why: str) -> None:
+        self._settle_fetches()  # first: a job's deadline counts from when it was read
         self._stopping = True
         self._stop_began = time.monotonic()
         self._say(f"{why}: {self._warm_stop_plan()}")
         for worker in self._workers.values():
             _signal(worker.process, signal.SIGUSR1)
+
+    def _settle_fetches(self) -> None:
+        """A worker in the middle of taking a job says within moments whether it got one: wait
+        for that (at most ``FETCH_SETTLE`` s), so the stop's plan counts every running job."""
+        deadline = time.monotonic() + FETCH_SETTLE
+        while True:
+            fetching = [w for w in self._workers.values() if w.fetching and w.status_open]
+            left = deadline - time.monotonic()
+            if not fetching or left <= 0:
+                return
+            ready, _, _ = select.select([w.status_fd for w in fetching], [], [], left)
+            for worker in fetching:
+                if worker.status_fd in ready:
+                    self._read_status(worker)
 
     def _warm_stop_deadline(self, cut: bool = True) -> float:
         """When a warm stop stops waiting: once the last running job's own timeout has passed
@@ -699,6 +744,8 @@ def _how_it_ended(returncode: int) -> str:
 
 def _describe(queue: tuple[str, int | None]) -> str:
     name, weight = queue
+    if name == ALL_QUEUES:
+        return "all queues (*)"
     return name if weight is None else f"{name}({weight})"
 
 

@@ -1,9 +1,10 @@
 """Where every fetched job is recorded until it ends, and how jobs of a dead worker come back.
 
 A worker moves each job id atomically (one Lua script: ``LMOVE`` from the first non-empty queue
-in its order) into its own *work-in-progress* list, ``procman:wip:<worker>``, before anything
-else happens to it; the job leaves that list in the same transaction that records it finished or
-failed. So at every moment a job is in a queue, in exactly one worker's list, or done.
+in its order, see ``procman.queues.bookkeeping``) into its own *work-in-progress* list,
+``procman:wip:<worker>``, in the same step that records it started; the job leaves that list in
+the same script or transaction that records it finished or failed. So at every moment a job is
+in a queue, in exactly one worker's list, or done.
 
 Recovery reads a registry procman keeps, never the keyspace, so it costs O(workers) however big
 the Redis: ``procman:workers`` lists every worker (its pool adds it before forking it, the worker
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
+from rq.executions import WORKER_EXECUTIONS_KEY_TEMPLATE
 from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.registry import StartedJobRegistry
@@ -36,6 +38,7 @@ from rq.results import Result
 from rq.utils import now
 from rq.worker import Worker
 
+from procman.queues.bookkeeping import EXECUTION_PREFIX
 from procman.queues.rq_private import QUEUES_KEY, record_job_failure
 from procman.queues.stats import count_job
 
@@ -70,14 +73,6 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   return redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
 end
 return 0
-"""
-
-FETCH_SCRIPT = """
-for i = 2, #KEYS do
-  local id = redis.call('LMOVE', KEYS[i], KEYS[1], 'LEFT', 'RIGHT')
-  if id then return {i - 2, id} end
-end
-return false
 """
 
 
@@ -311,6 +306,8 @@ def worker_died(connection: redis.Redis, worker_name: str) -> None:
     worker = Worker.find_by_key(key, connection=connection)
     if worker is not None:
         worker.register_death()  # type: ignore[no-untyped-call]
+    else:  # its hash expired: its set of executions (which has no expiry of its own) goes too
+        connection.delete(WORKER_EXECUTIONS_KEY_TEMPLATE.format(worker_name))
 
 
 def find_dead_workers(
@@ -374,7 +371,8 @@ def _text(raw: bytes | str) -> str:
 
 def _forget_started(connection: redis.Redis, pipeline: redis.client.Pipeline, job: Job) -> None:
     """Drop the job's entries (``id:execution``) from its queue's started registry, so RQ's own
-    clean-up never marks the requeued job abandoned."""
+    clean-up never marks the requeued job abandoned, and the execution they name (its hash, and
+    its place in its worker's set: procman's worker gives neither an expiry)."""
     registry = StartedJobRegistry(job.origin, connection=connection)
     prefix = f"{job.id}:"
     members: list[bytes] = connection.zrange(registry.key, 0, -1)  # type: ignore[assignment]
@@ -382,3 +380,7 @@ def _forget_started(connection: redis.Redis, pipeline: redis.client.Pipeline, jo
         text = member.decode()
         if text == job.id or text.startswith(prefix):
             pipeline.zrem(registry.key, member)
+            if text != job.id:
+                pipeline.delete(EXECUTION_PREFIX + text)
+                if job.worker_name:
+                    pipeline.srem(WORKER_EXECUTIONS_KEY_TEMPLATE.format(job.worker_name), text)

@@ -21,7 +21,16 @@ the bound):
   ``dependency_ids`` costs a round trip a job); the dashboard's batched retry leaves such jobs to
   RQ's own requeue (``has_dependencies``).
 - ``QUEUES_KEY``: the Redis set RQ lists its queues in (``Queue.redis_queues_keys``); a job put
-  back on its queue by procman's recovery is listed there as ``Queue.enqueue`` would.
+  back on its queue by procman's recovery is listed there as ``Queue.enqueue`` would, and
+  ``--queues '*'`` serves every queue listed there.
+- ``Worker._finalize_success`` and ``Worker._finalize_failure``: RQ's handling of a job that
+  returned or raised, used where procman's own bookkeeping (``procman.queues.bookkeeping``) does
+  not cover the job (a ``Retry`` returned, repeats, a rate limit, a ``result_ttl`` of 0 or -1, and
+  every failure).
+- ``Job._status`` and ``Job._dependency_ids``: the job's status as this process knows it, set
+  when procman's start script and finish script record it (RQ's ``Job.set_status`` would write
+  to Redis again); the ids of the jobs it depended on, read from its hash (RQ's
+  ``Job.dependency_ids`` asks Redis).
 
 Overriding ``dequeue_job_and_maintain_ttl`` (the reliable fetch, ``procman.queues.worker``) and the
 other public but undocumented ``Worker`` methods are seams of RQ, not private names; their
@@ -30,9 +39,10 @@ behaviour is covered by the worker tests against a real Redis.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from rq.job import Job
+from rq.job import Job, JobStatus
 from rq.job_lifecycle import call_exception_handlers, format_exc_info, record_job_failure
 from rq.queue import Queue
 from rq.utils import now
@@ -41,8 +51,12 @@ from rq.worker import SimpleWorker
 __all__ = [
     "QUEUES_KEY",
     "RQWorkerSeams",
+    "all_queue_names",
+    "dependency_ids",
     "format_exc_info",
     "has_dependencies",
+    "mark_finished",
+    "mark_started",
     "record_job_failure",
 ]
 
@@ -53,6 +67,32 @@ QUEUES_KEY: str = Queue.redis_queues_keys
 def has_dependencies(job: Job) -> bool:
     """Whether ``job`` was enqueued depending on other jobs (no round trip)."""
     return bool(job._dependency_ids)
+
+
+def all_queue_names(connection: Any) -> list[str]:
+    """Every queue RQ lists in Redis (one that ever had a job enqueued or scheduled), by name."""
+    prefix = Queue.redis_queue_namespace_prefix
+    members = connection.smembers(QUEUES_KEY)
+    keys = (raw.decode() if isinstance(raw, bytes) else str(raw) for raw in members)
+    return sorted(key.removeprefix(prefix) for key in keys if key.startswith(prefix))
+
+
+def mark_started(job: Job, worker_name: str, at: datetime) -> None:
+    """What RQ's ``Job.prepare_for_execution`` sets on the job object, without writing to Redis
+    (procman's start script wrote it)."""
+    job.worker_name = worker_name
+    job.started_at = job.last_heartbeat = at
+    job._status = JobStatus.STARTED
+
+
+def mark_finished(job: Job) -> None:
+    """The job object's status once procman's finish script recorded it."""
+    job._status = JobStatus.FINISHED
+
+
+def dependency_ids(job: Job) -> list[str]:
+    """The ids of the jobs ``job`` depended on, as read from its hash (no Redis command)."""
+    return list(job._dependency_ids)
 
 
 class RQWorkerSeams(SimpleWorker):
@@ -85,6 +125,16 @@ class RQWorkerSeams(SimpleWorker):
     @stop_requested.setter
     def stop_requested(self, value: bool) -> None:
         self._stop_requested = value
+
+    def finalize_success(self, job: Any, queue: Queue, execution: Any, return_value: Any) -> None:
+        """RQ's handling of a job that returned: callbacks, retry, result, registries, repeat,
+        dependents, webhooks, rate limit."""
+        self._finalize_success(job, queue, execution, return_value)
+
+    def finalize_failure(self, job: Any, queue: Queue, execution: Any, exc_info: Any) -> None:
+        """RQ's handling of a job that raised: failure callback, exception handlers, retry or
+        failed registry, dependents, webhooks."""
+        self._finalize_failure(job, queue, execution, exc_info)
 
     def call_exception_handlers(self, job: Any, *exc_info: Any) -> None:
         """Call the worker's exception handlers as RQ does, without RQ's log of the failure."""
