@@ -6,7 +6,8 @@ round trip and, at hundreds of jobs a second, a few commands a second rather tha
 worker killed outright loses at most that last second of counts. :func:`count_job` counts one
 job at once (recovering a dead worker's jobs). The counts live in small hashes, one per hour (a
 field per minute, kept 2 hours) and one per month (a field per day, kept 62 days), so reading an
-hour or 30 days is two ``HGETALL`` each, and nothing grows without bound. Times are UTC, on the worker's clock.
+hour or 30 days is two ``HGETALL`` each, and nothing grows without bound. Times are UTC, on the
+worker's clock.
 
 Failed counts every failed run, a run that will be retried included (as Sidekiq counts).
 """
