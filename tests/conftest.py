@@ -99,6 +99,21 @@ def wait_until(
         time.sleep(0.05)
 
 
+SSHD_FIXTURES = frozenset({"sshd_cluster", "bashrc_hosts"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Groups for ``pytest -n 2 --dist loadgroup`` (scripts/test): tests on the SSH hosts share
+    127.0.0.2-4 and their clean-up kills whatever runs there, and the other integration tests
+    start apps on procman's default ports; each group runs on one worker, one test at a time, as
+    without xdist, while the unit tests fill in beside them."""
+    for item in items:
+        if SSHD_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("sshd"))
+        elif "integration" in item.path.parts:
+            item.add_marker(pytest.mark.xdist_group("local"))
+
+
 @pytest.fixture(autouse=True)
 def no_process_left_behind(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Every process a test starts inherits a unique tag; any still alive afterwards is killed and
