@@ -176,6 +176,8 @@ def test_a_job_cut_off_at_stop_is_never_abandoned_however_late_the_next_start(
     first = start_pool(worker_app, redis_url)
     first_output = live(first)
     wait_until("the job started", lambda: status(connection, job.id) == JobStatus.STARTED)
+    # The job is marked started as it is taken, a moment before it runs: wait until it runs.
+    wait_until("the job began its work", lambda: marks.exists() and marks.read_text() == "x")
     (dead,) = Worker.all(connection=connection)
     stop_pool(first, first_output)  # the pool and its worker, no clean-up: as after -t
 
