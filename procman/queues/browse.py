@@ -258,23 +258,14 @@ def failed_listing(
     total = sum(counts)
     if search:
         return _search_failed(connection, queue, names, keys, counts, offset, limit, search)
-    slices: list[tuple[str, list[str]]] = []
-    skip, wanted = offset, limit
+    pages = page_across(counts, offset, limit)
     with connection.pipeline(transaction=False) as pipeline:
-        for name, key, count in zip(names, keys, counts, strict=True):
-            if wanted == 0:
-                break
-            if skip >= count:
-                skip -= count
-                continue
-            take = min(wanted, count - skip)
-            pipeline.zrange(key, skip, skip + take - 1, desc=True)
-            slices.append((name, []))
-            skip, wanted = 0, wanted - take
+        for index, first, last in pages:
+            pipeline.zrange(keys[index], first, last, desc=True)
         replies = pipeline.execute()
     rows: list[JobRow] = []
-    for (name, _), raw_ids in zip(slices, replies, strict=True):
-        rows += _rows(connection, name, [_text(raw) for raw in raw_ids], failed=True)
+    for (index, _, _), raw_ids in zip(pages, replies, strict=True):
+        rows += _rows(connection, names[index], [_text(raw) for raw in raw_ids], failed=True)
     return Page(
         kind="failed",
         queue=queue,
@@ -284,6 +275,24 @@ def failed_listing(
         jobs=tuple(rows),
         more=offset + len(rows) < total,
     )
+
+
+def page_across(counts: Sequence[int], offset: int, limit: int) -> list[tuple[int, int, int]]:
+    """Where rows ``offset`` to ``offset + limit`` fall in registries of ``counts`` rows laid end
+    to end: ``(index, first, last)`` for each registry touched, ``last`` inclusive (as ZRANGE
+    takes it)."""
+    pages: list[tuple[int, int, int]] = []
+    skip, wanted = offset, limit
+    for index, count in enumerate(counts):
+        if wanted == 0:
+            break
+        if skip >= count:
+            skip -= count
+            continue
+        take = min(wanted, count - skip)
+        pages.append((index, skip, skip + take - 1))
+        skip, wanted = 0, wanted - take
+    return pages
 
 
 SEARCH_SCRIPT = """
@@ -522,22 +531,14 @@ def scheduled_jobs(
         for key in keys:
             pipeline.zcard(key)
         counts: list[int] = pipeline.execute()
-    slices: list[str] = []
-    skip, wanted = offset, limit
+    pages = page_across(counts, offset, limit)
     with connection.pipeline(transaction=False) as pipeline:
-        for name, key, count in zip(names, keys, counts, strict=True):
-            if wanted == 0:
-                break
-            if skip >= count:
-                skip -= count
-                continue
-            take = min(wanted, count - skip)
-            pipeline.zrange(key, skip, skip + take - 1, withscores=True)
-            slices.append(name)
-            skip, wanted = 0, wanted - take
+        for index, first, last in pages:
+            pipeline.zrange(keys[index], first, last, withscores=True)
         replies = pipeline.execute()
     rows: list[JobRow] = []
-    for name, pairs in zip(slices, replies, strict=True):
+    for (index, _, _), pairs in zip(pages, replies, strict=True):
+        name = names[index]
         ids = [_text(raw) for raw, _ in pairs]
         when = {_text(raw): datetime.fromtimestamp(score, UTC) for raw, score in pairs}
         for row in _rows(connection, name, ids):
