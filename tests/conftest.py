@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import psutil
@@ -278,21 +278,21 @@ def free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real redis-server for the whole session, on a free loopback port, stopped at the end (on
-    failure too). Its environment lacks the per-test tag: it is meant to outlive each test."""
+@contextmanager
+def running_redis_server(data: Path, *options: str) -> Iterator[str]:
+    """A real redis-server on a free loopback port (its files in ``data``, ``options`` added to
+    its command line), answering before this yields its URL, and stopped afterwards, on failure
+    too. Its environment lacks the per-test tag: it may outlive a test."""
     import redis
 
     binary = shutil.which("redis-server") or shutil.which("redis-server", path="/usr/sbin:/usr/bin")
     if binary is None:
         pytest.fail("redis-server is not installed: run scripts/test, which installs it")
     port = free_port()
-    data = tmp_path_factory.mktemp("redis")
     env = {key: value for key, value in os.environ.items() if key != TAG}
     server = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(data)],
+         "--dir", str(data), *options],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=env,
@@ -318,6 +318,14 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server for the whole session, on a free loopback port, stopped at the end (on
+    failure too). Its environment lacks the per-test tag: it is meant to outlive each test."""
+    with running_redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
 
 
 @pytest.fixture

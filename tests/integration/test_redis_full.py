@@ -4,8 +4,6 @@ pool says so and keeps going, running the jobs once Redis has room again."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +15,7 @@ import redis
 from rq.job import Job, JobStatus
 from rq.queue import Queue
 
-from tests.conftest import TAG, App, LiveOutput, free_port
+from tests.conftest import App, LiveOutput, running_redis_server
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -36,34 +34,9 @@ def nap(seconds):
 @pytest.fixture(scope="module")
 def small_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A redis-server of this module's own (its maxmemory is changed by the tests)."""
-    binary = shutil.which("redis-server") or shutil.which("redis-server", path="/usr/sbin:/usr/bin")
-    if binary is None:
-        pytest.fail("redis-server is needed: run scripts/test, which installs it")
-    base = tmp_path_factory.mktemp("full")
-    port = free_port()
-    env = {name: value for name, value in os.environ.items() if name != TAG}
-    server = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(base), "--maxmemory-policy", "noeviction"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-    )  # fmt: skip
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        client = redis.Redis.from_url(url)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"redis-server did not start on {port}")
-                time.sleep(0.02)
-        client.close()
+    data = tmp_path_factory.mktemp("full")
+    with running_redis_server(data, "--maxmemory-policy", "noeviction") as url:
         yield url
-    finally:
-        server.kill()
-        server.wait()
 
 
 @pytest.fixture
