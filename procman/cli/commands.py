@@ -39,6 +39,16 @@ class Seconds(click.FloatRange):
         return seconds
 
 
+LOCK_WAIT_HELP = "wait this long for another deploy's lock [default: fail at once]."
+lock_wait_option = click.option(
+    "--wait", type=Seconds(), default=0.0, metavar="SECONDS", help=LOCK_WAIT_HELP.capitalize()
+)
+"""``--wait`` of the commands that take the deploy lock."""
+env_lock_wait_option = click.option(
+    "--wait", type=Seconds(), default=None, metavar="SECONDS", help=f"With --env: {LOCK_WAIT_HELP}"
+)
+"""``--wait`` of the commands that take the deploy lock only with ``--env``."""
+
 procfile_option = click.option(
     "-f", "--procfile", type=click.Path(path_type=Path), help="Procfile to use."
 )

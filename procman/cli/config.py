@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from procman.cli.commands import QuietAlias, Seconds
+from procman.cli.commands import QuietAlias, lock_wait_option
 from procman.cli.control import format_table
 from procman.cli.deploy import pipeline_options
 from procman.cli.environments import config_option, naming_environment
@@ -23,13 +23,6 @@ environment_option = click.option(
     cls=QuietAlias,
     metavar="ENV",
     help="The deployed environment of procman.yml (required).",
-)
-wait_option = click.option(
-    "--wait",
-    type=Seconds(),
-    default=0.0,
-    metavar="SECONDS",
-    help="Wait this long for another deploy's lock [default: fail at once].",
 )
 no_restart_option = click.option(
     "--no-restart",
@@ -77,7 +70,7 @@ def config(
 @environment_option
 @config_option
 @no_restart_option
-@wait_option
+@lock_wait_option
 @click.pass_obj
 def set_(
     obj: tuple[str | None, Path],
@@ -109,7 +102,7 @@ def set_(
 @environment_option
 @config_option
 @no_restart_option
-@wait_option
+@lock_wait_option
 @click.pass_obj
 def unset(
     obj: tuple[str | None, Path],

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from procman.cli.commands import Seconds, app_options, to_app_options
+from procman.cli.commands import Seconds, app_options, env_lock_wait_option, to_app_options
 from procman.cli.environments import (
     environment_app_options,
     local_only,
@@ -27,13 +27,7 @@ EnvFiles = tuple[str, ...]
 @click.command()
 @environment_app_options
 @click.argument("changes", nargs=-1, required=True)
-@click.option(
-    "--wait",
-    type=Seconds(),
-    default=None,
-    metavar="SECONDS",
-    help="With --env: wait this long for another deploy's lock [default: fail at once].",
-)
+@env_lock_wait_option
 def scale(
     procfile: Path | None,
     root: Path | None,
@@ -107,13 +101,7 @@ def ps(
 @click.command()
 @environment_app_options
 @click.argument("targets", nargs=-1)
-@click.option(
-    "--wait",
-    type=Seconds(),
-    default=None,
-    metavar="SECONDS",
-    help="With --env: wait this long for another deploy's lock [default: fail at once].",
-)
+@env_lock_wait_option
 def restart(
     procfile: Path | None,
     root: Path | None,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from procman.cli.commands import Seconds, with_options
+from procman.cli.commands import lock_wait_option, with_options
 from procman.cli.control import format_table
 from procman.cli.flags import current_speller
 from procman.errors import spell_options
@@ -40,21 +40,6 @@ def deploy_file_option(command: F) -> F:
                 default=Path("procman.yml"),
                 show_default=True,
                 help="The deploy file; its directory is the app's git repository.",
-            )
-        ],
-    )
-
-
-def wait_option(command: F) -> F:
-    return with_options(
-        command,
-        [
-            click.option(
-                "--wait",
-                type=Seconds(),
-                default=0.0,
-                metavar="SECONDS",
-                help="Wait this long for another deploy's lock [default: fail at once].",
             )
         ],
     )
@@ -94,7 +79,7 @@ def say(line: str) -> None:
     is_flag=True,
     help="Promote although the source release is not running healthily now (recorded in history).",
 )
-@wait_option
+@lock_wait_option
 @click.option(
     "--plan",
     "plan_only",
@@ -198,7 +183,7 @@ def releases(environment: str, config_path: Path, as_json: bool, every_record: b
 @click.argument("environment")
 @click.argument("release_id", metavar="[ID]", required=False)
 @deploy_file_option
-@wait_option
+@lock_wait_option
 def rollback(environment: str, release_id: str | None, config_path: Path, wait: float) -> int:
     """Run a kept release of ENVIRONMENT again (default: the previous healthy one), without
     rebuilding; health-checked and recorded like a deploy."""
