@@ -5,6 +5,7 @@ error naming the file; an expression of the subset gives what Ruby would print."
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -43,7 +44,16 @@ def lookup(inner: st.SearchStrategy[tuple[str, Model]]) -> st.SearchStrategy[tup
     def fetch_with(name: str, default: tuple[str, Model], block: bool) -> tuple[str, Model]:
         text, model = default
         source = f'ENV.fetch("{name}") {{ {text} }}' if block else f'ENV.fetch("{name}", {text})'
-        return source, lambda env: env[name] if name in env else model(env)
+
+        def modelled(env: dict[str, str]) -> Any:
+            if block:  # the block runs only when the variable is unset
+                return env[name] if name in env else model(env)
+            fallback = model(env)  # an argument: Ruby evaluates it before the call
+            if fallback is UNSET:
+                return UNSET
+            return env.get(name, fallback)
+
+        return source, modelled
 
     def fetch(name: str) -> tuple[str, Model]:
         return f'ENV.fetch("{name}")', lambda env: env.get(name, UNSET)
@@ -68,14 +78,10 @@ def to_i(inner: tuple[str, Model]) -> tuple[str, Model]:
         value = inner[1](env)
         if value is UNSET or isinstance(value, int):
             return value
-        digits = ""
-        text = (value or "").lstrip()
-        sign = "-" if text.startswith("-") else ""
-        for char in text[len(sign) :]:
-            if not char.isdigit():
-                break
-            digits += char
-        return int(sign + digits) if digits else 0
+        # Ruby's String#to_i: leading blanks, a sign, digits with single underscores between
+        # them ("0_9".to_i is 9); 0 when no digit comes first.
+        found = re.match(r"\s*([-+]?)([0-9]+(?:_[0-9]+)*)", value or "")
+        return int(found[1] + found[2].replace("_", "")) if found else 0
 
     return f"({inner[0]}).to_i", model
 
@@ -112,6 +118,8 @@ def test_any_text_renders_or_is_refused_with_its_line(text: str, env: dict[str, 
 
 @FAST
 @given(EXPRESSIONS, ENVS, st.text("abc: \n", max_size=5))
+@example(('(ENV.fetch("A", ENV.fetch("B"))).to_i', lambda env: UNSET), {"A": ""}, "")
+@example(('("0_9" || nil).to_i', lambda env: 9), {}, "")
 def test_an_expression_of_the_subset_prints_what_ruby_prints(
     expression: tuple[str, Model], env: dict[str, str], around: str
 ) -> None:
